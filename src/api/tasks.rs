@@ -1,0 +1,231 @@
+//! Task handlers: create, get (poll), cancel; and [`TaskView`], the task's
+//! JSON as clients see it.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, ApiState, Caller, read_json};
+use crate::tasks::{CancelAction, ErrorEntry, Progress, Status, Task, TaskDraft, TaskToken};
+
+/// A task's JSON (the "Fixed interface" of the design).
+#[derive(Debug, Serialize)]
+pub struct TaskView {
+    pub token: TaskToken,
+    pub kind: String,
+    pub queue: String,
+    pub priority: i32,
+    pub status: Status,
+    pub progress: Progress,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub owner: String,
+    pub product: Option<String>,
+    pub payload: Value,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub errors: Vec<ErrorEntry>,
+    /// Whether the task has ended (its status is terminal).
+    pub done: bool,
+    pub cancel_requested: bool,
+    pub depends_on: Vec<TaskToken>,
+    pub created_at: DateTime<Utc>,
+    pub run_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub links: Links,
+}
+
+/// Where to find a task and what to do with it.
+#[derive(Debug, Serialize)]
+pub struct Links {
+    #[serde(rename = "self")]
+    pub self_: String,
+}
+
+impl From<Task> for TaskView {
+    fn from(t: Task) -> TaskView {
+        TaskView {
+            links: Links {
+                self_: task_path(t.token),
+            },
+            done: t.is_done(),
+            cancel_requested: t.cancel_requested_at.is_some(),
+            token: t.token,
+            kind: t.kind,
+            queue: t.queue,
+            priority: t.priority,
+            status: t.status,
+            progress: t.progress,
+            attempt: t.attempt,
+            max_attempts: t.max_attempts,
+            owner: t.owner,
+            product: t.product,
+            payload: t.payload,
+            result: t.result,
+            error: t.error,
+            errors: t.errors,
+            depends_on: t.depends_on,
+            created_at: t.created_at,
+            run_at: t.run_at,
+            started_at: t.started_at,
+            finished_at: t.finished_at,
+        }
+    }
+}
+
+fn task_path(token: TaskToken) -> String {
+    format!("/v1/tasks/{token}")
+}
+
+/// `POST /v1/tasks`: checks everything, queues the task, and answers
+/// `202 Accepted` at once with its `Location`. Nothing is written unless the
+/// whole request is good.
+pub async fn create_task(
+    req: HttpRequest,
+    Caller(caller): Caller,
+    state: web::Data<ApiState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let draft: TaskDraft = read_json(&req, payload, state.max_body_bytes).await?;
+    let policy = state.registry.check(&draft.kind, &draft.payload)?;
+    let new = draft.validate(policy, &caller, Utc::now())?;
+    let task = state.store.task_insert(&new).await?;
+    tracing::info!(
+        task.token = %task.token,
+        task.kind = %task.kind,
+        owner = %task.owner,
+        "task created"
+    );
+    let location = task_path(task.token);
+    let mut response = task_response(StatusCode::ACCEPTED, task, &state);
+    response.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).expect("a task path is ASCII"),
+    );
+    Ok(response)
+}
+
+/// `GET /v1/tasks/{token}`: the task, if the caller may see it (else 404,
+/// exactly as for a task that does not exist). Strong `ETag`, so a poller
+/// can send `If-None-Match` and get `304` while nothing changed.
+pub async fn get_task(
+    req: HttpRequest,
+    Caller(caller): Caller,
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let task = visible_task(&state, &caller, &path).await?;
+    let response = task_response(StatusCode::OK, task, &state);
+    Ok(not_modified_if_unchanged(&req, response))
+}
+
+/// `POST /v1/tasks/{token}/cancel`: a task that has not started ends
+/// `cancelled` at once (200); a running one is asked to stop (202) and ends
+/// `cancelled` when its worker notices, within one heartbeat; cancelling a
+/// cancelled task again is harmless (200); any other ended task is 409.
+pub async fn cancel_task(
+    Caller(caller): Caller,
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    // A compare-and-set against the status we saw: if the task moves on in
+    // between (a worker claims it, say), look again.
+    for _ in 0..5 {
+        let task = visible_task(&state, &caller, &path).await?;
+        if !caller.can_cancel(&task, state.cancel_role) {
+            return Err(ApiError::Forbidden(
+                "you may not cancel this task (see auth.cancel_role)".into(),
+            ));
+        }
+        let now = Utc::now();
+        let (changed, status) = match task.status.cancel_action() {
+            CancelAction::CancelNow => (
+                state.store.task_cancel_unstarted(task.id, task.status, now).await?,
+                StatusCode::OK,
+            ),
+            CancelAction::RequestStop => (
+                state.store.task_cancel_request(task.id, task.attempt, now).await?,
+                StatusCode::ACCEPTED,
+            ),
+            CancelAction::AlreadyCancelled => (Some(task), StatusCode::OK),
+            CancelAction::AlreadyFinished => {
+                return Err(ApiError::Conflict(format!(
+                    "the task has already ended ({}); it can't be cancelled",
+                    task.status
+                )));
+            }
+        };
+        if let Some(task) = changed {
+            tracing::info!(task.token = %task.token, by = %caller.name, "cancel requested");
+            return Ok(task_response(status, task, &state));
+        }
+    }
+    Err(ApiError::Conflict(
+        "the task kept changing while it was being cancelled; try again".into(),
+    ))
+}
+
+/// The task named in the path, if the caller may see it. A malformed token,
+/// an unknown task and someone else's task all answer the same 404.
+async fn visible_task(
+    state: &ApiState,
+    caller: &crate::tasks::Principal,
+    token: &str,
+) -> Result<Task, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no task {token:?}"));
+    let token: TaskToken = token.parse().map_err(|_| not_found())?;
+    match state.store.task_get(token).await? {
+        Some(task) if caller.can_see(&task) => Ok(task),
+        _ => Err(not_found()),
+    }
+}
+
+/// The task as JSON, with `ETag`, `Cache-Control: no-cache`, and
+/// `Retry-After` while it has not ended.
+fn task_response(status: StatusCode, task: Task, state: &ApiState) -> HttpResponse {
+    let done = task.is_done();
+    // Serialising plain data can't fail.
+    let body = serde_json::to_vec(&TaskView::from(task)).unwrap_or_default();
+    let digest = Sha256::digest(&body);
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    let etag = format!("\"{:032x}\"", u128::from_be_bytes(first));
+    let mut response = HttpResponse::build(status);
+    response
+        .content_type("application/json")
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    if !done {
+        response.insert_header((header::RETRY_AFTER, state.retry_after_secs));
+    }
+    response.body(body)
+}
+
+/// Turns a 200 into a bodiless 304 when the client already has this version.
+fn not_modified_if_unchanged(req: &HttpRequest, response: HttpResponse) -> HttpResponse {
+    let Some(etag) = response.headers().get(header::ETAG).cloned() else {
+        return response;
+    };
+    let matches = req
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag.as_bytes() == etag.as_bytes());
+    if !matches {
+        return response;
+    }
+    let mut not_modified = HttpResponse::NotModified();
+    for name in [header::ETAG, header::CACHE_CONTROL, header::RETRY_AFTER] {
+        if let Some(value) = response.headers().get(&name) {
+            not_modified.insert_header((name, value.clone()));
+        }
+    }
+    not_modified.finish()
+}

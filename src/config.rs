@@ -1,0 +1,421 @@
+//! Settings: plain serde data with documented units and defaults, and
+//! [`load`], which layers the sources in the documented order:
+//!
+//! 1. `config/default.toml`, compiled into the binary (every key is there,
+//!    with its unit and meaning);
+//! 2. the file given with `--config FILE`;
+//! 3. environment variables `ERRAND__SECTION__KEY`;
+//! 4. `DATABASE_URL`, which overrides `database.url`.
+//!
+//! This module imports nothing from the crate: the values it cannot check on
+//! its own (a role name, say) are checked by the code that uses them, at start.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The defaults, compiled in so that the binary runs from an empty folder.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Everything errand reads from configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
+    pub auth: AuthSettings,
+    pub worker: WorkerSettings,
+    pub tasks: TaskSettings,
+    #[serde(default)]
+    pub kinds: BTreeMap<String, KindSettings>,
+    pub log: LogSettings,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    #[serde(with = "duration")]
+    pub acquire_timeout: Duration,
+    #[serde(with = "duration")]
+    pub statement_timeout: Duration,
+    pub migrate_on_start: bool,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub bind: String,
+    pub max_body_bytes: usize,
+    #[serde(with = "duration")]
+    pub retry_after: Duration,
+    /// 0: one per CPU.
+    pub workers: usize,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// "superuser", "admin" or "owner"; checked at start.
+    pub cancel_role: String,
+    #[serde(with = "duration")]
+    pub cache_ttl: Duration,
+}
+
+/// `[worker]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Slots per queue; 0: one per CPU.
+    pub concurrency: usize,
+    /// "NAME[=N],…"; see [`parse_queues`].
+    pub queues: String,
+    pub claim_batch: usize,
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    #[serde(with = "duration")]
+    pub heartbeat_interval: Duration,
+    #[serde(with = "duration")]
+    pub lease: Duration,
+    #[serde(with = "duration")]
+    pub rescue_interval: Duration,
+    pub rescue_batch: usize,
+    #[serde(with = "duration")]
+    pub shutdown_grace: Duration,
+    #[serde(with = "duration")]
+    pub cancel_grace: Duration,
+    #[serde(with = "duration")]
+    pub progress_interval: Duration,
+}
+
+/// `[tasks]`: defaults for every kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSettings {
+    pub max_attempts: u32,
+    #[serde(with = "duration")]
+    pub backoff_base: Duration,
+    #[serde(with = "duration")]
+    pub backoff_max: Duration,
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    pub max_attempts_limit: u32,
+    #[serde(with = "duration")]
+    pub timeout_limit: Duration,
+}
+
+/// `[kinds.NAME]`: one kind's overrides of `[tasks]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindSettings {
+    pub queue: Option<String>,
+    pub max_attempts: Option<u32>,
+    #[serde(default, with = "duration::option")]
+    pub backoff_base: Option<Duration>,
+    #[serde(default, with = "duration::option")]
+    pub backoff_max: Option<Duration>,
+    #[serde(default, with = "duration::option")]
+    pub timeout: Option<Duration>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: String,
+    /// "text" or "json".
+    pub format: String,
+}
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path} does not exist")]
+    MissingFile { path: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] config::ConfigError),
+    #[error("invalid configuration: {0}")]
+    Value(String),
+}
+
+/// Loads the settings from the layered sources. `file` is `--config`;
+/// `env` is the process environment (a map in tests).
+pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Settings, ConfigError> {
+    let mut builder = config::Config::builder().add_source(config::File::from_str(
+        DEFAULT_TOML,
+        config::FileFormat::Toml,
+    ));
+    if let Some(path) = file {
+        // The config crate reports a missing file as a "not found" without the
+        // path; say which file it was.
+        if !path.is_file() {
+            return Err(ConfigError::MissingFile {
+                path: path.display().to_string(),
+            });
+        }
+        builder = builder.add_source(config::File::from(path).required(true));
+    }
+    let errand_vars: config::Map<String, String> = env
+        .iter()
+        .filter(|(key, _)| key.starts_with("ERRAND__"))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    builder = builder.add_source(
+        config::Environment::with_prefix("ERRAND")
+            .prefix_separator("__")
+            .separator("__")
+            .source(Some(errand_vars)),
+    );
+    if let Some(url) = env.get("DATABASE_URL").filter(|url| !url.is_empty()) {
+        builder = builder.set_override("database.url", url.as_str())?;
+    }
+    let settings: Settings = builder.build()?.try_deserialize()?;
+    settings.check()?;
+    Ok(settings)
+}
+
+impl Settings {
+    /// The defaults alone, as compiled in.
+    pub fn defaults() -> Settings {
+        // The compiled-in file is tested (`defaults_load`), so this can't fail.
+        load(None, &HashMap::new()).expect("compiled-in defaults are valid")
+    }
+
+    /// Worker slots per queue when not given: `worker.concurrency`, or one per
+    /// CPU when that is 0 (as CodeChecker's `background_worker_processes`).
+    pub fn default_slots(&self) -> usize {
+        if self.worker.concurrency > 0 {
+            self.worker.concurrency
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    /// Checks what serde can't: ranges and relations between keys.
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError::Value(msg));
+        let w = &self.worker;
+        if w.heartbeat_interval.is_zero() || w.lease <= w.heartbeat_interval {
+            return bad(format!(
+                "worker.lease ({:?}) must be longer than worker.heartbeat_interval ({:?})",
+                w.lease, w.heartbeat_interval
+            ));
+        }
+        for (key, value) in [
+            ("worker.poll_interval", w.poll_interval),
+            ("worker.rescue_interval", w.rescue_interval),
+            ("worker.progress_interval", w.progress_interval),
+            ("database.acquire_timeout", self.database.acquire_timeout),
+            ("tasks.timeout", self.tasks.timeout),
+            ("tasks.backoff_base", self.tasks.backoff_base),
+        ] {
+            if value.is_zero() {
+                return bad(format!("{key} must be more than 0"));
+            }
+        }
+        if w.claim_batch == 0 || w.rescue_batch == 0 {
+            return bad("worker.claim_batch and worker.rescue_batch must be at least 1".into());
+        }
+        if self.tasks.max_attempts == 0 || self.tasks.max_attempts > self.tasks.max_attempts_limit
+        {
+            return bad("tasks.max_attempts must be between 1 and tasks.max_attempts_limit".into());
+        }
+        if self.http.max_body_bytes == 0 {
+            return bad("http.max_body_bytes must be more than 0".into());
+        }
+        if self.database.max_connections < 2 {
+            return bad("database.max_connections must be at least 2".into());
+        }
+        parse_queues(&w.queues)?;
+        Ok(())
+    }
+}
+
+/// One entry of `worker.queues` / `--queues`: a queue and, if given, its slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    pub name: String,
+    pub slots: Option<usize>,
+}
+
+/// Parses "NAME[=N],…" (for instance "gpu=1,default=8" or "default").
+pub fn parse_queues(text: &str) -> Result<Vec<QueueSpec>, ConfigError> {
+    let mut specs: Vec<QueueSpec> = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, slots) = match part.split_once('=') {
+            Some((name, n)) => {
+                let n: usize = n.trim().parse().map_err(|_| {
+                    ConfigError::Value(format!("queue slots in {part:?} must be a positive integer"))
+                })?;
+                if n == 0 {
+                    return Err(ConfigError::Value(format!(
+                        "queue slots in {part:?} must be at least 1"
+                    )));
+                }
+                (name.trim(), Some(n))
+            }
+            None => (part, None),
+        };
+        if name.is_empty() {
+            return Err(ConfigError::Value(format!("queue name missing in {part:?}")));
+        }
+        if specs.iter().any(|s| s.name == name) {
+            return Err(ConfigError::Value(format!("queue {name:?} is listed twice")));
+        }
+        specs.push(QueueSpec {
+            name: name.to_string(),
+            slots,
+        });
+    }
+    if specs.is_empty() {
+        return Err(ConfigError::Value("at least one queue must be served".into()));
+    }
+    Ok(specs)
+}
+
+/// Parses a duration with a unit: "500ms", "10s", "1.5s", "2m", "1h", "1d".
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("duration {text:?} needs a unit (ms, s, m, h or d)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("duration {text:?} does not start with a number"))?;
+    let seconds_per_unit = match unit.trim() {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        other => return Err(format!("unknown unit {other:?} in duration {text:?}")),
+    };
+    Duration::try_from_secs_f64(number * seconds_per_unit)
+        .map_err(|_| format!("duration {text:?} is out of range"))
+}
+
+/// Serde glue for durations written as strings with a unit.
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            super::deserialize(d).map(Some)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load() {
+        let s = load(None, &HashMap::new()).unwrap();
+        assert_eq!(s.http.max_body_bytes, 1024 * 1024);
+        assert_eq!(s.worker.heartbeat_interval, Duration::from_secs(2));
+        assert_eq!(s.auth.cancel_role, "superuser");
+        assert_eq!(s.kinds["sleep"].queue.as_deref(), Some("default"));
+    }
+
+    #[test]
+    fn environment_overrides_defaults_and_database_url_wins() {
+        let s = load(
+            None,
+            &env(&[
+                ("ERRAND__WORKER__CONCURRENCY", "8"),
+                ("ERRAND__WORKER__HEARTBEAT_INTERVAL", "1s"),
+                ("ERRAND__HTTP__BIND", "127.0.0.1:9999"),
+                ("ERRAND__DATABASE__URL", "postgres://ignored/x"),
+                ("DATABASE_URL", "postgres://winner/y"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.worker.concurrency, 8);
+        assert_eq!(s.worker.heartbeat_interval, Duration::from_secs(1));
+        assert_eq!(s.http.bind, "127.0.0.1:9999");
+        assert_eq!(s.database.url, "postgres://winner/y");
+    }
+
+    #[test]
+    fn config_file_is_layered_between_defaults_and_environment() {
+        let dir = std::env::temp_dir().join(format!("errand-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("errand.toml");
+        std::fs::write(&path, "[worker]\nlease = \"45s\"\nconcurrency = 3\n").unwrap();
+        let s = load(Some(&path), &env(&[("ERRAND__WORKER__CONCURRENCY", "5")])).unwrap();
+        assert_eq!(s.worker.lease, Duration::from_secs(45));
+        assert_eq!(s.worker.concurrency, 5);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_config_file_names_the_path() {
+        let err = load(Some(Path::new("/nonexistent/errand.toml")), &HashMap::new()).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/errand.toml"), "{err}");
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
+        assert!(parse_duration("10").unwrap_err().contains("unit"));
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn bad_duration_in_environment_is_refused() {
+        let err = load(None, &env(&[("ERRAND__WORKER__LEASE", "soon")])).unwrap_err();
+        assert!(err.to_string().contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn lease_must_outlast_heartbeat() {
+        let err = load(None, &env(&[("ERRAND__WORKER__LEASE", "1s")])).unwrap_err();
+        assert!(err.to_string().contains("worker.lease"), "{err}");
+    }
+
+    #[test]
+    fn queue_lists_parse() {
+        let q = parse_queues("gpu=1, default=8,mail").unwrap();
+        assert_eq!(
+            q,
+            vec![
+                QueueSpec { name: "gpu".into(), slots: Some(1) },
+                QueueSpec { name: "default".into(), slots: Some(8) },
+                QueueSpec { name: "mail".into(), slots: None },
+            ]
+        );
+        assert!(parse_queues("gpu=0").is_err());
+        assert!(parse_queues("gpu=x").is_err());
+        assert!(parse_queues("a,a").is_err());
+        assert!(parse_queues(" , ").is_err());
+    }
+}

@@ -1,0 +1,335 @@
+//! The only module that speaks SQL. [`Store`] has one method per operation,
+//! named noun-first after the query it runs (`task_claim` runs
+//! `sql/postgres/task_claim.sql`), so `ls src/store/sql/postgres` lists every
+//! query errand makes. [`StoreError`] sorts database failures into what a
+//! caller can act on: unreachable (retry later, answer 503), too slow, or a
+//! bug.
+//!
+//! Uses `tasks` (the rows it reads and writes are domain types) and `config`.
+//! The backend is chosen by the URL scheme; each backend is one module, and
+//! every backend passes the same conformance suite (`tests/store`).
+
+mod postgres;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::DatabaseSettings;
+use crate::tasks::{
+    AttemptEnd, NewTask, Principal, Role, Status, Task, TaskId, TaskToken, TokenHash, WorkerId,
+};
+
+/// What can go wrong talking to the database, sorted by what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database can't be reached (down, restarting, out of connections):
+    /// try again later.
+    #[error("the database is unreachable")]
+    Unavailable(#[source] sqlx::Error),
+    /// A statement ran past its time limit.
+    #[error("the database did not answer in time")]
+    Timeout(#[source] sqlx::Error),
+    /// Anything else: a bug or a broken database.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// A row broke the domain's rules (a status name it doesn't know, say).
+    #[error("a stored row is invalid: {0}")]
+    Corrupt(String),
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?} (it must start with postgres://)")]
+    UnsupportedUrl(String),
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Timeout(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        use sqlx::Error as E;
+        match &e {
+            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed => {
+                StoreError::Unavailable(e)
+            }
+            E::Database(db) => match db.code().as_deref() {
+                // Class 08: connection exceptions; 57P01-03: the server is
+                // shutting down or starting up; 53300: too many connections.
+                Some(code)
+                    if code.starts_with("08")
+                        || matches!(code, "57P01" | "57P02" | "57P03" | "53300") =>
+                {
+                    StoreError::Unavailable(e)
+                }
+                // query_canceled: statement_timeout fired.
+                Some("57014") => StoreError::Timeout(e),
+                _ => StoreError::Database(e),
+            },
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+/// Something another process (or this one) did that a waiting loop cares
+/// about. Postgres delivers these with LISTEN/NOTIFY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// A task became runnable in this queue.
+    Queued { queue: String },
+    /// A cancel was requested for a task this worker runs.
+    CancelRequested { worker: String },
+    /// Events may have been missed (the listener reconnected): look again.
+    Resync,
+}
+
+/// One renewed lease, as the heartbeat reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseRenewal {
+    pub id: TaskId,
+    pub attempt: i32,
+    pub cancel_requested: bool,
+}
+
+/// A new API token's row.
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub name: String,
+    pub role: Role,
+    pub product: Option<String>,
+    pub hash: TokenHash,
+}
+
+/// The task store. Cheap to clone: clones share the pool.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    events: broadcast::Sender<StoreEvent>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Postgres(postgres::PgStore),
+}
+
+/// Runs `$body` with `$b` bound to whichever backend this store uses.
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $body:expr) => {
+        match &$self.backend {
+            Backend::Postgres($b) => $body,
+        }
+    };
+}
+
+impl Store {
+    /// Opens a pool for `settings.url`. No connection is made yet: the first
+    /// query connects, so a process starts while its database is still down.
+    pub fn connect(settings: &DatabaseSettings) -> Result<Store, StoreError> {
+        let backend = if settings.url.starts_with("postgres://")
+            || settings.url.starts_with("postgresql://")
+        {
+            Backend::Postgres(postgres::PgStore::connect(settings)?)
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact(&settings.url)));
+        };
+        let (events, _) = broadcast::channel(1024);
+        Ok(Store { backend, events })
+    }
+
+    /// Applies the migrations that have not been applied yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        dispatch!(self, b => b.migrate().await)
+    }
+
+    /// Answers whether the database is reachable now.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, b => b.ping().await)
+    }
+
+    /// Closes the pool, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        dispatch!(self, b => b.close().await)
+    }
+
+    /// Events from now on. A receiver that falls behind gets `Lagged`, which
+    /// its owner should treat as [`StoreEvent::Resync`].
+    pub fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
+        self.events.subscribe()
+    }
+
+    /// Feeds [`Store::subscribe`] until `shutdown`: a background loop that
+    /// reconnects by itself and sends `Resync` whenever events may have been
+    /// missed.
+    pub async fn run_listener(&self, shutdown: CancellationToken) {
+        dispatch!(self, b => b.run_listener(&self.events, shutdown).await)
+    }
+
+    // ---- tasks -----------------------------------------------------------
+
+    /// Inserts a checked new task.
+    pub async fn task_insert(&self, task: &NewTask) -> Result<Task, StoreError> {
+        dispatch!(self, b => b.task_insert(task).await)
+    }
+
+    /// The task with this token, if there is one.
+    pub async fn task_get(&self, token: TaskToken) -> Result<Option<Task>, StoreError> {
+        dispatch!(self, b => b.task_get(token).await)
+    }
+
+    /// Claims up to `limit` runnable tasks of `queue` for `worker`: each
+    /// becomes `running`, its attempt goes up by one, and it is leased until
+    /// `lease_until`. Returned in claim order.
+    pub async fn task_claim(
+        &self,
+        queue: &str,
+        worker: &WorkerId,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Task>, StoreError> {
+        let mut tasks = dispatch!(self, b => b.task_claim(queue, worker, limit, lease_until, now).await)?;
+        // RETURNING keeps no order; run them in the order they were picked.
+        tasks.sort_by(|a, b| {
+            (b.priority.cmp(&a.priority))
+                .then(a.run_at.cmp(&b.run_at))
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(tasks)
+    }
+
+    /// Renews the leases of `worker`'s running attempts in one statement and
+    /// reports, for each one still held, whether a cancel was requested. An
+    /// attempt missing from the answer is no longer the worker's.
+    pub async fn task_heartbeat(
+        &self,
+        worker: &WorkerId,
+        attempts: &[(TaskId, i32)],
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<LeaseRenewal>, StoreError> {
+        if attempts.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, b => b.task_heartbeat(worker, attempts, lease_until).await)
+    }
+
+    /// Records progress of attempt `attempt`. False: the attempt is no longer
+    /// running (its worker must stop writing).
+    pub async fn task_progress(
+        &self,
+        id: TaskId,
+        attempt: i32,
+        progress: &crate::tasks::Progress,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, b => b.task_progress(id, attempt, progress).await)
+    }
+
+    /// Ends running attempt `attempt` as `end` says. `None`: the attempt was
+    /// not running any more, and nothing was written.
+    pub async fn task_end(
+        &self,
+        id: TaskId,
+        attempt: i32,
+        end: &AttemptEnd,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Task>, StoreError> {
+        let ended = dispatch!(self, b => b.task_end(&[(id, attempt, end.clone())], now, None).await)?;
+        Ok(ended.into_iter().next())
+    }
+
+    /// Cancels a task that has not started, if its status is still
+    /// `expected` (`waiting` or `queued`). `None`: it moved on meanwhile.
+    pub async fn task_cancel_unstarted(
+        &self,
+        id: TaskId,
+        expected: Status,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Task>, StoreError> {
+        dispatch!(self, b => b.task_cancel_unstarted(id, expected, now).await)
+    }
+
+    /// Asks the worker running attempt `attempt` to stop. `None`: that
+    /// attempt is not running any more.
+    pub async fn task_cancel_request(
+        &self,
+        id: TaskId,
+        attempt: i32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Task>, StoreError> {
+        dispatch!(self, b => b.task_cancel_request(id, attempt, now).await)
+    }
+
+    /// One rescue pass: finds up to `limit` running tasks whose lease expired
+    /// before `now` and ends each as `decide` says (re-queued or dropped).
+    /// Returns the rescued tasks. Returns nothing, at once, while another
+    /// node does a pass.
+    pub async fn task_rescue_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        decide: impl Fn(&Task) -> AttemptEnd + Send,
+    ) -> Result<Vec<Task>, StoreError> {
+        dispatch!(self, b => b.task_rescue_expired(now, limit, decide).await)
+    }
+
+    // ---- API tokens --------------------------------------------------------
+
+    /// Stores a new token's hash.
+    pub async fn token_insert(
+        &self,
+        token: &NewApiToken,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.token_insert(token, now).await)
+    }
+
+    /// Stores `token` only if there is no token at all, atomically across
+    /// nodes. True if it was stored.
+    pub async fn token_insert_first(
+        &self,
+        token: &NewApiToken,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, b => b.token_insert_first(token, now).await)
+    }
+
+    /// The caller a presented token stands for, unless unknown or revoked.
+    pub async fn token_find(&self, hash: &TokenHash) -> Result<Option<Principal>, StoreError> {
+        dispatch!(self, b => b.token_find(hash).await)
+    }
+
+    /// Revokes every live token with this name; returns how many.
+    pub async fn token_revoke(&self, name: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        dispatch!(self, b => b.token_revoke(name, now).await)
+    }
+}
+
+/// A database URL with its password hidden, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden_in_messages() {
+        assert_eq!(
+            redact("postgres://errand:s3cret@db:5432/errand"),
+            "postgres://errand:***@db:5432/errand"
+        );
+        assert_eq!(redact("postgres://db/errand"), "postgres://db/errand");
+    }
+}

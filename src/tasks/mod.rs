@@ -1,0 +1,222 @@
+//! The domain: what a task is, its statuses and their transitions, the
+//! validation of a new task, how an attempt ends (retry, backoff, drop), and
+//! who may see or cancel what.
+//!
+//! Pure: no I/O, no sqlx, no actix, nothing else from the crate. The API,
+//! the store and the worker all come here for a rule, so each rule lives once.
+
+mod access;
+mod attempt;
+mod new;
+mod status;
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub use access::{ApiToken, CancelRole, Principal, Role, TokenHash, UnknownRole};
+pub use attempt::{AttemptEnd, AttemptOutcome, Backoff, end_attempt};
+pub use new::{Invalid, KindPolicy, NewTask, TaskDraft, validate_queue_name};
+pub use status::{CancelAction, Status, UnknownStatus};
+
+/// The internal row id of a task. Never leaves the server: clients see the
+/// [`TaskToken`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub i64);
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The public, unguessable name of a task: 122 random bits, written as 32
+/// lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TaskToken(Uuid);
+
+impl TaskToken {
+    /// A fresh random token.
+    pub fn generate() -> TaskToken {
+        TaskToken(Uuid::new_v4())
+    }
+
+    pub fn from_uuid(uuid: Uuid) -> TaskToken {
+        TaskToken(uuid)
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl fmt::Display for TaskToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.simple())
+    }
+}
+
+/// A string that is not a task token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a task token")]
+pub struct BadToken(pub String);
+
+impl FromStr for TaskToken {
+    type Err = BadToken;
+
+    /// Accepts the 32-digit form and, leniently, the hyphenated one.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::try_parse(s)
+            .map(TaskToken)
+            .map_err(|_| BadToken(s.to_string()))
+    }
+}
+
+impl Serialize for TaskToken {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskToken {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The name of one worker process, unique across the cluster
+/// (`host-pid-random`): what a running task's row says holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WorkerId(pub String);
+
+impl fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How far a running task has come, as its handler last reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Progress {
+    /// From 0 to 1.
+    pub fraction: f64,
+    pub message: Option<String>,
+}
+
+impl Progress {
+    /// A progress report, with the fraction clamped to 0..=1 (NaN reads as 0)
+    /// and the message cut to a sane length.
+    pub fn new(fraction: f64, message: Option<String>) -> Progress {
+        let fraction = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
+        let message = message.map(|m| truncate(m, Progress::MAX_MESSAGE_CHARS));
+        Progress { fraction, message }
+    }
+
+    /// Longest progress message kept, in characters.
+    pub const MAX_MESSAGE_CHARS: usize = 500;
+}
+
+/// One failed (or lost, or cancelled) attempt in a task's error history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorEntry {
+    pub attempt: i32,
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+impl ErrorEntry {
+    /// Longest error message kept, in characters; longer ones are cut.
+    pub const MAX_MESSAGE_CHARS: usize = 2000;
+
+    pub fn new(attempt: i32, message: impl Into<String>, at: DateTime<Utc>) -> ErrorEntry {
+        ErrorEntry {
+            attempt,
+            message: truncate(message.into(), Self::MAX_MESSAGE_CHARS),
+            at,
+        }
+    }
+}
+
+fn truncate(mut text: String, max_chars: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+/// A task as stored: everything the task JSON shows, plus what the worker and
+/// the rescuer need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: TaskId,
+    pub token: TaskToken,
+    pub kind: String,
+    pub queue: String,
+    pub priority: i32,
+    pub status: Status,
+    pub progress: Progress,
+    /// How many times the task was claimed; 0 before its first run.
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub owner: String,
+    pub product: Option<String>,
+    pub payload: Value,
+    pub result: Option<Value>,
+    /// The message of the last error, if the last attempt did not succeed.
+    pub error: Option<String>,
+    pub errors: Vec<ErrorEntry>,
+    /// Set when a cancel was requested while the task was running.
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// This task's own timeout, overriding its kind's.
+    pub timeout_ms: Option<i64>,
+    pub depends_on: Vec<TaskToken>,
+    pub created_at: DateTime<Utc>,
+    pub run_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub worker_id: Option<String>,
+}
+
+impl Task {
+    /// Whether the task has reached a terminal status.
+    pub fn is_done(&self) -> bool {
+        self.status.is_terminal()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_is_32_hex_digits_and_parses_back() {
+        let token = TaskToken::generate();
+        let text = token.to_string();
+        assert_eq!(text.len(), 32);
+        assert!(text.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(text.parse::<TaskToken>().unwrap(), token);
+        assert!("not-a-token".parse::<TaskToken>().is_err());
+        assert_ne!(TaskToken::generate(), token);
+    }
+
+    #[test]
+    fn progress_is_clamped() {
+        assert_eq!(Progress::new(1.5, None).fraction, 1.0);
+        assert_eq!(Progress::new(-1.0, None).fraction, 0.0);
+        assert_eq!(Progress::new(f64::NAN, None).fraction, 0.0);
+        let long = "x".repeat(Progress::MAX_MESSAGE_CHARS + 10);
+        let kept = Progress::new(0.5, Some(long)).message.unwrap();
+        assert_eq!(kept.chars().count(), Progress::MAX_MESSAGE_CHARS + 1);
+    }
+}

@@ -1,0 +1,310 @@
+//! A new task: the create request as a client writes it ([`TaskDraft`]) and
+//! the checked, complete row to insert ([`NewTask`]). Everything is checked
+//! before anything is written: a task that can't run is refused, never
+//! accepted and failed later.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Backoff, Principal, Status, TaskToken};
+
+/// The body of `POST /v1/tasks`, as the client sent it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDraft {
+    pub kind: String,
+    #[serde(default = "empty_object")]
+    pub payload: Value,
+    pub queue: Option<String>,
+    pub priority: Option<i32>,
+    /// RFC 3339.
+    pub run_at: Option<DateTime<Utc>>,
+    /// Seconds from now.
+    pub delay: Option<f64>,
+    pub max_attempts: Option<i32>,
+    /// Seconds one attempt may run.
+    pub timeout: Option<f64>,
+    pub depends_on: Option<Vec<TaskToken>>,
+    pub callback_url: Option<String>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// What a kind (and the configuration) decides for its tasks unless a create
+/// request says otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KindPolicy {
+    pub queue: String,
+    pub max_attempts: i32,
+    pub timeout: Duration,
+    pub backoff: Backoff,
+    /// Largest `max_attempts` a request may ask for.
+    pub max_attempts_limit: i32,
+    /// Longest `timeout` a request may ask for.
+    pub timeout_limit: Duration,
+}
+
+/// A checked task, ready to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    pub token: TaskToken,
+    pub kind: String,
+    pub queue: String,
+    pub priority: i32,
+    pub status: Status,
+    pub payload: Value,
+    pub max_attempts: i32,
+    pub timeout_ms: Option<i64>,
+    pub owner: String,
+    pub product: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub run_at: DateTime<Utc>,
+}
+
+/// A create request that can't be accepted, and which field is at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Invalid {
+        Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl TaskDraft {
+    /// Checks the draft against its kind's policy and makes the row to
+    /// insert. The kind's payload is checked by the kind itself, before this.
+    pub fn validate(
+        self,
+        policy: &KindPolicy,
+        owner: &Principal,
+        now: DateTime<Utc>,
+    ) -> Result<NewTask, Invalid> {
+        if self.depends_on.as_ref().is_some_and(|d| !d.is_empty()) {
+            return Err(Invalid::new(
+                "depends_on",
+                "task dependencies are not supported by this version of errand",
+            ));
+        }
+        if self.callback_url.is_some() {
+            return Err(Invalid::new(
+                "callback_url",
+                "callbacks are not supported by this version of errand",
+            ));
+        }
+        let queue = match self.queue {
+            Some(queue) => {
+                validate_queue_name(&queue).map_err(|m| Invalid::new("queue", m))?;
+                queue
+            }
+            None => policy.queue.clone(),
+        };
+        let run_at = match (self.run_at, self.delay) {
+            (Some(_), Some(_)) => {
+                return Err(Invalid::new("delay", "give run_at or delay, not both"));
+            }
+            // A time in the past means "now".
+            (Some(at), None) => at.max(now),
+            (None, Some(delay)) => {
+                let delay = seconds("delay", delay, None, true)?;
+                chrono::Duration::from_std(delay)
+                    .ok()
+                    .and_then(|d| now.checked_add_signed(d))
+                    .ok_or_else(|| Invalid::new("delay", "is too far in the future"))?
+            }
+            (None, None) => now,
+        };
+        let max_attempts = match self.max_attempts {
+            Some(n) if n < 1 || n > policy.max_attempts_limit => {
+                return Err(Invalid::new(
+                    "max_attempts",
+                    format!("must be between 1 and {}", policy.max_attempts_limit),
+                ));
+            }
+            Some(n) => n,
+            None => policy.max_attempts,
+        };
+        let timeout_ms = match self.timeout {
+            Some(t) => {
+                let t = seconds("timeout", t, Some(policy.timeout_limit), false)?;
+                Some(i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1))
+            }
+            None => None,
+        };
+        Ok(NewTask {
+            token: TaskToken::generate(),
+            kind: self.kind,
+            queue,
+            priority: self.priority.unwrap_or(0),
+            status: Status::Queued,
+            payload: self.payload,
+            max_attempts,
+            timeout_ms,
+            owner: owner.name.clone(),
+            product: owner.product.clone(),
+            created_at: now,
+            run_at,
+        })
+    }
+}
+
+/// A number of seconds given by a client, checked and converted.
+fn seconds(
+    field: &'static str,
+    value: f64,
+    max: Option<Duration>,
+    zero_ok: bool,
+) -> Result<Duration, Invalid> {
+    let ok = value.is_finite() && (value > 0.0 || (zero_ok && value == 0.0));
+    if !ok {
+        let least = if zero_ok { "0 or more" } else { "more than 0" };
+        return Err(Invalid::new(field, format!("must be {least} seconds")));
+    }
+    match (Duration::try_from_secs_f64(value), max) {
+        (Ok(d), Some(max)) if d > max => Err(Invalid::new(
+            field,
+            format!("must be at most {} seconds", max.as_secs()),
+        )),
+        (Ok(d), _) => Ok(d),
+        (Err(_), _) => Err(Invalid::new(field, "is out of range")),
+    }
+}
+
+/// Queue names: 1 to 64 of `A-Z a-z 0-9 _ - .`, so they are safe in URLs,
+/// logs and metrics labels.
+pub fn validate_queue_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a queue name (1 to 64 letters, digits, '_', '-' or '.')"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Role;
+    use super::*;
+    use serde_json::json;
+
+    fn policy() -> KindPolicy {
+        KindPolicy {
+            queue: "default".into(),
+            max_attempts: 3,
+            timeout: Duration::from_secs(60),
+            backoff: Backoff {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            },
+            max_attempts_limit: 100,
+            timeout_limit: Duration::from_secs(3600),
+        }
+    }
+
+    fn alice() -> Principal {
+        Principal {
+            name: "alice".into(),
+            role: Role::User,
+            product: Some("shop".into()),
+        }
+    }
+
+    fn draft(body: Value) -> TaskDraft {
+        serde_json::from_value(body).unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn defaults_come_from_the_kind_and_the_caller() {
+        let t = draft(json!({"kind": "sleep", "payload": {"seconds": 1}}))
+            .validate(&policy(), &alice(), now())
+            .unwrap();
+        assert_eq!(t.queue, "default");
+        assert_eq!(t.max_attempts, 3);
+        assert_eq!(t.priority, 0);
+        assert_eq!(t.status, Status::Queued);
+        assert_eq!(t.run_at, now());
+        assert_eq!(t.owner, "alice");
+        assert_eq!(t.product.as_deref(), Some("shop"));
+        assert_eq!(t.timeout_ms, None);
+    }
+
+    #[test]
+    fn delay_and_run_at_delay_the_task() {
+        let t = draft(json!({"kind": "sleep", "delay": 2.5}))
+            .validate(&policy(), &alice(), now())
+            .unwrap();
+        assert_eq!(t.run_at, now() + chrono::Duration::milliseconds(2500));
+        let t = draft(json!({"kind": "sleep", "run_at": "2026-01-01T01:00:00Z"}))
+            .validate(&policy(), &alice(), now())
+            .unwrap();
+        assert_eq!(t.run_at, "2026-01-01T01:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        // A run_at in the past means "now".
+        let t = draft(json!({"kind": "sleep", "run_at": "2020-01-01T00:00:00Z"}))
+            .validate(&policy(), &alice(), now())
+            .unwrap();
+        assert_eq!(t.run_at, now());
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let cases = [
+            (json!({"kind": "sleep", "delay": 1, "run_at": "2026-01-01T00:00:00Z"}), "delay"),
+            (json!({"kind": "sleep", "delay": -1}), "delay"),
+            (json!({"kind": "sleep", "delay": 1e300}), "delay"),
+            (json!({"kind": "sleep", "max_attempts": 0}), "max_attempts"),
+            (json!({"kind": "sleep", "max_attempts": 101}), "max_attempts"),
+            (json!({"kind": "sleep", "timeout": 0}), "timeout"),
+            (json!({"kind": "sleep", "timeout": 7200}), "timeout"),
+            (json!({"kind": "sleep", "queue": "no spaces"}), "queue"),
+            (json!({"kind": "sleep", "queue": ""}), "queue"),
+            (json!({"kind": "sleep", "depends_on": [TaskToken::generate()]}), "depends_on"),
+            (json!({"kind": "sleep", "callback_url": "https://example.com/"}), "callback_url"),
+        ];
+        for (body, field) in cases {
+            let err = draft(body.clone())
+                .validate(&policy(), &alice(), now())
+                .unwrap_err();
+            assert_eq!(err.field, field, "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_value::<TaskDraft>(json!({"kind": "sleep", "colour": "red"}))
+            .unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn request_overrides_apply() {
+        let t = draft(json!({"kind": "sleep", "queue": "gpu", "priority": 5, "max_attempts": 7, "timeout": 1.5}))
+            .validate(&policy(), &alice(), now())
+            .unwrap();
+        assert_eq!(t.queue, "gpu");
+        assert_eq!(t.priority, 5);
+        assert_eq!(t.max_attempts, 7);
+        assert_eq!(t.timeout_ms, Some(1500));
+    }
+}

@@ -1,0 +1,169 @@
+//! A task's status and the rules for moving between statuses.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a task is in its life. This comment is the state machine's spec.
+///
+/// ```text
+///             depends_on unmet
+///   create ──► waiting ──► queued ──claim──► running ──► completed
+///                │           ▲                 │  ├────► failed
+///                │           └──retry/backoff──┘  ├────► cancelled
+///                └─► cancelled                    └────► dropped
+/// ```
+///
+/// | from | to | who |
+/// | --- | --- | --- |
+/// | (create) | `queued` | the API, when the task has no unmet dependency (a future `run_at` delays it) |
+/// | (create) | `waiting` | the API, when a dependency has not completed |
+/// | `waiting` | `queued` | a parent's completion, in the same transaction |
+/// | `waiting`, `queued` | `cancelled` | a cancel request, at once; a parent ending badly |
+/// | `queued` | `running` | a worker's claim (`attempt + 1`, lease taken) |
+/// | `running` | `completed` | the worker holding the attempt, when the handler returns a result |
+/// | `running` | `queued` | the worker, after a retryable failure or timeout with attempts left (`run_at` = now + backoff); the rescuer, for a lost worker; a shutting-down worker, releasing its task |
+/// | `running` | `failed` | the worker, after a permanent failure or the last attempt's failure |
+/// | `running` | `cancelled` | the worker, when a requested cancel is honoured |
+/// | `running` | `dropped` | the rescuer or a shutting-down worker, when the worker was lost with no attempts left |
+/// | terminal | `queued` | only an explicit superuser retry, for a new attempt |
+///
+/// Every write about a running task is fenced by `status = 'running' AND
+/// attempt = n`, so only the current attempt moves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Waiting,
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    Dropped,
+}
+
+impl Status {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Status; 7] = [
+        Status::Waiting,
+        Status::Queued,
+        Status::Running,
+        Status::Completed,
+        Status::Failed,
+        Status::Cancelled,
+        Status::Dropped,
+    ];
+
+    /// The name used in the database and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Waiting => "waiting",
+            Status::Queued => "queued",
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+            Status::Dropped => "dropped",
+        }
+    }
+
+    /// A terminal task never changes again, except by an explicit retry.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Status::Completed | Status::Failed | Status::Cancelled | Status::Dropped
+        )
+    }
+
+    /// What a cancel request does to a task in this status.
+    pub fn cancel_action(self) -> CancelAction {
+        match self {
+            Status::Waiting | Status::Queued => CancelAction::CancelNow,
+            Status::Running => CancelAction::RequestStop,
+            Status::Cancelled => CancelAction::AlreadyCancelled,
+            Status::Completed | Status::Failed | Status::Dropped => CancelAction::AlreadyFinished,
+        }
+    }
+}
+
+/// The effect of a cancel request, by status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelAction {
+    /// Not started: it becomes `cancelled` at once.
+    CancelNow,
+    /// Running: the worker is asked to stop; it ends `cancelled` when it does.
+    /// Asking twice is harmless.
+    RequestStop,
+    /// Already cancelled: nothing changes, which makes cancel idempotent.
+    AlreadyCancelled,
+    /// Ended otherwise: cancel is refused.
+    AlreadyFinished,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status name that is not one of [`Status::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status {0:?} (one of waiting, queued, running, completed, failed, cancelled, dropped)")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for Status {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for status in Status::ALL {
+            assert_eq!(status.as_str().parse::<Status>().unwrap(), status);
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::json!(status.as_str())
+            );
+        }
+        assert!("finished".parse::<Status>().is_err());
+    }
+
+    #[test]
+    fn terminal_statuses_are_the_four_endings() {
+        let terminal: Vec<_> = Status::ALL.into_iter().filter(|s| s.is_terminal()).collect();
+        assert_eq!(
+            terminal,
+            [
+                Status::Completed,
+                Status::Failed,
+                Status::Cancelled,
+                Status::Dropped
+            ]
+        );
+    }
+
+    #[test]
+    fn cancel_ends_unstarted_tasks_asks_running_ones_and_refuses_finished_ones() {
+        assert_eq!(Status::Queued.cancel_action(), CancelAction::CancelNow);
+        assert_eq!(Status::Waiting.cancel_action(), CancelAction::CancelNow);
+        assert_eq!(Status::Running.cancel_action(), CancelAction::RequestStop);
+        assert_eq!(
+            Status::Cancelled.cancel_action(),
+            CancelAction::AlreadyCancelled
+        );
+        for s in [Status::Completed, Status::Failed, Status::Dropped] {
+            assert_eq!(s.cancel_action(), CancelAction::AlreadyFinished);
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The claim loop of one queue: wait for a free slot, claim a batch in one
+//! short statement, start each task, and when the queue runs dry wait for a
+//! wake-up (NOTIFY) or the poll interval.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{FIRST_DELAY, Shared, executor, next_delay, pause};
+use crate::store::{StoreError, StoreEvent};
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    queue: String,
+    slots: usize,
+    executors: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let semaphore = Arc::new(Semaphore::new(slots));
+    let mut events = shared.store.subscribe();
+    let mut delay = FIRST_DELAY;
+    loop {
+        // A free slot first: there is no point claiming what can't run.
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            permit = semaphore.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return, // never closed
+            },
+        };
+        let mut permits = vec![first];
+        while permits.len() < shared.settings.claim_batch {
+            match semaphore.clone().try_acquire_owned() {
+                Ok(permit) => permits.push(permit),
+                Err(_) => break,
+            }
+        }
+        // Wake-ups that came before this claim are answered by it.
+        while events.try_recv().is_ok() {}
+        let wanted = permits.len();
+        match run_once(&shared, &queue, permits, &executors).await {
+            // A full batch: there may be more waiting.
+            Ok(claimed) if claimed == wanted => delay = FIRST_DELAY,
+            Ok(_) => {
+                delay = FIRST_DELAY;
+                if !wait_for_work(&shared, &queue, &mut events, &shutdown).await {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(queue, error = %e, retry_in = ?delay, "claim failed");
+                if !pause(delay, &shutdown).await {
+                    return;
+                }
+                delay = next_delay(delay);
+            }
+        }
+    }
+}
+
+/// Claims up to one task per permit and starts them; unused permits go
+/// back. Returns how many were claimed.
+async fn run_once(
+    shared: &Arc<Shared>,
+    queue: &str,
+    mut permits: Vec<OwnedSemaphorePermit>,
+    executors: &TaskTracker,
+) -> Result<usize, StoreError> {
+    let now = Utc::now();
+    let lease_until = now + shared.settings.lease;
+    let tasks = shared
+        .store
+        .task_claim(queue, &shared.id, permits.len(), lease_until, now)
+        .await?;
+    let claimed = tasks.len();
+    for task in tasks {
+        // Registered before its executor starts, so the next heartbeat
+        // renews it whatever the executor is doing.
+        let stop = shared.running.insert(task.id, task.attempt, lease_until);
+        let permit = permits.pop().expect("claimed no more tasks than permits");
+        executors.spawn(executor::run(shared.clone(), task, stop, permit));
+    }
+    Ok(claimed)
+}
+
+/// Waits until this queue may have work: a notification for it, a resync,
+/// or the poll interval. False on shutdown.
+async fn wait_for_work(
+    shared: &Shared,
+    queue: &str,
+    events: &mut broadcast::Receiver<StoreEvent>,
+    shutdown: &CancellationToken,
+) -> bool {
+    let poll = tokio::time::sleep(shared.settings.poll_interval);
+    tokio::pin!(poll);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = &mut poll => return true,
+            event = events.recv() => match event {
+                Ok(StoreEvent::Queued { queue: q }) if q == queue => return true,
+                Ok(StoreEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => return true,
+                Ok(_) => {}
+                // The store is gone; fall back to polling alone.
+                Err(broadcast::error::RecvError::Closed) => {
+                    (&mut poll).await;
+                    return true;
+                }
+            },
+        }
+    }
+}

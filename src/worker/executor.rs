@@ -1,0 +1,217 @@
+//! One attempt of one task, from claim to its fenced end: the handler runs on
+//! its own tokio task (a panic there is caught and recorded), under its
+//! timeout, with its progress written at most every `progress_interval`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::task::JoinError;
+use tracing::Instrument;
+
+use super::{FIRST_DELAY, Shared, Stop, StopReason, jitter, next_delay};
+use crate::kinds::{TaskContext, TaskError};
+use crate::tasks::{AttemptEnd, AttemptOutcome, Progress, Task, end_attempt};
+
+/// Runs one claimed attempt and records how it ended. Holds its slot
+/// (`_permit`) until done.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    task: Task,
+    stop: Arc<Stop>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let span = tracing::info_span!(
+        "task",
+        task.token = %task.token,
+        task.kind = %task.kind,
+        task.attempt = task.attempt,
+        worker.id = %shared.id,
+    );
+    async {
+        tracing::debug!("attempt started");
+        match attempt(&shared, &task, &stop).await {
+            Some((outcome, progress)) => record(&shared, &task, outcome, progress).await,
+            None => tracing::warn!("lease lost: this attempt stopped and wrote nothing more"),
+        }
+        shared.running.remove(task.id);
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs the handler: how it ended, and its last progress report if that
+/// was not written yet. `None` when the lease was lost and nothing may be
+/// written.
+async fn attempt(
+    shared: &Shared,
+    task: &Task,
+    stop: &Stop,
+) -> Option<(AttemptOutcome, Option<Progress>)> {
+    if task.cancel_requested_at.is_some() {
+        // Cancel was asked while an earlier attempt ran and that attempt
+        // ended otherwise: honour it now rather than run again.
+        return Some((AttemptOutcome::Cancelled, None));
+    }
+    let Some(kind) = shared.registry.get(&task.kind) else {
+        let message = format!("kind {:?} is not registered on this worker", task.kind);
+        let outcome = AttemptOutcome::Failed {
+            message,
+            retryable: false,
+        };
+        return Some((outcome, None));
+    };
+    let timeout = task
+        .timeout_ms
+        .and_then(|ms| u64::try_from(ms).ok())
+        .map_or(kind.policy.timeout, Duration::from_millis);
+
+    let (progress_tx, mut progress_rx) = watch::channel::<Option<Progress>>(None);
+    let ctx = TaskContext::new(task.token, task.attempt, stop.token.clone(), progress_tx);
+    let mut handler = tokio::spawn(
+        kind.start(task.payload.clone(), ctx)
+            .instrument(tracing::Span::current()),
+    );
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut progress_tick = tokio::time::interval(shared.settings.progress_interval);
+    progress_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let finished = loop {
+        tokio::select! {
+            result = &mut handler => break Some(result),
+            _ = stop.token.cancelled() => break None,
+            _ = &mut deadline => {
+                stop.stop(StopReason::Timeout);
+                break None;
+            }
+            _ = progress_tick.tick() => {
+                if progress_rx.has_changed().unwrap_or(false) {
+                    let progress = progress_rx.borrow_and_update().clone();
+                    if let Some(progress) = progress {
+                        write_progress(shared, task, stop, &progress).await;
+                    }
+                }
+            }
+        }
+    };
+    let result = match finished {
+        Some(result) => result,
+        // Asked to stop: the handler sees it through its context and gets
+        // `cancel_grace` to return; then it is aborted.
+        None => match tokio::time::timeout(shared.settings.cancel_grace, &mut handler).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    grace = ?shared.settings.cancel_grace,
+                    "the handler ignored its stop request; aborted"
+                );
+                handler.abort();
+                handler.await
+            }
+        },
+    };
+    // The handler's context (the sender) is gone by now, so ask the value
+    // itself whether it is news.
+    let latest = progress_rx.borrow_and_update();
+    let unwritten = latest.has_changed().then(|| latest.clone()).flatten();
+    drop(latest);
+    outcome(stop.reason(), result, timeout).map(|o| (o, unwritten))
+}
+
+/// What an attempt's end means, given why it was stopped (if it was).
+fn outcome(
+    reason: Option<StopReason>,
+    result: Result<Result<serde_json::Value, TaskError>, JoinError>,
+    timeout: Duration,
+) -> Option<AttemptOutcome> {
+    match (reason, result) {
+        (Some(StopReason::LeaseLost), _) => None,
+        // A result that arrived is kept, whatever asked it to stop meanwhile.
+        (_, Ok(Ok(value))) => Some(AttemptOutcome::Succeeded(value)),
+        (Some(StopReason::CancelRequested), _) => Some(AttemptOutcome::Cancelled),
+        (Some(StopReason::Timeout), _) => Some(AttemptOutcome::timed_out(timeout)),
+        (Some(StopReason::Shutdown), _) => Some(AttemptOutcome::shut_down()),
+        (None, Ok(Err(e))) => Some(AttemptOutcome::Failed {
+            message: e.message,
+            retryable: e.retryable,
+        }),
+        (None, Err(join)) => Some(AttemptOutcome::Failed {
+            message: panic_message(join),
+            retryable: true,
+        }),
+    }
+}
+
+fn panic_message(join: JoinError) -> String {
+    if !join.is_panic() {
+        return "the handler was aborted".into();
+    }
+    let payload = join.into_panic();
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-text panic".into());
+    format!("the handler panicked: {text}")
+}
+
+async fn write_progress(shared: &Shared, task: &Task, stop: &Stop, progress: &Progress) {
+    match shared.store.task_progress(task.id, task.attempt, progress).await {
+        Ok(true) => {}
+        // The row is no longer this attempt's: someone else owns the task now.
+        Ok(false) => stop.stop(StopReason::LeaseLost),
+        // Progress is best effort; the heartbeat decides about the lease.
+        Err(e) => tracing::debug!(error = %e, "progress not written"),
+    }
+}
+
+/// Writes how the attempt ended, fenced by its attempt number. While the
+/// database is unreachable it tries again, for as long as the lease is ours;
+/// after that the rescuer takes over.
+async fn record(
+    shared: &Shared,
+    task: &Task,
+    outcome: AttemptOutcome,
+    progress: Option<Progress>,
+) {
+    let policy = shared.registry.policy(&task.kind);
+    let mut delay = FIRST_DELAY;
+    loop {
+        let now = Utc::now();
+        let end = AttemptEnd {
+            progress: progress.clone(),
+            ..end_attempt(
+                task.attempt,
+                task.max_attempts,
+                outcome.clone(),
+                &policy.backoff,
+                jitter(),
+                now,
+            )
+        };
+        match shared.store.task_end(task.id, task.attempt, &end, now).await {
+            Ok(Some(ended)) => {
+                match &ended.error {
+                    Some(error) => tracing::info!(status = %ended.status, error, "attempt ended"),
+                    None => tracing::info!(status = %ended.status, "attempt ended"),
+                }
+                return;
+            }
+            Ok(None) => {
+                tracing::warn!("attempt was no longer current; its outcome was discarded");
+                return;
+            }
+            Err(e) if e.is_transient() && shared.running.holds_lease(task.id, task.attempt, Utc::now()) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "could not record the attempt's end");
+                tokio::time::sleep(delay).await;
+                delay = next_delay(delay);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not record the attempt's end; the rescuer will");
+                return;
+            }
+        }
+    }
+}

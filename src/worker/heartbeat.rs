@@ -1,0 +1,75 @@
+//! The heartbeat: every `worker.heartbeat_interval`, renew the leases of all
+//! running attempts in one statement. The answer also says which have a
+//! cancel request (delivered to their handlers), and which are no longer
+//! ours (stopped, writing nothing more). A cancel notification for this
+//! worker makes it beat at once.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::{Shared, StopReason};
+use crate::store::{StoreError, StoreEvent};
+
+pub(super) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut events = shared.store.subscribe();
+    let mut tick = tokio::time::interval(shared.settings.heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+            event = events.recv() => match event {
+                Ok(StoreEvent::CancelRequested { worker }) if worker == shared.id.0 => {}
+                Ok(StoreEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Closed) => {
+                    // No more events; beat on the timer alone.
+                    events = broadcast::channel(1).1;
+                    continue;
+                }
+            },
+        }
+        if let Err(e) = run_once(&shared).await {
+            tracing::warn!(worker.id = %shared.id, error = %e, "heartbeat failed");
+        }
+    }
+}
+
+/// One beat. Whatever happens, attempts whose lease has run out by this
+/// process's own clock are stopped: after that the rescuer may hand the task
+/// to another worker, and two live attempts must never overlap.
+pub(super) async fn run_once(shared: &Shared) -> Result<(), StoreError> {
+    let attempts = shared.running.attempts();
+    let now = Utc::now();
+    let lease_until = now + shared.settings.lease;
+    let renewed = shared
+        .store
+        .task_heartbeat(&shared.id, &attempts, lease_until)
+        .await;
+    let mut held = shared.running.lock();
+    if let Ok(renewed) = &renewed {
+        for (id, attempt) in &attempts {
+            let Some(h) = held.get_mut(id).filter(|h| h.attempt == *attempt) else {
+                continue; // ended meanwhile
+            };
+            match renewed.iter().find(|r| r.id == *id && r.attempt == *attempt) {
+                Some(r) => {
+                    h.lease_until = lease_until;
+                    if r.cancel_requested {
+                        h.stop.stop(StopReason::CancelRequested);
+                    }
+                }
+                None => h.stop.stop(StopReason::LeaseLost),
+            }
+        }
+    }
+    let now = Utc::now();
+    for h in held.values().filter(|h| h.lease_until <= now) {
+        h.stop.stop(StopReason::LeaseLost);
+    }
+    drop(held);
+    renewed.map(|_| ())
+}

@@ -1,0 +1,260 @@
+//! The worker: claims tasks, runs them, keeps their leases alive, and hands
+//! them back on shutdown. Also the maintenance loop (rescue of tasks whose
+//! worker was lost).
+//!
+//! - `claim`: per queue, a loop that waits for a free slot and a wake-up
+//!   (NOTIFY, or the poll fallback), then claims a batch in one statement.
+//! - `executor`: one attempt: the handler on its own tokio task (so a panic
+//!   is caught), its timeout, throttled progress writes, and the fenced end.
+//! - `heartbeat`: renews all leases in one statement and delivers cancel
+//!   requests; stops tasks whose lease was lost.
+//! - `maintenance`: the rescuer.
+//!
+//! Uses `store`, `tasks`, `kinds` and `config`. Every loop has the same
+//! shape: `select!` on shutdown and a tick, one bounded `run_once()`, errors
+//! logged and backed off, never a return before shutdown.
+
+mod claim;
+mod executor;
+mod heartbeat;
+mod maintenance;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{QueueSpec, WorkerSettings};
+use crate::kinds::Registry;
+use crate::store::Store;
+use crate::tasks::{TaskId, WorkerId};
+
+pub use maintenance::Maintenance;
+
+/// Why a running attempt is being stopped. The first reason given wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    /// A client asked for it: the task ends `cancelled`.
+    CancelRequested,
+    /// The attempt ran out of time: a retryable failure.
+    Timeout,
+    /// This process is shutting down: the task is handed back.
+    Shutdown,
+    /// The lease was lost (rescued, or not renewed in time): someone else may
+    /// run the task now, so this attempt must write nothing more.
+    LeaseLost,
+}
+
+/// The stop signal of one running attempt.
+#[derive(Default)]
+struct Stop {
+    reason: OnceLock<StopReason>,
+    token: CancellationToken,
+}
+
+impl Stop {
+    fn stop(&self, reason: StopReason) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    fn reason(&self) -> Option<StopReason> {
+        self.reason.get().copied()
+    }
+}
+
+/// What the worker holds for one running attempt.
+struct Held {
+    attempt: i32,
+    /// Until when the lease is known to be ours, by the last renewal.
+    lease_until: DateTime<Utc>,
+    stop: Arc<Stop>,
+}
+
+/// The attempts this process is running, shared by the claim loops, the
+/// executors and the heartbeat. The lock is never held across an `.await`.
+#[derive(Default)]
+struct Running {
+    held: Mutex<HashMap<TaskId, Held>>,
+}
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, Held>> {
+        // A panic while holding this lock would be a bug in a few lines of
+        // map bookkeeping; the map itself stays consistent, so go on.
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn insert(&self, id: TaskId, attempt: i32, lease_until: DateTime<Utc>) -> Arc<Stop> {
+        let stop = Arc::new(Stop::default());
+        self.lock().insert(
+            id,
+            Held {
+                attempt,
+                lease_until,
+                stop: stop.clone(),
+            },
+        );
+        stop
+    }
+
+    fn remove(&self, id: TaskId) {
+        self.lock().remove(&id);
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn attempts(&self) -> Vec<(TaskId, i32)> {
+        self.lock().iter().map(|(id, h)| (*id, h.attempt)).collect()
+    }
+
+    /// Whether attempt `attempt` of `id` still holds its lease at `now`.
+    fn holds_lease(&self, id: TaskId, attempt: i32, now: DateTime<Utc>) -> bool {
+        self.lock()
+            .get(&id)
+            .is_some_and(|h| h.attempt == attempt && h.lease_until > now)
+    }
+
+    fn stop_all(&self, reason: StopReason) {
+        for held in self.lock().values() {
+            held.stop.stop(reason);
+        }
+    }
+}
+
+/// One worker process's worth of workers: slots per queue, sharing one
+/// heartbeat.
+pub struct Worker {
+    shared: Arc<Shared>,
+    queues: Vec<(String, usize)>,
+}
+
+/// What the claim loops, executors and heartbeat share.
+struct Shared {
+    id: WorkerId,
+    store: Store,
+    registry: Arc<Registry>,
+    settings: WorkerSettings,
+    running: Running,
+}
+
+impl Worker {
+    /// A worker serving `queues`, each with its slots (or `default_slots`).
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        settings: WorkerSettings,
+        queues: &[QueueSpec],
+        default_slots: usize,
+    ) -> Worker {
+        let queues = queues
+            .iter()
+            .map(|q| (q.name.clone(), q.slots.unwrap_or(default_slots).max(1)))
+            .collect();
+        Worker {
+            shared: Arc::new(Shared {
+                id: worker_id(),
+                store,
+                registry,
+                settings,
+                running: Running::default(),
+            }),
+            queues,
+        }
+    }
+
+    pub fn id(&self) -> &WorkerId {
+        &self.shared.id
+    }
+
+    /// Runs until `shutdown`, then shuts down gracefully: stop claiming at
+    /// once; give running tasks `worker.shutdown_grace`; then ask them to
+    /// stop, and hand back (re-queue or drop) whatever has not ended.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let shared = self.shared;
+        let executors = TaskTracker::new();
+        let loops = TaskTracker::new();
+        let heartbeat_stop = CancellationToken::new();
+        tracing::info!(
+            worker.id = %shared.id,
+            queues = ?self.queues,
+            "worker started"
+        );
+        for (queue, slots) in self.queues {
+            loops.spawn(claim::run(
+                shared.clone(),
+                queue,
+                slots,
+                executors.clone(),
+                shutdown.clone(),
+            ));
+        }
+        let heartbeat = tokio::spawn(heartbeat::run(shared.clone(), heartbeat_stop.clone()));
+
+        shutdown.cancelled().await;
+        loops.close();
+        loops.wait().await;
+        executors.close();
+        let running = shared.running.len();
+        if running > 0 {
+            tracing::info!(
+                running,
+                grace = ?shared.settings.shutdown_grace,
+                "shutting down: waiting for running tasks"
+            );
+        }
+        if tokio::time::timeout(shared.settings.shutdown_grace, executors.wait())
+            .await
+            .is_err()
+        {
+            tracing::info!(
+                running = shared.running.len(),
+                "shutdown grace is over: stopping and releasing the tasks still running"
+            );
+            shared.running.stop_all(StopReason::Shutdown);
+            executors.wait().await;
+        }
+        heartbeat_stop.cancel();
+        let _ = heartbeat.await;
+        tracing::info!(worker.id = %shared.id, "worker stopped");
+    }
+}
+
+/// `host-pid-random`: unique across the cluster and readable in a listing.
+fn worker_id() -> WorkerId {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let random = getrandom::u32().unwrap_or(0) & 0xffff;
+    WorkerId(format!("{host}-{}-{random:04x}", std::process::id()))
+}
+
+/// A random number in 0..1 for retry jitter.
+fn jitter() -> f64 {
+    // 53 random bits: exactly what an f64 holds.
+    (getrandom::u64().unwrap_or(0) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Sleeps `delay`, or less if `shutdown` comes first; false on shutdown.
+async fn pause(delay: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(delay) => true,
+    }
+}
+
+/// Doubles a back-off delay, up to a ceiling.
+fn next_delay(delay: Duration) -> Duration {
+    (delay * 2).min(Duration::from_secs(5))
+}
+
+/// The first delay after an error.
+const FIRST_DELAY: Duration = Duration::from_millis(100);

@@ -1,0 +1,413 @@
+//! Black-box HTTP tests: the app spawned on port 0 against a fresh Postgres
+//! database, driven with a real HTTP client.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Client, TestApp, TestDb, eventually};
+use errand::app::Mode;
+use serde_json::{Value, json};
+
+async fn count_tasks(db: &TestDb) -> i64 {
+    let mut conn = db.connect().await;
+    sqlx::query_scalar("SELECT count(*) FROM tasks")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn problem(r: reqwest::Response, status: u16) -> Value {
+    assert_eq!(r.status(), status);
+    assert_eq!(
+        r.headers()["content-type"], "application/problem+json",
+        "errors are RFC 9457 problem details"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    assert!(body["type"].as_str().unwrap().starts_with("urn:errand:problem:"));
+    assert!(!body["title"].as_str().unwrap().is_empty());
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sleep_task_goes_from_202_to_completed_with_growing_progress() {
+    let db = TestDb::create().await;
+    let app = TestApp::spawn(&db, Mode::Serve, |_| {}).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+
+    let r = alice.create(json!({"kind": "sleep", "payload": {"seconds": 1.5}})).await;
+    assert_eq!(r.status(), 202);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(r.headers().contains_key("retry-after"));
+    let created: Value = r.json().await.unwrap();
+    let token = created["token"].as_str().unwrap();
+    assert_eq!(location, format!("/v1/tasks/{token}"));
+    assert_eq!(created["links"]["self"], location);
+    assert_eq!(created["owner"], "alice");
+    assert_eq!(created["done"], false);
+    assert_eq!(created["payload"], json!({"seconds": 1.5}));
+
+    // Poll as a client would; collect the progress seen while running.
+    let seen = std::sync::Mutex::new(Vec::new());
+    let done = eventually("the task to complete", Duration::from_secs(15), || async {
+        let r = alice.get(token).await;
+        assert_eq!(r.status(), 200);
+        let not_done = r.headers().contains_key("retry-after");
+        let task: Value = r.json().await.unwrap();
+        assert_eq!(not_done, task["done"] == false, "Retry-After only while not done");
+        if task["status"] == "running" {
+            seen.lock().unwrap().push(task["progress"]["fraction"].as_f64().unwrap());
+        }
+        (task["done"] == true).then_some(task)
+    })
+    .await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["attempt"], 1);
+    assert_eq!(done["result"], json!({"slept": 1.5}));
+    assert_eq!(done["progress"]["fraction"], 1.0);
+    assert!(done["started_at"].is_string() && done["finished_at"].is_string());
+    assert_eq!(done["error"], Value::Null);
+    let fractions = seen.into_inner().unwrap();
+    let distinct: Vec<f64> = fractions.iter().copied().fold(Vec::new(), |mut v, f| {
+        if v.last() != Some(&f) {
+            v.push(f);
+        }
+        v
+    });
+    assert!(distinct.len() >= 3, "progress should grow while running: {fractions:?}");
+    assert!(distinct.windows(2).all(|w| w[0] < w[1]), "{fractions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_json_has_exactly_the_documented_fields() {
+    let db = TestDb::create().await;
+    let app = TestApp::spawn(&db, Mode::Api, |_| {}).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", Some("shop")).await);
+    let token = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}, "priority": 3, "max_attempts": 5}))
+        .await;
+    let task = alice.task(&token).await;
+    let mut keys: Vec<&str> = task.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let mut expected = vec![
+        "token", "kind", "queue", "priority", "status", "progress", "attempt", "max_attempts",
+        "owner", "product", "payload", "result", "error", "errors", "done", "cancel_requested",
+        "depends_on", "created_at", "run_at", "started_at", "finished_at", "links",
+    ];
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
+    assert_eq!(task["status"], "queued", "no worker runs in api mode");
+    assert_eq!(task["queue"], "default");
+    assert_eq!(task["priority"], 3);
+    assert_eq!(task["max_attempts"], 5);
+    assert_eq!(task["attempt"], 0);
+    assert_eq!(task["product"], "shop");
+    assert_eq!(task["progress"], json!({"fraction": 0.0, "message": null}));
+    assert_eq!(task["errors"], json!([]));
+    assert_eq!(task["depends_on"], json!([]));
+    assert_eq!(task["cancel_requested"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_see_only_what_their_role_allows() {
+    let db = TestDb::create().await;
+    let app = TestApp::spawn(&db, Mode::Api, |_| {}).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", Some("shop")).await);
+    let bob = Client::new(&app.base, &app.token("bob", "user", Some("shop")).await);
+    let shop_admin = Client::new(&app.base, &app.token("shop-admin", "admin", Some("shop")).await);
+    let blog_admin = Client::new(&app.base, &app.token("blog-admin", "admin", Some("blog")).await);
+    let root = Client::new(&app.base, &app.token("root", "superuser", None).await);
+    let token = alice.create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}})).await;
+
+    for (who, client, status) in [
+        ("the owner", &alice, 200),
+        ("another user", &bob, 404),
+        ("the product's admin", &shop_admin, 200),
+        ("another product's admin", &blog_admin, 404),
+        ("a superuser", &root, 200),
+    ] {
+        let r = client.get(&token).await;
+        assert_eq!(r.status(), status, "{who}");
+        if status == 404 {
+            // Exactly like a task that does not exist: nothing leaks.
+            let body = problem(r, 404).await;
+            let unknown = problem(client.get(&"0".repeat(32)).await, 404).await;
+            assert_eq!(body["title"], unknown["title"]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_bad_and_revoked_tokens_get_401() {
+    let db = TestDb::create().await;
+    let app = TestApp::spawn(&db, Mode::Api, |s| s.auth.cache_ttl = Duration::from_millis(200)).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    let token = alice.create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}})).await;
+    let http = reqwest::Client::new();
+    let url = app.url(&format!("/v1/tasks/{token}"));
+
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    problem(r, 401).await;
+    problem(http.get(&url).bearer_auth("errand_nonsense").send().await.unwrap(), 401).await;
+    problem(http.get(&url).header("authorization", "Basic YWxpY2U6eA==").send().await.unwrap(), 401).await;
+    let r = http
+        .post(app.url("/v1/tasks"))
+        .json(&json!({"kind": "sleep", "payload": {"seconds": 1}}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 401).await;
+
+    // Revoking takes effect within the cache's lifetime.
+    assert_eq!(alice.get(&token).await.status(), 200);
+    errand::app::token_revoke(&app.settings, "alice").await.unwrap();
+    eventually("the revoked token to be refused", Duration::from_secs(5), || async {
+        (alice.get(&token).await.status() == 401).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_problems_and_write_nothing() {
+    let db = TestDb::create().await;
+    let app = TestApp::spawn(&db, Mode::Api, |_| {}).await;
+    let token = app.token("alice", "user", None).await;
+    let alice = Client::new(&app.base, &token);
+    let post_raw = |body: Vec<u8>| {
+        let http = reqwest::Client::new();
+        let url = app.url("/v1/tasks");
+        let token = token.clone();
+        async move {
+            http.post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // 400: not JSON.
+    let p = problem(post_raw(br#"{"kind": "sleep", "payload": {"seconds"#.to_vec()).await, 400).await;
+    assert!(p["detail"].as_str().unwrap().contains("not valid JSON"), "{p}");
+    problem(post_raw(Vec::new()).await, 400).await;
+
+    // 413: over http.max_body_bytes (1 MiB by default).
+    let mut big = br#"{"kind": "sleep", "payload": {"seconds": 1, "pad": ""#.to_vec();
+    big.extend(std::iter::repeat_n(b'a', 4 * 1024 * 1024));
+    big.extend(br#""}}"#);
+    let p = problem(post_raw(big).await, 413).await;
+    assert!(p["detail"].as_str().unwrap().contains("max_body_bytes"), "{p}");
+
+    // 422: each names what is wrong.
+    for (body, needle) in [
+        (json!({"kind": "transcode", "payload": {}}), "unknown kind"),
+        (json!({"kind": "sleep", "payload": {"seconds": "ten"}}), "invalid payload"),
+        (json!({"kind": "sleep", "payload": {"seconds": -1}}), "seconds"),
+        (json!({"kind": "sleep", "payload": {"seconds": 1, "colour": "red"}}), "colour"),
+        (json!({"kind": "sleep", "payload": {"seconds": 1}, "colour": "red"}), "colour"),
+        (json!({"payload": {"seconds": 1}}), "kind"),
+        (json!({"kind": "sleep", "payload": {"seconds": 1}, "delay": -5}), "delay"),
+        (json!({"kind": "sleep", "payload": {"seconds": 1}, "max_attempts": 0}), "max_attempts"),
+        (json!({"kind": "sleep", "payload": {"seconds": 1}, "timeout": 0}), "timeout"),
+        (json!({"kind": "sleep", "payload": {"seconds": 1}, "queue": "a b"}), "queue"),
+        (json!({"kind": "sleep", "payload": {"seconds": 1}, "priority": "high"}), "priority"),
+        (json!({"kind": "sleep", "payload": {"seconds": 1}, "run_at": "tomorrow"}), "run_at"),
+        (json!([1, 2, 3]), "JSON object"),
+    ] {
+        let p = problem(alice.create(body.clone()).await, 422).await;
+        let detail = p["detail"].as_str().unwrap();
+        assert!(detail.contains(needle), "{body} → {detail}");
+    }
+    assert_eq!(count_tasks(&db).await, 0, "a refused request writes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_and_methods_and_tokens_are_problems() {
+    let db = TestDb::create().await;
+    let app = TestApp::spawn(&db, Mode::Api, |_| {}).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    let http = reqwest::Client::new();
+    problem(http.get(app.url("/v2/things")).send().await.unwrap(), 404).await;
+    problem(http.delete(app.url("/v1/tasks")).send().await.unwrap(), 405).await;
+    problem(alice.get("not-a-token").await, 404).await;
+    problem(alice.get(&"f".repeat(32)).await, 404).await;
+    problem(alice.cancel("not-a-token").await, 404).await;
+    let health = http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_with_the_etag_gets_304_until_the_task_changes() {
+    let db = TestDb::create().await;
+    let app = TestApp::spawn(&db, Mode::Api, |_| {}).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    let root = Client::new(&app.base, &app.token("root", "superuser", None).await);
+    let token = alice.create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}})).await;
+    let first = alice.get(&token).await;
+    assert_eq!(first.headers()["cache-control"], "no-cache");
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
+    assert!(etag.starts_with('"'), "a strong ETag: {etag}");
+    let conditional = || {
+        alice
+            .http
+            .get(app.url(&format!("/v1/tasks/{token}")))
+            .bearer_auth(&alice.token)
+            .header("if-none-match", &etag)
+            .send()
+    };
+    let r = conditional().await.unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(r.headers()["etag"], etag.as_str());
+    assert!(r.bytes().await.unwrap().is_empty());
+    assert_eq!(root.cancel(&token).await.status(), 200);
+    let r = conditional().await.unwrap();
+    assert_eq!(r.status(), 200, "a changed task is sent again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_and_run_at_hold_a_task_back() {
+    let db = TestDb::create().await;
+    let app = TestApp::spawn(&db, Mode::Serve, |_| {}).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    let created = Instant::now();
+    let delayed = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 0}, "delay": 1.5}))
+        .await;
+    let far = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 0}, "run_at": "2099-01-01T00:00:00Z"}))
+        .await;
+    let task = alice.task(&far).await;
+    assert!(task["run_at"].as_str().unwrap().starts_with("2099"));
+    let done = alice.wait_done(&delayed, Duration::from_secs(10)).await;
+    assert_eq!(done["status"], "completed");
+    assert!(created.elapsed() >= Duration::from_millis(1500), "ran before its delay");
+    let started: chrono::DateTime<chrono::Utc> = done["started_at"].as_str().unwrap().parse().unwrap();
+    let run_at: chrono::DateTime<chrono::Utc> = done["run_at"].as_str().unwrap().parse().unwrap();
+    assert!(started >= run_at);
+    assert_eq!(alice.task(&far).await["status"], "queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn superuser_cancel_stops_a_running_task_within_a_heartbeat() {
+    let db = TestDb::create().await;
+    // Default heartbeat (2 s): the promise is "within one heartbeat".
+    let app = TestApp::spawn(&db, Mode::Serve, |s| {
+        s.worker.heartbeat_interval = Duration::from_secs(2);
+        s.worker.lease = Duration::from_secs(30);
+    })
+    .await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    let root = Client::new(&app.base, &app.token("root", "superuser", None).await);
+    let token = alice.create_ok(json!({"kind": "sleep", "payload": {"seconds": 60}})).await;
+    eventually("the task to run", Duration::from_secs(10), || async {
+        (alice.task(&token).await["status"] == "running").then_some(())
+    })
+    .await;
+
+    // The owner may not cancel by default.
+    let p = problem(alice.cancel(&token).await, 403).await;
+    assert!(p["detail"].as_str().unwrap().contains("cancel_role"));
+
+    let asked = Instant::now();
+    let r = root.cancel(&token).await;
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["cancel_requested"], true);
+    assert_eq!(body["status"], "running");
+    // Asking twice is harmless.
+    assert_eq!(root.cancel(&token).await.status(), 202);
+
+    let done = alice.wait_done(&token, Duration::from_secs(5)).await;
+    assert!(asked.elapsed() < Duration::from_secs(3), "took {:?}", asked.elapsed());
+    assert_eq!(done["status"], "cancelled");
+    assert_eq!(done["attempt"], 1);
+    assert_eq!(done["errors"][0]["message"], "cancelled on request");
+    // Once cancelled, cancelling again changes nothing.
+    let again = root.cancel(&token).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap()["finished_at"], done["finished_at"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_task_cancels_at_once_and_finished_task_refuses() {
+    let db = TestDb::create().await;
+    let app = TestApp::spawn(&db, Mode::Serve, |_| {}).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    let root = Client::new(&app.base, &app.token("root", "superuser", None).await);
+
+    let delayed = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}, "delay": 3600}))
+        .await;
+    let r = root.cancel(&delayed).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "cancelled");
+    assert_eq!(body["done"], true);
+    assert_eq!(body["attempt"], 0, "it never ran");
+
+    let quick = alice.create_ok(json!({"kind": "sleep", "payload": {"seconds": 0}})).await;
+    alice.wait_done(&quick, Duration::from_secs(10)).await;
+    let p = problem(root.cancel(&quick).await, 409).await;
+    assert!(p["detail"].as_str().unwrap().contains("completed"), "{p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_role_can_be_lowered_to_admin_or_owner() {
+    let db = TestDb::create().await;
+    let app = TestApp::spawn(&db, Mode::Api, |s| s.auth.cancel_role = "owner".into()).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", Some("shop")).await);
+    let bob = Client::new(&app.base, &app.token("bob", "user", Some("shop")).await);
+    let t1 = alice.create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}})).await;
+    assert_eq!(bob.cancel(&t1).await.status(), 404, "bob can't even see it");
+    assert_eq!(alice.cancel(&t1).await.status(), 200);
+
+    let db2 = TestDb::create().await;
+    let app2 = TestApp::spawn(&db2, Mode::Api, |s| s.auth.cancel_role = "admin".into()).await;
+    let alice = Client::new(&app2.base, &app2.token("alice", "user", Some("shop")).await);
+    let admin = Client::new(&app2.base, &app2.token("shop-admin", "admin", Some("shop")).await);
+    let t2 = alice.create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}})).await;
+    assert_eq!(alice.cancel(&t2).await.status(), 403);
+    assert_eq!(admin.cancel(&t2).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_api_process_answers_for_the_same_task() {
+    let db = TestDb::create().await;
+    let first = TestApp::spawn(&db, Mode::Api, |_| {}).await;
+    let second = TestApp::spawn(&db, Mode::Api, |_| {}).await;
+    let token = first.token("alice", "user", None).await;
+    let task = Client::new(&first.base, &token)
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}}))
+        .await;
+    let seen = Client::new(&second.base, &token).task(&task).await;
+    assert_eq!(seen["token"], task.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_database_gets_503_with_retry_after() {
+    let db = TestDb::create().await;
+    let app = TestApp::spawn(&db, Mode::Api, |_| {}).await;
+    let token = app.token("alice", "user", None).await;
+    // The same app, pointed at a port where no database listens.
+    let mut settings = app.settings.clone();
+    settings.database.url = "postgres://postgres@127.0.0.1:1/errand".into();
+    settings.database.migrate_on_start = false;
+    settings.database.acquire_timeout = Duration::from_millis(500);
+    let down = TestApp::spawn_with(settings, Mode::Api).await;
+    let client = Client::new(&down.base, &token);
+    let started = Instant::now();
+    for r in [
+        client.create(json!({"kind": "sleep", "payload": {"seconds": 1}})).await,
+        client.get(&"a".repeat(32)).await,
+        reqwest::get(down.url("/readyz")).await.unwrap(),
+    ] {
+        assert!(r.headers().contains_key("retry-after"));
+        problem(r, 503).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "503s must come quickly, not hang");
+}

@@ -1,0 +1,497 @@
+//! What every integration test binary shares: a fresh Postgres database per
+//! test, the app spawned in-process on port 0, real `errand` processes, and
+//! waiting on a condition with a deadline (never sleep-and-hope).
+#![allow(dead_code)] // each test binary uses a different part of this
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use errand::app::{self, App, Mode};
+use errand::config::Settings;
+use errand::store::Store;
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor, PgConnection};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Where the test Postgres server is: `ERRAND_TEST_DATABASE_URL`, or the
+/// local server with trust auth.
+pub fn admin_url() -> String {
+    std::env::var("ERRAND_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn url_for(database: &str) -> String {
+    let admin = admin_url();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    format!("{base}/{database}")
+}
+
+async fn admin_connection() -> PgConnection {
+    match PgConnection::connect(&admin_url()).await {
+        Ok(conn) => conn,
+        Err(e) => panic!(
+            "the tests need Postgres at {} ({e}).\n\
+             Start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n\
+             or point ERRAND_TEST_DATABASE_URL at another server.",
+            admin_url()
+        ),
+    }
+}
+
+/// A fresh database, copied from a migrated template, dropped when the test
+/// ends (pass or fail). Databases left behind by a killed run are swept by
+/// later runs once they are an hour old.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> TestDb {
+        let mut admin = admin_connection().await;
+        let template = ensure_template(&mut admin).await;
+        let now = unix_secs();
+        let name = format!("errand_t_{now}_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "CREATE DATABASE {name} TEMPLATE {template}"
+            )))
+            .await
+            .expect("create the test database");
+        let _ = admin.close().await;
+        TestDb {
+            url: url_for(&name),
+            name,
+        }
+    }
+
+    /// A direct connection, for looking at rows the API does not show.
+    pub async fn connect(&self) -> PgConnection {
+        PgConnection::connect(&self.url).await.expect("connect to the test database")
+    }
+
+    /// A pool on this database, through errand's own store.
+    pub fn store(&self) -> Store {
+        let mut settings = Settings::defaults();
+        settings.database.url = self.url.clone();
+        Store::connect(&settings.database).expect("store")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop can't await; do it on a thread with its own small runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let mut admin = PgConnection::connect(&admin_url()).await.ok()?;
+                admin
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .await
+                    .ok()?;
+                admin.close().await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The migrated template for this schema, made once (under a lock, as test
+/// processes run in parallel), named after a hash of the migrations so that
+/// a changed schema gets a new one.
+async fn ensure_template(admin: &mut PgConnection) -> String {
+    let schema = include_str!("../../migrations/postgres/0001_init.sql");
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in schema.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+    }
+    let template = format!("errand_tmpl_{hash:016x}");
+    admin
+        .execute("SELECT pg_advisory_lock(4242424242)")
+        .await
+        .expect("lock");
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(&template)
+        .fetch_optional(&mut *admin)
+        .await
+        .expect("look for the template");
+    if exists.is_none() {
+        sweep_old_databases(admin).await;
+        let building = format!("{template}_building");
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {building} WITH (FORCE)"
+            )))
+            .await
+            .expect("drop a half-built template");
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {building}")))
+            .await
+            .expect("create the template");
+        let mut settings = Settings::defaults();
+        settings.database.url = url_for(&building);
+        let store = Store::connect(&settings.database).expect("store");
+        store.migrate().await.expect("migrate the template");
+        store.close().await;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE {building} RENAME TO {template}"
+            )))
+            .await
+            .expect("publish the template");
+    }
+    admin
+        .execute("SELECT pg_advisory_unlock(4242424242)")
+        .await
+        .expect("unlock");
+    template
+}
+
+/// Drops test databases over an hour old (left by killed runs) and
+/// templates of other schemas.
+async fn sweep_old_databases(admin: &mut PgConnection) {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'errand\\_t\\_%' OR datname LIKE 'errand\\_tmpl\\_%'",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    .unwrap_or_default();
+    let hour_ago = unix_secs().saturating_sub(3600);
+    for name in names {
+        let stale = match name.strip_prefix("errand_t_") {
+            Some(rest) => rest
+                .split('_')
+                .next()
+                .and_then(|secs| secs.parse::<u64>().ok())
+                .is_some_and(|secs| secs < hour_ago),
+            None => true, // an older template: this one is being made anew
+        };
+        if stale {
+            let _ = admin
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await;
+        }
+    }
+}
+
+/// Settings for a test: the defaults, on this database, on a free port,
+/// with quick timings.
+pub fn test_settings(db: &TestDb) -> Settings {
+    let mut s = Settings::defaults();
+    s.database.url = db.url.clone();
+    s.http.bind = "127.0.0.1:0".into();
+    s.http.workers = 2;
+    s.worker.concurrency = 4;
+    s.worker.poll_interval = Duration::from_millis(200);
+    s.worker.heartbeat_interval = Duration::from_secs(1);
+    s.worker.lease = Duration::from_secs(3);
+    s.worker.rescue_interval = Duration::from_millis(500);
+    s.worker.shutdown_grace = Duration::from_secs(2);
+    s.worker.cancel_grace = Duration::from_secs(2);
+    s.worker.progress_interval = Duration::from_millis(100);
+    s.log.level = std::env::var("ERRAND_TEST_LOG").unwrap_or_else(|_| "warn".into());
+    s
+}
+
+/// errand running inside the test process, as `serve` (or `api`, or
+/// `worker`) would run it.
+pub struct TestApp {
+    pub base: String,
+    pub settings: Settings,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<Result<(), app::AppError>>>,
+}
+
+impl TestApp {
+    pub async fn spawn(db: &TestDb, mode: Mode, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = test_settings(db);
+        tweak(&mut settings);
+        Self::spawn_with(settings, mode).await
+    }
+
+    pub async fn spawn_with(settings: Settings, mode: Mode) -> TestApp {
+        let _ = errand::telemetry::init(&settings.log.level, "text");
+        let app = App::build(settings.clone(), mode).expect("build the app");
+        let base = app
+            .local_addr()
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default();
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(app.run(shutdown.clone()));
+        let test_app = TestApp {
+            base,
+            settings,
+            http: reqwest::Client::new(),
+            shutdown,
+            handle: Some(handle),
+        };
+        if mode != Mode::Worker && test_app.settings.database.migrate_on_start {
+            test_app.wait_ready().await;
+        }
+        test_app
+    }
+
+    async fn wait_ready(&self) {
+        let url = format!("{}/readyz", self.base);
+        eventually("the app to be ready", Duration::from_secs(20), || async {
+            let r = self.http.get(&url).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        })
+        .await;
+    }
+
+    /// Mints a token on this app's database.
+    pub async fn token(&self, name: &str, role: &str, product: Option<&str>) -> String {
+        app::token_create(&self.settings, name, role, product)
+            .await
+            .expect("mint a token")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the app as SIGTERM would, and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("app task").expect("app run");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A client for the API as a given caller.
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: &str, token: &str) -> Client {
+        Client {
+            base: base.to_string(),
+            token: token.to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn create(&self, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/tasks", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /v1/tasks")
+    }
+
+    /// Creates a task and returns its token, asserting 202.
+    pub async fn create_ok(&self, body: Value) -> String {
+        let r = self.create(body).await;
+        let status = r.status();
+        let json: Value = r.json().await.expect("task JSON");
+        assert_eq!(status, 202, "{json}");
+        json["token"].as_str().expect("token").to_string()
+    }
+
+    pub async fn get(&self, token: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/v1/tasks/{token}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("GET /v1/tasks/{token}")
+    }
+
+    /// The task's JSON, asserting 200.
+    pub async fn task(&self, token: &str) -> Value {
+        let r = self.get(token).await;
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("task JSON")
+    }
+
+    pub async fn cancel(&self, token: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/tasks/{token}/cancel", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("POST cancel")
+    }
+
+    /// Polls until the task is done; its final JSON.
+    pub async fn wait_done(&self, token: &str, timeout: Duration) -> Value {
+        eventually(&format!("task {token} to end"), timeout, || async {
+            let task = self.task(token).await;
+            (task["done"] == json!(true)).then_some(task)
+        })
+        .await
+    }
+}
+
+/// Calls `check` every 50 ms until it answers `Some`, and returns that;
+/// panics, naming `what`, if `timeout` passes first.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A real `errand` process, with its JSON log lines collected.
+pub struct Proc {
+    child: Child,
+    pub log: Arc<Mutex<Vec<Value>>>,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+}
+
+/// The environment a test process gets: only what it needs, so that the
+/// developer's own ERRAND__ variables do not leak in.
+pub fn proc_env(db: &TestDb) -> HashMap<String, String> {
+    let mut env = HashMap::new();
+    env.insert("DATABASE_URL".into(), db.url.clone());
+    env.insert("ERRAND__LOG__FORMAT".into(), "json".into());
+    env.insert("ERRAND__LOG__LEVEL".into(), "info,actix_server=warn".into());
+    env.insert("ERRAND__HTTP__BIND".into(), "127.0.0.1:0".into());
+    env.insert("ERRAND__HTTP__WORKERS".into(), "2".into());
+    env.insert("ERRAND__WORKER__HEARTBEAT_INTERVAL".into(), "1s".into());
+    env.insert("ERRAND__WORKER__LEASE".into(), "3s".into());
+    env.insert("ERRAND__WORKER__RESCUE_INTERVAL".into(), "500ms".into());
+    env.insert("ERRAND__WORKER__POLL_INTERVAL".into(), "200ms".into());
+    env.insert("ERRAND__WORKER__PROGRESS_INTERVAL".into(), "100ms".into());
+    env
+}
+
+impl Proc {
+    /// Starts `errand ARGS` with exactly `env` (plus PATH).
+    pub fn spawn(args: &[&str], env: &HashMap<String, String>) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_errand"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start errand");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let echo = std::env::var("ERRAND_TEST_ECHO").is_ok();
+        let pid = child.id();
+        {
+            let log = log.clone();
+            let stderr = child.stderr.take().expect("piped stderr");
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if echo {
+                        eprintln!("[errand {pid}] {line}");
+                    }
+                    let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
+                    log.lock().unwrap().push(value);
+                }
+            });
+        }
+        {
+            let stdout = stdout.clone();
+            let out = child.stdout.take().expect("piped stdout");
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    stdout.lock().unwrap().push(line);
+                }
+            });
+        }
+        Proc { child, log, stdout }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (TERM, STOP, CONT, INT).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {name} failed");
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit on its own.
+    pub async fn exited(&mut self, timeout: Duration) -> ExitStatus {
+        eventually("the process to exit", timeout, || {
+            let status = self.child.try_wait().expect("try_wait");
+            async move { status }
+        })
+        .await
+    }
+
+    /// Log events (JSON lines) whose message is `message`.
+    pub fn events(&self, message: &str) -> Vec<Value> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["fields"]["message"] == message)
+            .cloned()
+            .collect()
+    }
+
+    /// Waits for the "errand is listening" line and returns the base URL.
+    pub async fn base_url(&self) -> String {
+        eventually("errand to listen", Duration::from_secs(20), || async {
+            self.events("errand is listening")
+                .first()
+                .and_then(|e| e["fields"]["addr"].as_str().map(|a| format!("http://{a}")))
+        })
+        .await
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
