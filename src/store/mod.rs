@@ -25,18 +25,18 @@ use crate::tasks::{
 pub enum StoreError {
     /// The database can't be reached (down, restarting, out of connections):
     /// try again later.
-    #[error("the database is unreachable")]
+    #[error("the database is unreachable: {0}")]
     Unavailable(#[source] sqlx::Error),
     /// A statement ran past its time limit.
-    #[error("the database did not answer in time")]
+    #[error("the database did not answer in time: {0}")]
     Timeout(#[source] sqlx::Error),
     /// Anything else: a bug or a broken database.
-    #[error("database error")]
+    #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
     /// A row broke the domain's rules (a status name it doesn't know, say).
     #[error("a stored row is invalid: {0}")]
     Corrupt(String),
-    #[error("database migration failed")]
+    #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL {0:?} (it must start with postgres://)")]
     UnsupportedUrl(String),

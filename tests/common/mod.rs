@@ -384,8 +384,13 @@ pub struct Proc {
 /// The environment a test process gets: only what it needs, so that the
 /// developer's own ERRAND__ variables do not leak in.
 pub fn proc_env(db: &TestDb) -> HashMap<String, String> {
+    proc_env_for_url(&db.url)
+}
+
+/// [`proc_env`] for a database of another server.
+pub fn proc_env_for_url(url: &str) -> HashMap<String, String> {
     let mut env = HashMap::new();
-    env.insert("DATABASE_URL".into(), db.url.clone());
+    env.insert("DATABASE_URL".into(), url.to_string());
     env.insert("ERRAND__LOG__FORMAT".into(), "json".into());
     env.insert("ERRAND__LOG__LEVEL".into(), "info,actix_server=warn".into());
     env.insert("ERRAND__HTTP__BIND".into(), "127.0.0.1:0".into());

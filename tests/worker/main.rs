@@ -1,0 +1,696 @@
+//! Worker tests: claims, cancel, retries, timeouts, panics, and crash tests
+//! that kill real `errand` processes (SIGKILL, SIGTERM, SIGSTOP) and restart
+//! a real Postgres server. Short timings (1 s heartbeat, 3 s lease), and
+//! conditions with deadlines instead of sleeps.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use common::{
+    Client, Proc, TestApp, TestDb, eventually, proc_env, proc_env_for_url, test_settings,
+};
+use errand::app::Mode;
+use errand::config::QueueSpec;
+use errand::kinds::{Kind, Registry, TaskContext, TaskError};
+use errand::store::Store;
+use errand::tasks::{NewTask, Status, Task, TaskToken};
+use errand::worker::{Maintenance, Worker};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// Inserts `n` sleep tasks straight into the store.
+async fn insert_sleeps(store: &Store, n: usize, seconds: f64, max_attempts: i32) -> Vec<TaskToken> {
+    let mut tokens = Vec::with_capacity(n);
+    for _ in 0..n {
+        let now = Utc::now();
+        let task = store
+            .task_insert(&NewTask {
+                token: TaskToken::generate(),
+                kind: "sleep".into(),
+                queue: "default".into(),
+                priority: 0,
+                status: Status::Queued,
+                payload: json!({"seconds": seconds}),
+                max_attempts,
+                timeout_ms: None,
+                owner: "test".into(),
+                product: None,
+                created_at: now,
+                run_at: now,
+            })
+            .await
+            .expect("insert");
+        tokens.push(task.token);
+    }
+    tokens
+}
+
+/// Counts of tasks by status, straight from the database.
+async fn status_counts(db: &TestDb) -> HashMap<String, i64> {
+    let mut conn = db.connect().await;
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT status, count(*) FROM tasks GROUP BY status")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    rows.into_iter().collect()
+}
+
+async fn task(store: &Store, token: TaskToken) -> Task {
+    store.task_get(token).await.unwrap().expect("the task exists")
+}
+
+async fn wait_status(store: &Store, token: TaskToken, status: Status, timeout: Duration) -> Task {
+    eventually(&format!("task {token} to be {status}"), timeout, || async {
+        let t = task(store, token).await;
+        (t.status == status).then_some(t)
+    })
+    .await
+}
+
+/// One attempt of one task as the sleep kind logged it.
+#[derive(Debug, Clone)]
+struct Run {
+    token: String,
+    attempt: i64,
+    started: DateTime<Utc>,
+    /// When it finished, or when its process was killed.
+    ended: Option<DateTime<Utc>>,
+}
+
+/// The attempts a process logged ("sleep started" / "sleep finished"),
+/// those never finished ending at `killed_at`.
+fn runs(proc: &Proc, killed_at: Option<DateTime<Utc>>) -> Vec<Run> {
+    let log = proc.log.lock().unwrap();
+    let mut by_attempt: HashMap<(String, i64), Run> = HashMap::new();
+    for event in log.iter() {
+        let message = event["fields"]["message"].as_str().unwrap_or_default();
+        if message != "sleep started" && message != "sleep finished" {
+            continue;
+        }
+        let span = &event["span"];
+        let token = span["task.token"].as_str().expect("the task span names the token").to_string();
+        let attempt = span["task.attempt"].as_i64().expect("and the attempt");
+        let at: DateTime<Utc> = event["timestamp"].as_str().unwrap().parse().unwrap();
+        let run = by_attempt.entry((token.clone(), attempt)).or_insert(Run {
+            token,
+            attempt,
+            started: at,
+            ended: None,
+        });
+        if message == "sleep finished" {
+            run.ended = Some(at);
+        }
+    }
+    by_attempt
+        .into_values()
+        .map(|mut run| {
+            run.ended = run.ended.or(killed_at);
+            run
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_processes_drain_1000_tasks_running_each_once() {
+    let db = TestDb::create().await;
+    let store = db.store();
+    store.migrate().await.unwrap();
+    let tokens = insert_sleeps(&store, 1000, 0.0, 3).await;
+    let env = proc_env(&db);
+    let workers = [
+        Proc::spawn(&["worker", "--concurrency", "8"], &env),
+        Proc::spawn(&["worker", "--concurrency", "8"], &env),
+    ];
+    eventually("1000 tasks to complete", Duration::from_secs(120), || async {
+        (status_counts(&db).await.get("completed") == Some(&1000)).then_some(())
+    })
+    .await;
+
+    let mut conn = db.connect().await;
+    let retried: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE attempt <> 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(retried, 0, "every task ran in exactly one attempt");
+    let mut starts: HashMap<String, usize> = HashMap::new();
+    for worker in &workers {
+        for run in runs(worker, None) {
+            *starts.entry(run.token).or_default() += 1;
+        }
+    }
+    assert_eq!(starts.len(), 1000, "every task ran");
+    assert!(starts.values().all(|n| *n == 1), "no task ran twice");
+    for token in tokens {
+        assert_eq!(starts.get(&token.to_string()), Some(&1));
+    }
+    let per_worker: Vec<usize> = workers.iter().map(|w| runs(w, None).len()).collect();
+    assert!(per_worker.iter().all(|n| *n > 0), "both workers took part: {per_worker:?}");
+}
+
+/// Hundreds of short tasks drain through two workers while one of them is
+/// SIGKILLed and restarted every couple of seconds. Every task completes,
+/// and no two attempts of one task are ever live at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_every_task_completes_and_no_attempts_overlap() {
+    let db = TestDb::create().await;
+    let store = db.store();
+    store.migrate().await.unwrap();
+    let total = 300;
+    insert_sleeps(&store, total, 0.1, 20).await;
+    let env = proc_env(&db);
+    let steady = Proc::spawn(&["worker", "--concurrency", "4"], &env);
+    let mut victims: Vec<(Proc, Option<DateTime<Utc>>)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut kills = 0;
+    loop {
+        let victim = Proc::spawn(&["worker", "--concurrency", "4"], &env);
+        tokio::time::sleep(Duration::from_millis(1500 + (kills % 3) * 400)).await;
+        let done = status_counts(&db).await.get("completed").copied().unwrap_or(0);
+        let mut victim = victim;
+        victim.kill();
+        victims.push((victim, Some(Utc::now())));
+        kills += 1;
+        if done as usize == total {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the chaos run took too long");
+    }
+    eventually("every task to complete", Duration::from_secs(60), || async {
+        (status_counts(&db).await.get("completed").copied() == Some(total as i64)).then_some(())
+    })
+    .await;
+    assert_eq!(status_counts(&db).await.len(), 1, "nothing ended any other way");
+
+    let mut all: Vec<Run> = runs(&steady, None);
+    for (victim, killed_at) in &victims {
+        all.extend(runs(victim, *killed_at));
+    }
+    let mut by_task: HashMap<String, Vec<Run>> = HashMap::new();
+    for run in all {
+        by_task.entry(run.token.clone()).or_default().push(run);
+    }
+    assert_eq!(by_task.len(), total);
+    let mut rerun = 0;
+    for (token, mut runs) in by_task {
+        runs.sort_by_key(|r| r.attempt);
+        rerun += usize::from(runs.len() > 1);
+        for pair in runs.windows(2) {
+            let (earlier, later) = (&pair[0], &pair[1]);
+            let earlier_end = earlier.ended.expect("steady attempts finish");
+            assert!(
+                later.started >= earlier_end,
+                "task {token}: attempt {} started at {} while attempt {} was live until {}",
+                later.attempt,
+                later.started,
+                earlier.attempt,
+                earlier_end
+            );
+        }
+    }
+    assert!(kills >= 2, "the victim was killed {kills} times");
+    assert!(rerun > 0, "some task must have been rescued and re-run for this test to mean anything");
+    eprintln!("chaos: {kills} kills, {rerun} tasks re-run after a kill");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_worker_task_with_no_attempts_left_is_dropped_in_time() {
+    let db = TestDb::create().await;
+    let store = db.store();
+    store.migrate().await.unwrap();
+    let default_timings = std::env::var("ERRAND_TEST_DEFAULT_TIMINGS").is_ok();
+    let mut env = proc_env(&db);
+    if default_timings {
+        // For measuring the production figure: the compiled-in defaults.
+        env.retain(|k, _| !k.starts_with("ERRAND__WORKER__"));
+    }
+    let token = insert_sleeps(&store, 1, 600.0, 1).await[0];
+    let mut worker = Proc::spawn(&["worker"], &env);
+    wait_status(&store, token, Status::Running, Duration::from_secs(10)).await;
+    // The other worker serves another queue: only its rescuer matters here.
+    let _rescuer = Proc::spawn(&["worker", "--queues", "elsewhere"], &env);
+    let settings = errand::config::load(None, &env).unwrap();
+    worker.kill();
+    let killed = Instant::now();
+    let dropped = wait_status(&store, token, Status::Dropped, Duration::from_secs(90)).await;
+    let took = killed.elapsed();
+    let bound = settings.worker.lease + settings.worker.rescue_interval;
+    eprintln!("rescued {took:?} after SIGKILL (lease {:?}, rescue interval {:?})", settings.worker.lease, settings.worker.rescue_interval);
+    assert!(took <= bound + Duration::from_secs(1), "took {took:?}, more than lease + rescue interval");
+    assert_eq!(dropped.attempt, 1);
+    assert!(dropped.error.as_deref().unwrap().contains("worker lost"));
+    assert!(dropped.finished_at.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_releases_running_tasks_before_exit() {
+    let db = TestDb::create().await;
+    let store = db.store();
+    store.migrate().await.unwrap();
+    let last_chance = insert_sleeps(&store, 1, 600.0, 1).await[0];
+    let can_retry = insert_sleeps(&store, 1, 600.0, 3).await[0];
+    let mut env = proc_env(&db);
+    env.insert("ERRAND__WORKER__SHUTDOWN_GRACE".into(), "1s".into());
+    let mut worker = Proc::spawn(&["worker", "--concurrency", "2"], &env);
+    wait_status(&store, last_chance, Status::Running, Duration::from_secs(10)).await;
+    wait_status(&store, can_retry, Status::Running, Duration::from_secs(10)).await;
+
+    let sent = Instant::now();
+    worker.signal("TERM");
+    let status = worker.exited(Duration::from_secs(15)).await;
+    assert!(status.success(), "exit status {status:?}");
+    assert!(sent.elapsed() < Duration::from_secs(8), "took {:?}", sent.elapsed());
+    // Released before the process exited: not left for the lease to expire.
+    let dropped = task(&store, last_chance).await;
+    assert_eq!(dropped.status, Status::Dropped);
+    assert!(dropped.error.as_deref().unwrap().contains("shut down"));
+    let requeued = task(&store, can_retry).await;
+    assert_eq!(requeued.status, Status::Queued);
+    assert_eq!(requeued.attempt, 1);
+    assert!(requeued.run_at <= Utc::now(), "re-queued to run again at once");
+    assert_eq!(requeued.worker_id, None);
+}
+
+/// A worker frozen past its lease, then resumed, writes nothing: the new
+/// attempt's result stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_worker_resumed_after_its_lease_writes_nothing() {
+    let db = TestDb::create().await;
+    let store = db.store();
+    store.migrate().await.unwrap();
+    let token = insert_sleeps(&store, 1, 4.0, 3).await[0];
+    let env = proc_env(&db);
+    let stale = Proc::spawn(&["worker"], &env);
+    let first = wait_status(&store, token, Status::Running, Duration::from_secs(10)).await;
+    stale.signal("STOP");
+
+    let fresh = Proc::spawn(&["worker"], &env);
+    let done = wait_status(&store, token, Status::Completed, Duration::from_secs(30)).await;
+    assert_eq!(done.attempt, 2);
+    assert_ne!(done.worker_id, first.worker_id);
+    assert!(done.errors[0].message.contains("worker lost"));
+
+    stale.signal("CONT");
+    eventually("the resumed worker to notice it lost the task", Duration::from_secs(15), || async {
+        let lost = stale.events("lease lost: this attempt stopped and wrote nothing more").len()
+            + stale.events("attempt was no longer current; its outcome was discarded").len();
+        (lost > 0).then_some(())
+    })
+    .await;
+    assert_eq!(task(&store, token).await, done, "the stale attempt changed nothing");
+    assert!(stale.events("attempt ended").is_empty());
+    drop(fresh);
+}
+
+/// Postgres restarting under a running cluster loses no task and crashes no
+/// process. It restarts a private Postgres server, so the other tests
+/// (which share the machine's server) are not disturbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_loses_no_task_and_crashes_no_process() {
+    let pg = private_postgres::PrivatePostgres::launch();
+    let url = pg.create_database("errand");
+    let mut env = proc_env_for_url(&url);
+    env.insert("ERRAND__DATABASE__ACQUIRE_TIMEOUT".into(), "1s".into());
+    let mut settings = errand::config::Settings::defaults();
+    settings.database.url = url.clone();
+    let store = Store::connect(&settings.database).unwrap();
+    store.migrate().await.unwrap();
+
+    let api = Proc::spawn(&["api"], &env);
+    let base = api.base_url().await;
+    let token = errand::app::token_create(&settings, "alice", "user", None).await.unwrap();
+    let client = Client::new(&base, &token);
+    let workers = [Proc::spawn(&["worker", "--concurrency", "4"], &env), Proc::spawn(&["worker", "--concurrency", "4"], &env)];
+    let mut tokens = Vec::new();
+    for _ in 0..40 {
+        tokens.push(client.create_ok(json!({"kind": "sleep", "payload": {"seconds": 0.5}})).await);
+    }
+    eventually("some tasks to be running", Duration::from_secs(10), || async {
+        let running = store_count(&store, &tokens, "running").await;
+        (running > 0).then_some(())
+    })
+    .await;
+
+    pg.stop();
+    // While it is down, the API answers 503 with Retry-After, quickly.
+    let asked = Instant::now();
+    let r = client.get(&tokens[0]).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_millis(500)).await; // an outage, not a blip
+    pg.start();
+
+    let counts = eventually("every task to complete", Duration::from_secs(90), || async {
+        let done = store_count(&store, &tokens, "completed").await;
+        (done == tokens.len()).then_some(done)
+    })
+    .await;
+    assert_eq!(counts, 40);
+    for (name, proc) in [("api", &api), ("worker 1", &workers[0]), ("worker 2", &workers[1])] {
+        assert!(proc_alive(proc), "{name} exited");
+    }
+    let r = client.get(&tokens[0]).await;
+    assert_eq!(r.status(), 200, "the API recovered by itself");
+}
+
+fn proc_alive(proc: &Proc) -> bool {
+    std::path::Path::new(&format!("/proc/{}", proc.pid())).exists()
+        && !std::fs::read_to_string(format!("/proc/{}/stat", proc.pid()))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+async fn store_count(store: &Store, tokens: &[String], status: &str) -> usize {
+    let mut n = 0;
+    for token in tokens {
+        let t = store.task_get(token.parse().unwrap()).await;
+        if matches!(t, Ok(Some(t)) if t.status.as_str() == status) {
+            n += 1;
+        }
+    }
+    n
+}
+
+mod private_postgres {
+    //! A throwaway Postgres server of our own (initdb into a temp folder),
+    //! so a test can stop and start it without touching the shared one.
+
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    pub struct PrivatePostgres {
+        dir: PathBuf,
+        port: u16,
+        bin: PathBuf,
+        as_root: bool,
+    }
+
+    fn bin_dir() -> PathBuf {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("Postgres server binaries in /usr/lib/postgresql")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("initdb").exists())
+            .collect();
+        versions.sort();
+        versions.pop().expect("an initdb under /usr/lib/postgresql/*/bin")
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    impl PrivatePostgres {
+        pub fn launch() -> PrivatePostgres {
+            let as_root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+            let dir = std::env::temp_dir().join(format!("errand-pg-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let pg = PrivatePostgres { dir, port: free_port(), bin: bin_dir(), as_root };
+            if as_root {
+                // Postgres refuses to run as root: hand the folder to postgres.
+                let ok = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&pg.dir).status().unwrap();
+                assert!(ok.success());
+            }
+            pg.run("initdb", &["-D", &pg.data(), "-A", "trust", "-U", "postgres", "--no-sync"]);
+            pg.start();
+            pg
+        }
+
+        fn data(&self) -> String {
+            self.dir.join("data").display().to_string()
+        }
+
+        fn run(&self, tool: &str, args: &[&str]) {
+            let program = self.bin.join(tool);
+            let mut cmd = if self.as_root {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(&program);
+                c
+            } else {
+                Command::new(&program)
+            };
+            let out = cmd.args(args).output().unwrap_or_else(|e| panic!("run {tool}: {e}"));
+            assert!(out.status.success(), "{tool} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+
+        pub fn start(&self) {
+            let options = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                self.port,
+                self.dir.display()
+            );
+            let log = self.dir.join("log").display().to_string();
+            self.run("pg_ctl", &["start", "-w", "-D", &self.data(), "-l", &log, "-o", &options]);
+        }
+
+        pub fn stop(&self) {
+            self.run("pg_ctl", &["stop", "-w", "-m", "fast", "-D", &self.data()]);
+        }
+
+        pub fn create_database(&self, name: &str) -> String {
+            let out = Command::new(self.bin.join("psql"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-c"])
+                .arg(format!("CREATE DATABASE {name}"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+        }
+    }
+
+    impl Drop for PrivatePostgres {
+        fn drop(&mut self) {
+            let _ = Command::new(if self.as_root { "runuser" } else { "true" })
+                .args(if self.as_root { vec!["-u", "postgres", "--"] } else { vec![] })
+                .arg(self.bin.join("pg_ctl"))
+                .args(["stop", "-m", "immediate", "-D", &self.data()])
+                .output();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+// ---- in-process workers, with kinds of the test's own ----------------------
+
+/// A kind that fails every attempt, retryably.
+struct AlwaysFails;
+
+impl Kind for AlwaysFails {
+    const NAME: &'static str = "always_fails";
+    type Payload = Value;
+
+    async fn run(&self, _: Value, ctx: &TaskContext) -> Result<Value, TaskError> {
+        Err(TaskError::retryable(format!("attempt {} failed", ctx.attempt())))
+    }
+}
+
+/// A kind that panics.
+struct Panics;
+
+impl Kind for Panics {
+    const NAME: &'static str = "panics";
+    type Payload = Value;
+
+    async fn run(&self, _: Value, _: &TaskContext) -> Result<Value, TaskError> {
+        panic!("the handler blew up")
+    }
+}
+
+/// A kind that fails permanently on a bad payload.
+struct Picky;
+
+impl Kind for Picky {
+    const NAME: &'static str = "picky";
+    type Payload = Value;
+
+    async fn run(&self, _: Value, _: &TaskContext) -> Result<Value, TaskError> {
+        Err(TaskError::permanent("this input can never work"))
+    }
+}
+
+/// A kind that ignores cancellation and counts its runs.
+struct Stubborn(Arc<AtomicUsize>);
+
+impl Kind for Stubborn {
+    const NAME: &'static str = "stubborn";
+    type Payload = Value;
+
+    async fn run(&self, _: Value, _: &TaskContext) -> Result<Value, TaskError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok(json!("never"))
+    }
+}
+
+/// A worker and a rescuer running in this process with the test's kinds.
+struct InProcess {
+    shutdown: CancellationToken,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl InProcess {
+    fn start(db: &TestDb, tweak: impl FnOnce(&mut errand::config::Settings), register: impl FnOnce(&mut Registry)) -> InProcess {
+        let mut settings = test_settings(db);
+        settings.tasks.backoff_base = Duration::from_millis(200);
+        tweak(&mut settings);
+        let mut registry = Registry::with_builtins(&settings).unwrap();
+        register(&mut registry);
+        let registry = Arc::new(registry);
+        let store = db.store();
+        let shutdown = CancellationToken::new();
+        let worker = Worker::new(
+            store.clone(),
+            registry.clone(),
+            settings.worker.clone(),
+            &[QueueSpec { name: "default".into(), slots: Some(4) }],
+            4,
+        );
+        let maintenance = Maintenance::new(store.clone(), registry, settings.worker.clone());
+        let listener = {
+            let store = store.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(async move { store.run_listener(stop).await })
+        };
+        InProcess {
+            handles: vec![
+                tokio::spawn(worker.run(shutdown.clone())),
+                tokio::spawn(maintenance.run(shutdown.clone())),
+                listener,
+            ],
+            shutdown,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        for h in self.handles {
+            h.await.unwrap();
+        }
+    }
+}
+
+async fn insert_kind(store: &Store, kind: &str, max_attempts: i32, timeout_ms: Option<i64>) -> TaskToken {
+    let now = Utc::now();
+    store
+        .task_insert(&NewTask {
+            token: TaskToken::generate(),
+            kind: kind.into(),
+            queue: "default".into(),
+            priority: 0,
+            status: Status::Queued,
+            payload: json!({}),
+            max_attempts,
+            timeout_ms,
+            owner: "test".into(),
+            product: None,
+            created_at: now,
+            run_at: now,
+        })
+        .await
+        .unwrap()
+        .token
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn always_failing_task_fails_after_exactly_max_attempts_with_backoff() {
+    let db = TestDb::create().await;
+    let store = db.store();
+    store.migrate().await.unwrap();
+    let workers = InProcess::start(&db, |_| {}, |r| {
+        r.register(AlwaysFails).unwrap();
+    });
+    let token = insert_kind(&store, "always_fails", 4, None).await;
+    let failed = wait_status(&store, token, Status::Failed, Duration::from_secs(30)).await;
+    assert_eq!(failed.attempt, 4);
+    let attempts: Vec<i32> = failed.errors.iter().map(|e| e.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3, 4], "one history entry per attempt");
+    assert_eq!(failed.errors[3].message, "attempt 4 failed");
+    assert_eq!(failed.error.as_deref(), Some("attempt 4 failed"));
+    // Backoff base 200 ms, doubling, with equal jitter: gaps of at least
+    // 100, 200, 400 ms.
+    let at: Vec<DateTime<Utc>> = failed.errors.iter().map(|e| e.at).collect();
+    for (i, pair) in at.windows(2).enumerate() {
+        let gap = (pair[1] - pair[0]).to_std().unwrap();
+        let least = Duration::from_millis(100 << i);
+        assert!(gap >= least, "gap {i} was {gap:?}, less than {least:?}: {at:?}");
+    }
+    workers.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failure_and_panic_are_recorded() {
+    let db = TestDb::create().await;
+    let store = db.store();
+    store.migrate().await.unwrap();
+    let workers = InProcess::start(&db, |_| {}, |r| {
+        r.register(Picky).unwrap().register(Panics).unwrap();
+    });
+    let picky = insert_kind(&store, "picky", 5, None).await;
+    let panics = insert_kind(&store, "panics", 2, None).await;
+    let failed = wait_status(&store, picky, Status::Failed, Duration::from_secs(10)).await;
+    assert_eq!(failed.attempt, 1, "a permanent failure is not retried");
+    assert_eq!(failed.error.as_deref(), Some("this input can never work"));
+    let panicked = wait_status(&store, panics, Status::Failed, Duration::from_secs(10)).await;
+    assert_eq!(panicked.attempt, 2, "a panic is a retryable failure");
+    assert_eq!(panicked.errors.len(), 2);
+    assert!(panicked.errors[0].message.contains("the handler blew up"), "{:?}", panicked.errors);
+    workers.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_over_its_timeout_fails_saying_so() {
+    let db = TestDb::create().await;
+    let app = TestApp::spawn(&db, Mode::Serve, |s| s.tasks.backoff_base = Duration::from_millis(100)).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    let token = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 30}, "timeout": 0.5, "max_attempts": 2}))
+        .await;
+    let done = alice.wait_done(&token, Duration::from_secs(15)).await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["attempt"], 2, "a timeout is retryable");
+    assert_eq!(done["error"], "timed out after 0.5 s");
+    assert_eq!(done["errors"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_that_ignores_cancel_is_aborted_after_the_grace() {
+    let db = TestDb::create().await;
+    let store = db.store();
+    store.migrate().await.unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let kind_runs = runs.clone();
+    let workers = InProcess::start(
+        &db,
+        |s| s.worker.cancel_grace = Duration::from_millis(300),
+        move |r| {
+            r.register(Stubborn(kind_runs)).unwrap();
+        },
+    );
+    let token = insert_kind(&store, "stubborn", 3, Some(500)).await;
+    let done = wait_status(&store, token, Status::Failed, Duration::from_secs(20)).await;
+    assert_eq!(done.attempt, 3);
+    assert!(done.errors.iter().all(|e| e.message == "timed out after 0.5 s"), "{:?}", done.errors);
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+    workers.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_stop_waits_for_short_tasks() {
+    let db = TestDb::create().await;
+    let store = db.store();
+    store.migrate().await.unwrap();
+    let workers = InProcess::start(&db, |s| s.worker.shutdown_grace = Duration::from_secs(10), |_| {});
+    let token = insert_sleeps(&store, 1, 1.0, 1).await[0];
+    wait_status(&store, token, Status::Running, Duration::from_secs(10)).await;
+    workers.stop().await;
+    assert_eq!(task(&store, token).await.status, Status::Completed, "finished within the grace");
+}
