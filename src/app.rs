@@ -84,7 +84,10 @@ impl App {
     /// listener, so the port is known before anything runs.
     pub fn build(settings: Settings, mode: Mode) -> Result<App, AppError> {
         let registry = Arc::new(Registry::with_builtins(&settings)?);
-        settings.auth.cancel_role.parse::<crate::tasks::CancelRole>()?;
+        settings
+            .auth
+            .cancel_role
+            .parse::<crate::tasks::CancelRole>()?;
         config::parse_queues(&settings.worker.queues)?;
         let store = Store::connect(&settings.database)?;
         let listener = if mode.serves_http() {
@@ -220,7 +223,10 @@ fn http_server(
 
 /// Applies migrations, waiting for the database if it is not up yet (as
 /// when errand and Postgres start together). False if shut down first.
-async fn migrate_when_reachable(store: &Store, shutdown: &CancellationToken) -> Result<bool, AppError> {
+async fn migrate_when_reachable(
+    store: &Store,
+    shutdown: &CancellationToken,
+) -> Result<bool, AppError> {
     let mut delay = Duration::from_millis(250);
     loop {
         match store.migrate().await {
@@ -274,7 +280,9 @@ pub async fn token_create(
     role: &str,
     product: Option<&str>,
 ) -> Result<String, AppError> {
-    let role: Role = role.parse().map_err(|e: UnknownRole| AppError::Invalid(e.to_string()))?;
+    let role: Role = role
+        .parse()
+        .map_err(|e: UnknownRole| AppError::Invalid(e.to_string()))?;
     let who = Principal::checked(name, role, product).map_err(AppError::Invalid)?;
     let store = Store::connect(&settings.database)?;
     if settings.database.migrate_on_start {

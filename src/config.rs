@@ -222,8 +222,7 @@ impl Settings {
         if w.claim_batch == 0 || w.rescue_batch == 0 {
             return bad("worker.claim_batch and worker.rescue_batch must be at least 1".into());
         }
-        if self.tasks.max_attempts == 0 || self.tasks.max_attempts > self.tasks.max_attempts_limit
-        {
+        if self.tasks.max_attempts == 0 || self.tasks.max_attempts > self.tasks.max_attempts_limit {
             return bad("tasks.max_attempts must be between 1 and tasks.max_attempts_limit".into());
         }
         if self.http.max_body_bytes == 0 {
@@ -251,7 +250,9 @@ pub fn parse_queues(text: &str) -> Result<Vec<QueueSpec>, ConfigError> {
         let (name, slots) = match part.split_once('=') {
             Some((name, n)) => {
                 let n: usize = n.trim().parse().map_err(|_| {
-                    ConfigError::Value(format!("queue slots in {part:?} must be a positive integer"))
+                    ConfigError::Value(format!(
+                        "queue slots in {part:?} must be a positive integer"
+                    ))
                 })?;
                 if n == 0 {
                     return Err(ConfigError::Value(format!(
@@ -263,10 +264,14 @@ pub fn parse_queues(text: &str) -> Result<Vec<QueueSpec>, ConfigError> {
             None => (part, None),
         };
         if name.is_empty() {
-            return Err(ConfigError::Value(format!("queue name missing in {part:?}")));
+            return Err(ConfigError::Value(format!(
+                "queue name missing in {part:?}"
+            )));
         }
         if specs.iter().any(|s| s.name == name) {
-            return Err(ConfigError::Value(format!("queue {name:?} is listed twice")));
+            return Err(ConfigError::Value(format!(
+                "queue {name:?} is listed twice"
+            )));
         }
         specs.push(QueueSpec {
             name: name.to_string(),
@@ -274,7 +279,9 @@ pub fn parse_queues(text: &str) -> Result<Vec<QueueSpec>, ConfigError> {
         });
     }
     if specs.is_empty() {
-        return Err(ConfigError::Value("at least one queue must be served".into()));
+        return Err(ConfigError::Value(
+            "at least one queue must be served".into(),
+        ));
     }
     Ok(specs)
 }
@@ -376,7 +383,10 @@ mod tests {
     #[test]
     fn missing_config_file_names_the_path() {
         let err = load(Some(Path::new("/nonexistent/errand.toml")), &HashMap::new()).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/errand.toml"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/errand.toml"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -408,9 +418,18 @@ mod tests {
         assert_eq!(
             q,
             vec![
-                QueueSpec { name: "gpu".into(), slots: Some(1) },
-                QueueSpec { name: "default".into(), slots: Some(8) },
-                QueueSpec { name: "mail".into(), slots: None },
+                QueueSpec {
+                    name: "gpu".into(),
+                    slots: Some(1)
+                },
+                QueueSpec {
+                    name: "default".into(),
+                    slots: Some(8)
+                },
+                QueueSpec {
+                    name: "mail".into(),
+                    slots: None
+                },
             ]
         );
         assert!(parse_queues("gpu=0").is_err());

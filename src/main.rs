@@ -127,11 +127,12 @@ async fn run(command: Command, settings: Settings) -> Result<(), app::AppError> 
             return Ok(());
         }
         Command::Token {
-            command: TokenCommand::Create {
-                name,
-                role,
-                product,
-            },
+            command:
+                TokenCommand::Create {
+                    name,
+                    role,
+                    product,
+                },
         } => {
             let token = app::token_create(&settings, &name, &role, product.as_deref()).await?;
             println!("{token}");

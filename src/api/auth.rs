@@ -50,7 +50,9 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
         .to_str()
         .map_err(|_| ApiError::Unauthorized("malformed Authorization header"))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(token.trim())
         }
         _ => Err(ApiError::Unauthorized(

@@ -59,12 +59,15 @@ impl ApiState {
 
 /// The route table: every route errand answers, in one place.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| {
-        ApiError::BadRequest(format!("invalid query string: {e}")).into()
-    }))
-    .app_data(web::PathConfig::default().error_handler(|e, _| {
-        ApiError::NotFound(format!("no such resource: {e}")).into()
-    }))
+    cfg.app_data(
+        web::QueryConfig::default().error_handler(|e, _| {
+            ApiError::BadRequest(format!("invalid query string: {e}")).into()
+        }),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|e, _| ApiError::NotFound(format!("no such resource: {e}")).into()),
+    )
     .service(
         web::resource("/v1/tasks")
             .route(web::post().to(tasks::create_task))
@@ -135,7 +138,9 @@ async fn read_json<T: DeserializeOwned>(
         body.extend_from_slice(&chunk);
     }
     if body.is_empty() {
-        return Err(ApiError::BadRequest("the request body is empty; send JSON".into()));
+        return Err(ApiError::BadRequest(
+            "the request body is empty; send JSON".into(),
+        ));
     }
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?;

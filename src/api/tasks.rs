@@ -1,8 +1,8 @@
 //! Task handlers: create, get (poll), cancel; and [`TaskView`], the task's
 //! JSON as clients see it.
 
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -145,11 +145,17 @@ pub async fn cancel_task(
         let now = Utc::now();
         let (changed, status) = match task.status.cancel_action() {
             CancelAction::CancelNow => (
-                state.store.task_cancel_unstarted(task.id, task.status, now).await?,
+                state
+                    .store
+                    .task_cancel_unstarted(task.id, task.status, now)
+                    .await?,
                 StatusCode::OK,
             ),
             CancelAction::RequestStop => (
-                state.store.task_cancel_request(task.id, task.attempt, now).await?,
+                state
+                    .store
+                    .task_cancel_request(task.id, task.attempt, now)
+                    .await?,
                 StatusCode::ACCEPTED,
             ),
             CancelAction::AlreadyCancelled => (Some(task), StatusCode::OK),

@@ -170,7 +170,6 @@ impl<K: Kind> DynKind for K {
     }
 }
 
-
 /// One registered kind: its handler and its policy (queue, attempts,
 /// timeout, backoff), from its defaults and the configuration.
 #[derive(Clone)]
@@ -341,9 +340,13 @@ mod tests {
             registry.check("transcode", &json!({})),
             Err(KindError::Unknown { .. })
         ));
-        let err = registry.check("sleep", &json!({"seconds": "ten"})).unwrap_err();
+        let err = registry
+            .check("sleep", &json!({"seconds": "ten"}))
+            .unwrap_err();
         assert!(matches!(err, KindError::BadPayload { .. }), "{err}");
-        let err = registry.check("sleep", &json!({"seconds": -1})).unwrap_err();
+        let err = registry
+            .check("sleep", &json!({"seconds": -1}))
+            .unwrap_err();
         assert!(err.to_string().contains("seconds"), "{err}");
     }
 

@@ -85,17 +85,31 @@ mod tests {
     use tokio::sync::watch;
     use tokio_util::sync::CancellationToken;
 
-    fn ctx() -> (TaskContext, watch::Receiver<Option<Progress>>, CancellationToken) {
+    fn ctx() -> (
+        TaskContext,
+        watch::Receiver<Option<Progress>>,
+        CancellationToken,
+    ) {
         let (tx, rx) = watch::channel(None);
         let cancel = CancellationToken::new();
-        (TaskContext::new(TaskToken::generate(), 1, cancel.clone(), tx), rx, cancel)
+        (
+            TaskContext::new(TaskToken::generate(), 1, cancel.clone(), tx),
+            rx,
+            cancel,
+        )
     }
 
     #[tokio::test(start_paused = true)]
     async fn sleeps_reporting_progress_then_completes() {
         let (ctx, rx, _) = ctx();
         let result = Sleep
-            .run(SleepPayload { seconds: 0.5, fail: false }, &ctx)
+            .run(
+                SleepPayload {
+                    seconds: 0.5,
+                    fail: false,
+                },
+                &ctx,
+            )
             .await
             .unwrap();
         assert_eq!(result, json!({"slept": 0.5}));
@@ -108,7 +122,13 @@ mod tests {
     async fn fail_flag_fails_retryably_at_the_end() {
         let (ctx, _, _) = ctx();
         let err = Sleep
-            .run(SleepPayload { seconds: 0.2, fail: true }, &ctx)
+            .run(
+                SleepPayload {
+                    seconds: 0.2,
+                    fail: true,
+                },
+                &ctx,
+            )
             .await
             .unwrap_err();
         assert!(err.retryable);
@@ -117,7 +137,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn stops_within_a_tick_of_cancel() {
         let (ctx, _, cancel) = ctx();
-        let run = Sleep.run(SleepPayload { seconds: 60.0, fail: false }, &ctx);
+        let run = Sleep.run(
+            SleepPayload {
+                seconds: 60.0,
+                fail: false,
+            },
+            &ctx,
+        );
         let started = Instant::now();
         let stopper = async {
             tokio::time::sleep(Duration::from_millis(250)).await;

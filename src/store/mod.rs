@@ -190,7 +190,8 @@ impl Store {
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Task>, StoreError> {
-        let mut tasks = dispatch!(self, b => b.task_claim(queue, worker, limit, lease_until, now).await)?;
+        let mut tasks =
+            dispatch!(self, b => b.task_claim(queue, worker, limit, lease_until, now).await)?;
         // RETURNING keeps no order; run them in the order they were picked.
         tasks.sort_by(|a, b| {
             (b.priority.cmp(&a.priority))
@@ -235,7 +236,8 @@ impl Store {
         end: &AttemptEnd,
         now: DateTime<Utc>,
     ) -> Result<Option<Task>, StoreError> {
-        let ended = dispatch!(self, b => b.task_end(&[(id, attempt, end.clone())], now, None).await)?;
+        let ended =
+            dispatch!(self, b => b.task_end(&[(id, attempt, end.clone())], now, None).await)?;
         Ok(ended.into_iter().next())
     }
 

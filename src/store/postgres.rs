@@ -64,7 +64,9 @@ impl PgStore {
             include_str!("../../migrations/postgres/0001_init.sql").into_sql_str(),
             false,
         )];
-        Migrator::with_migrations(migrations).run(&self.pool).await?;
+        Migrator::with_migrations(migrations)
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -108,7 +110,9 @@ impl PgStore {
         delay: &mut Duration,
     ) -> Result<(), StoreError> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen_all([CHANNEL_QUEUED, CHANNEL_CANCEL]).await?;
+        listener
+            .listen_all([CHANNEL_QUEUED, CHANNEL_CANCEL])
+            .await?;
         *delay = Duration::from_millis(100);
         // Anything sent before LISTEN took effect was missed.
         let _ = events.send(StoreEvent::Resync);
@@ -327,7 +331,9 @@ impl PgStore {
         let role: String = row.try_get("role")?;
         Ok(Some(Principal {
             name: row.try_get("name")?,
-            role: role.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+            role: role
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
             product: row.try_get("product")?,
         }))
     }

@@ -91,7 +91,9 @@ impl Principal {
     pub fn checked(name: &str, role: Role, product: Option<&str>) -> Result<Principal, String> {
         let name = name.trim();
         if name.is_empty() {
-            return Err("a token needs a name: it becomes the owner of the tasks it creates".into());
+            return Err(
+                "a token needs a name: it becomes the owner of the tasks it creates".into(),
+            );
         }
         let product = product.map(str::trim).filter(|p| !p.is_empty());
         if role == Role::Admin && product.is_none() {
@@ -110,8 +112,7 @@ impl Principal {
         match self.role {
             Role::Superuser => true,
             Role::Admin => {
-                task.owner == self.name
-                    || (self.product.is_some() && task.product == self.product)
+                task.owner == self.name || (self.product.is_some() && task.product == self.product)
             }
             Role::User => task.owner == self.name,
         }
@@ -236,8 +237,8 @@ mod tests {
             (CancelRole::Admin, [false, true, false, true, false]),
             (CancelRole::Owner, [true, true, false, true, false]),
         ] {
-            let got = [&owner, &admin, &other_admin, &root, &stranger]
-                .map(|p| p.can_cancel(&t, policy));
+            let got =
+                [&owner, &admin, &other_admin, &root, &stranger].map(|p| p.can_cancel(&t, policy));
             assert_eq!(got, allowed, "{policy:?}");
         }
     }

@@ -188,7 +188,14 @@ mod tests {
 
     #[test]
     fn success_completes_and_clears_the_error() {
-        let end = end_attempt(2, 3, AttemptOutcome::Succeeded(json!(42)), &BACKOFF, 0.5, now());
+        let end = end_attempt(
+            2,
+            3,
+            AttemptOutcome::Succeeded(json!(42)),
+            &BACKOFF,
+            0.5,
+            now(),
+        );
         assert_eq!(end.status, Status::Completed);
         assert_eq!(end.result, Some(json!(42)));
         assert_eq!(end.error, None);
@@ -205,7 +212,10 @@ mod tests {
         assert_eq!(end.status, Status::Queued);
         assert_eq!(end.run_at, Some(now() + chrono::Duration::seconds(2)));
         let entry = end.error.unwrap();
-        assert_eq!((entry.attempt, entry.message.as_str(), entry.at), (2, "boom", now()));
+        assert_eq!(
+            (entry.attempt, entry.message.as_str(), entry.at),
+            (2, "boom", now())
+        );
 
         let end = end_attempt(3, 3, fail(), &BACKOFF, 1.0, now());
         assert_eq!(end.status, Status::Failed);
@@ -237,7 +247,11 @@ mod tests {
 
         let end = end_attempt(1, 2, AttemptOutcome::shut_down(), &BACKOFF, 1.0, now());
         assert_eq!(end.status, Status::Queued);
-        assert_eq!(end.run_at, Some(now()), "a released task is re-queued at once");
+        assert_eq!(
+            end.run_at,
+            Some(now()),
+            "a released task is re-queued at once"
+        );
 
         let end = end_attempt(2, 2, AttemptOutcome::lease_expired(), &BACKOFF, 1.0, now());
         assert_eq!(end.status, Status::Dropped);
@@ -260,7 +274,8 @@ mod tests {
         };
         assert_eq!(message, "timed out after 1.5 s");
         assert!(retryable);
-        let AttemptOutcome::Failed { message, .. } = AttemptOutcome::timed_out(Duration::from_secs(125))
+        let AttemptOutcome::Failed { message, .. } =
+            AttemptOutcome::timed_out(Duration::from_secs(125))
         else {
             panic!()
         };

@@ -259,7 +259,10 @@ mod tests {
         let t = draft(json!({"kind": "sleep", "run_at": "2026-01-01T01:00:00Z"}))
             .validate(&policy(), &alice(), now())
             .unwrap();
-        assert_eq!(t.run_at, "2026-01-01T01:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            t.run_at,
+            "2026-01-01T01:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
         // A run_at in the past means "now".
         let t = draft(json!({"kind": "sleep", "run_at": "2020-01-01T00:00:00Z"}))
             .validate(&policy(), &alice(), now())
@@ -270,17 +273,29 @@ mod tests {
     #[test]
     fn bad_fields_are_named() {
         let cases = [
-            (json!({"kind": "sleep", "delay": 1, "run_at": "2026-01-01T00:00:00Z"}), "delay"),
+            (
+                json!({"kind": "sleep", "delay": 1, "run_at": "2026-01-01T00:00:00Z"}),
+                "delay",
+            ),
             (json!({"kind": "sleep", "delay": -1}), "delay"),
             (json!({"kind": "sleep", "delay": 1e300}), "delay"),
             (json!({"kind": "sleep", "max_attempts": 0}), "max_attempts"),
-            (json!({"kind": "sleep", "max_attempts": 101}), "max_attempts"),
+            (
+                json!({"kind": "sleep", "max_attempts": 101}),
+                "max_attempts",
+            ),
             (json!({"kind": "sleep", "timeout": 0}), "timeout"),
             (json!({"kind": "sleep", "timeout": 7200}), "timeout"),
             (json!({"kind": "sleep", "queue": "no spaces"}), "queue"),
             (json!({"kind": "sleep", "queue": ""}), "queue"),
-            (json!({"kind": "sleep", "depends_on": [TaskToken::generate()]}), "depends_on"),
-            (json!({"kind": "sleep", "callback_url": "https://example.com/"}), "callback_url"),
+            (
+                json!({"kind": "sleep", "depends_on": [TaskToken::generate()]}),
+                "depends_on",
+            ),
+            (
+                json!({"kind": "sleep", "callback_url": "https://example.com/"}),
+                "callback_url",
+            ),
         ];
         for (body, field) in cases {
             let err = draft(body.clone())

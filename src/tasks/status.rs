@@ -109,7 +109,9 @@ impl fmt::Display for Status {
 
 /// A status name that is not one of [`Status::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown status {0:?} (one of waiting, queued, running, completed, failed, cancelled, dropped)")]
+#[error(
+    "unknown status {0:?} (one of waiting, queued, running, completed, failed, cancelled, dropped)"
+)]
 pub struct UnknownStatus(pub String);
 
 impl FromStr for Status {
@@ -141,7 +143,10 @@ mod tests {
 
     #[test]
     fn terminal_statuses_are_the_four_endings() {
-        let terminal: Vec<_> = Status::ALL.into_iter().filter(|s| s.is_terminal()).collect();
+        let terminal: Vec<_> = Status::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
         assert_eq!(
             terminal,
             [

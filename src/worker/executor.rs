@@ -158,7 +158,11 @@ fn panic_message(join: JoinError) -> String {
 }
 
 async fn write_progress(shared: &Shared, task: &Task, stop: &Stop, progress: &Progress) {
-    match shared.store.task_progress(task.id, task.attempt, progress).await {
+    match shared
+        .store
+        .task_progress(task.id, task.attempt, progress)
+        .await
+    {
         Ok(true) => {}
         // The row is no longer this attempt's: someone else owns the task now.
         Ok(false) => stop.stop(StopReason::LeaseLost),
@@ -170,12 +174,7 @@ async fn write_progress(shared: &Shared, task: &Task, stop: &Stop, progress: &Pr
 /// Writes how the attempt ended, fenced by its attempt number. While the
 /// database is unreachable it tries again, for as long as the lease is ours;
 /// after that the rescuer takes over.
-async fn record(
-    shared: &Shared,
-    task: &Task,
-    outcome: AttemptOutcome,
-    progress: Option<Progress>,
-) {
+async fn record(shared: &Shared, task: &Task, outcome: AttemptOutcome, progress: Option<Progress>) {
     let policy = shared.registry.policy(&task.kind);
     let mut delay = FIRST_DELAY;
     loop {
@@ -191,7 +190,11 @@ async fn record(
                 now,
             )
         };
-        match shared.store.task_end(task.id, task.attempt, &end, now).await {
+        match shared
+            .store
+            .task_end(task.id, task.attempt, &end, now)
+            .await
+        {
             Ok(Some(ended)) => {
                 match &ended.error {
                     Some(error) => tracing::info!(status = %ended.status, error, "attempt ended"),
@@ -203,7 +206,12 @@ async fn record(
                 tracing::warn!("attempt was no longer current; its outcome was discarded");
                 return;
             }
-            Err(e) if e.is_transient() && shared.running.holds_lease(task.id, task.attempt, Utc::now()) => {
+            Err(e)
+                if e.is_transient()
+                    && shared
+                        .running
+                        .holds_lease(task.id, task.attempt, Utc::now()) =>
+            {
                 tracing::warn!(error = %e, retry_in = ?delay, "could not record the attempt's end");
                 tokio::time::sleep(delay).await;
                 delay = next_delay(delay);

@@ -55,7 +55,10 @@ pub(super) async fn run_once(shared: &Shared) -> Result<(), StoreError> {
             let Some(h) = held.get_mut(id).filter(|h| h.attempt == *attempt) else {
                 continue; // ended meanwhile
             };
-            match renewed.iter().find(|r| r.id == *id && r.attempt == *attempt) {
+            match renewed
+                .iter()
+                .find(|r| r.id == *id && r.attempt == *attempt)
+            {
                 Some(r) => {
                     h.lease_until = lease_until;
                     if r.cancel_requested {

@@ -21,12 +21,18 @@ async fn count_tasks(db: &TestDb) -> i64 {
 async fn problem(r: reqwest::Response, status: u16) -> Value {
     assert_eq!(r.status(), status);
     assert_eq!(
-        r.headers()["content-type"], "application/problem+json",
+        r.headers()["content-type"],
+        "application/problem+json",
         "errors are RFC 9457 problem details"
     );
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], status);
-    assert!(body["type"].as_str().unwrap().starts_with("urn:errand:problem:"));
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:errand:problem:")
+    );
     assert!(!body["title"].as_str().unwrap().is_empty());
     body
 }
@@ -37,7 +43,9 @@ async fn sleep_task_goes_from_202_to_completed_with_growing_progress() {
     let app = TestApp::spawn(&db, Mode::Serve, |_| {}).await;
     let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
 
-    let r = alice.create(json!({"kind": "sleep", "payload": {"seconds": 1.5}})).await;
+    let r = alice
+        .create(json!({"kind": "sleep", "payload": {"seconds": 1.5}}))
+        .await;
     assert_eq!(r.status(), 202);
     let location = r.headers()["location"].to_str().unwrap().to_string();
     assert!(r.headers().contains_key("retry-after"));
@@ -56,9 +64,15 @@ async fn sleep_task_goes_from_202_to_completed_with_growing_progress() {
         assert_eq!(r.status(), 200);
         let not_done = r.headers().contains_key("retry-after");
         let task: Value = r.json().await.unwrap();
-        assert_eq!(not_done, task["done"] == false, "Retry-After only while not done");
+        assert_eq!(
+            not_done,
+            task["done"] == false,
+            "Retry-After only while not done"
+        );
         if task["status"] == "running" {
-            seen.lock().unwrap().push(task["progress"]["fraction"].as_f64().unwrap());
+            seen.lock()
+                .unwrap()
+                .push(task["progress"]["fraction"].as_f64().unwrap());
         }
         (task["done"] == true).then_some(task)
     })
@@ -76,7 +90,10 @@ async fn sleep_task_goes_from_202_to_completed_with_growing_progress() {
         }
         v
     });
-    assert!(distinct.len() >= 3, "progress should grow while running: {fractions:?}");
+    assert!(
+        distinct.len() >= 3,
+        "progress should grow while running: {fractions:?}"
+    );
     assert!(distinct.windows(2).all(|w| w[0] < w[1]), "{fractions:?}");
 }
 
@@ -86,15 +103,41 @@ async fn task_json_has_exactly_the_documented_fields() {
     let app = TestApp::spawn(&db, Mode::Api, |_| {}).await;
     let alice = Client::new(&app.base, &app.token("alice", "user", Some("shop")).await);
     let token = alice
-        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}, "priority": 3, "max_attempts": 5}))
+        .create_ok(
+            json!({"kind": "sleep", "payload": {"seconds": 1}, "priority": 3, "max_attempts": 5}),
+        )
         .await;
     let task = alice.task(&token).await;
-    let mut keys: Vec<&str> = task.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = task
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort_unstable();
     let mut expected = vec![
-        "token", "kind", "queue", "priority", "status", "progress", "attempt", "max_attempts",
-        "owner", "product", "payload", "result", "error", "errors", "done", "cancel_requested",
-        "depends_on", "created_at", "run_at", "started_at", "finished_at", "links",
+        "token",
+        "kind",
+        "queue",
+        "priority",
+        "status",
+        "progress",
+        "attempt",
+        "max_attempts",
+        "owner",
+        "product",
+        "payload",
+        "result",
+        "error",
+        "errors",
+        "done",
+        "cancel_requested",
+        "depends_on",
+        "created_at",
+        "run_at",
+        "started_at",
+        "finished_at",
+        "links",
     ];
     expected.sort_unstable();
     assert_eq!(keys, expected);
@@ -116,10 +159,18 @@ async fn callers_see_only_what_their_role_allows() {
     let app = TestApp::spawn(&db, Mode::Api, |_| {}).await;
     let alice = Client::new(&app.base, &app.token("alice", "user", Some("shop")).await);
     let bob = Client::new(&app.base, &app.token("bob", "user", Some("shop")).await);
-    let shop_admin = Client::new(&app.base, &app.token("shop-admin", "admin", Some("shop")).await);
-    let blog_admin = Client::new(&app.base, &app.token("blog-admin", "admin", Some("blog")).await);
+    let shop_admin = Client::new(
+        &app.base,
+        &app.token("shop-admin", "admin", Some("shop")).await,
+    );
+    let blog_admin = Client::new(
+        &app.base,
+        &app.token("blog-admin", "admin", Some("blog")).await,
+    );
     let root = Client::new(&app.base, &app.token("root", "superuser", None).await);
-    let token = alice.create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}})).await;
+    let token = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}}))
+        .await;
 
     for (who, client, status) in [
         ("the owner", &alice, 200),
@@ -142,17 +193,38 @@ async fn callers_see_only_what_their_role_allows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_bad_and_revoked_tokens_get_401() {
     let db = TestDb::create().await;
-    let app = TestApp::spawn(&db, Mode::Api, |s| s.auth.cache_ttl = Duration::from_millis(200)).await;
+    let app = TestApp::spawn(&db, Mode::Api, |s| {
+        s.auth.cache_ttl = Duration::from_millis(200)
+    })
+    .await;
     let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
-    let token = alice.create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}})).await;
+    let token = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}}))
+        .await;
     let http = reqwest::Client::new();
     let url = app.url(&format!("/v1/tasks/{token}"));
 
     let r = http.get(&url).send().await.unwrap();
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     problem(r, 401).await;
-    problem(http.get(&url).bearer_auth("errand_nonsense").send().await.unwrap(), 401).await;
-    problem(http.get(&url).header("authorization", "Basic YWxpY2U6eA==").send().await.unwrap(), 401).await;
+    problem(
+        http.get(&url)
+            .bearer_auth("errand_nonsense")
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+    problem(
+        http.get(&url)
+            .header("authorization", "Basic YWxpY2U6eA==")
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
     let r = http
         .post(app.url("/v1/tasks"))
         .json(&json!({"kind": "sleep", "payload": {"seconds": 1}}))
@@ -163,10 +235,14 @@ async fn missing_bad_and_revoked_tokens_get_401() {
 
     // Revoking takes effect within the cache's lifetime.
     assert_eq!(alice.get(&token).await.status(), 200);
-    errand::app::token_revoke(&app.settings, "alice").await.unwrap();
-    eventually("the revoked token to be refused", Duration::from_secs(5), || async {
-        (alice.get(&token).await.status() == 401).then_some(())
-    })
+    errand::app::token_revoke(&app.settings, "alice")
+        .await
+        .unwrap();
+    eventually(
+        "the revoked token to be refused",
+        Duration::from_secs(5),
+        || async { (alice.get(&token).await.status() == 401).then_some(()) },
+    )
     .await;
 }
 
@@ -192,8 +268,15 @@ async fn bad_requests_get_clear_problems_and_write_nothing() {
     };
 
     // 400: not JSON.
-    let p = problem(post_raw(br#"{"kind": "sleep", "payload": {"seconds"#.to_vec()).await, 400).await;
-    assert!(p["detail"].as_str().unwrap().contains("not valid JSON"), "{p}");
+    let p = problem(
+        post_raw(br#"{"kind": "sleep", "payload": {"seconds"#.to_vec()).await,
+        400,
+    )
+    .await;
+    assert!(
+        p["detail"].as_str().unwrap().contains("not valid JSON"),
+        "{p}"
+    );
     problem(post_raw(Vec::new()).await, 400).await;
 
     // 413: over http.max_body_bytes (1 MiB by default).
@@ -201,29 +284,66 @@ async fn bad_requests_get_clear_problems_and_write_nothing() {
     big.extend(std::iter::repeat_n(b'a', 4 * 1024 * 1024));
     big.extend(br#""}}"#);
     let p = problem(post_raw(big).await, 413).await;
-    assert!(p["detail"].as_str().unwrap().contains("max_body_bytes"), "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("max_body_bytes"),
+        "{p}"
+    );
 
     // 422: each names what is wrong.
     for (body, needle) in [
         (json!({"kind": "transcode", "payload": {}}), "unknown kind"),
-        (json!({"kind": "sleep", "payload": {"seconds": "ten"}}), "invalid payload"),
-        (json!({"kind": "sleep", "payload": {"seconds": -1}}), "seconds"),
-        (json!({"kind": "sleep", "payload": {"seconds": 1, "colour": "red"}}), "colour"),
-        (json!({"kind": "sleep", "payload": {"seconds": 1}, "colour": "red"}), "colour"),
+        (
+            json!({"kind": "sleep", "payload": {"seconds": "ten"}}),
+            "invalid payload",
+        ),
+        (
+            json!({"kind": "sleep", "payload": {"seconds": -1}}),
+            "seconds",
+        ),
+        (
+            json!({"kind": "sleep", "payload": {"seconds": 1, "colour": "red"}}),
+            "colour",
+        ),
+        (
+            json!({"kind": "sleep", "payload": {"seconds": 1}, "colour": "red"}),
+            "colour",
+        ),
         (json!({"payload": {"seconds": 1}}), "kind"),
-        (json!({"kind": "sleep", "payload": {"seconds": 1}, "delay": -5}), "delay"),
-        (json!({"kind": "sleep", "payload": {"seconds": 1}, "max_attempts": 0}), "max_attempts"),
-        (json!({"kind": "sleep", "payload": {"seconds": 1}, "timeout": 0}), "timeout"),
-        (json!({"kind": "sleep", "payload": {"seconds": 1}, "queue": "a b"}), "queue"),
-        (json!({"kind": "sleep", "payload": {"seconds": 1}, "priority": "high"}), "priority"),
-        (json!({"kind": "sleep", "payload": {"seconds": 1}, "run_at": "tomorrow"}), "run_at"),
+        (
+            json!({"kind": "sleep", "payload": {"seconds": 1}, "delay": -5}),
+            "delay",
+        ),
+        (
+            json!({"kind": "sleep", "payload": {"seconds": 1}, "max_attempts": 0}),
+            "max_attempts",
+        ),
+        (
+            json!({"kind": "sleep", "payload": {"seconds": 1}, "timeout": 0}),
+            "timeout",
+        ),
+        (
+            json!({"kind": "sleep", "payload": {"seconds": 1}, "queue": "a b"}),
+            "queue",
+        ),
+        (
+            json!({"kind": "sleep", "payload": {"seconds": 1}, "priority": "high"}),
+            "priority",
+        ),
+        (
+            json!({"kind": "sleep", "payload": {"seconds": 1}, "run_at": "tomorrow"}),
+            "run_at",
+        ),
         (json!([1, 2, 3]), "JSON object"),
     ] {
         let p = problem(alice.create(body.clone()).await, 422).await;
         let detail = p["detail"].as_str().unwrap();
         assert!(detail.contains(needle), "{body} → {detail}");
     }
-    assert_eq!(count_tasks(&db).await, 0, "a refused request writes nothing");
+    assert_eq!(
+        count_tasks(&db).await,
+        0,
+        "a refused request writes nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,7 +367,9 @@ async fn polling_with_the_etag_gets_304_until_the_task_changes() {
     let app = TestApp::spawn(&db, Mode::Api, |_| {}).await;
     let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
     let root = Client::new(&app.base, &app.token("root", "superuser", None).await);
-    let token = alice.create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}})).await;
+    let token = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}}))
+        .await;
     let first = alice.get(&token).await;
     assert_eq!(first.headers()["cache-control"], "no-cache");
     let etag = first.headers()["etag"].to_str().unwrap().to_string();
@@ -279,14 +401,20 @@ async fn delay_and_run_at_hold_a_task_back() {
         .create_ok(json!({"kind": "sleep", "payload": {"seconds": 0}, "delay": 1.5}))
         .await;
     let far = alice
-        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 0}, "run_at": "2099-01-01T00:00:00Z"}))
+        .create_ok(
+            json!({"kind": "sleep", "payload": {"seconds": 0}, "run_at": "2099-01-01T00:00:00Z"}),
+        )
         .await;
     let task = alice.task(&far).await;
     assert!(task["run_at"].as_str().unwrap().starts_with("2099"));
     let done = alice.wait_done(&delayed, Duration::from_secs(10)).await;
     assert_eq!(done["status"], "completed");
-    assert!(created.elapsed() >= Duration::from_millis(1500), "ran before its delay");
-    let started: chrono::DateTime<chrono::Utc> = done["started_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        created.elapsed() >= Duration::from_millis(1500),
+        "ran before its delay"
+    );
+    let started: chrono::DateTime<chrono::Utc> =
+        done["started_at"].as_str().unwrap().parse().unwrap();
     let run_at: chrono::DateTime<chrono::Utc> = done["run_at"].as_str().unwrap().parse().unwrap();
     assert!(started >= run_at);
     assert_eq!(alice.task(&far).await["status"], "queued");
@@ -303,7 +431,9 @@ async fn superuser_cancel_stops_a_running_task_within_a_heartbeat() {
     .await;
     let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
     let root = Client::new(&app.base, &app.token("root", "superuser", None).await);
-    let token = alice.create_ok(json!({"kind": "sleep", "payload": {"seconds": 60}})).await;
+    let token = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 60}}))
+        .await;
     eventually("the task to run", Duration::from_secs(10), || async {
         (alice.task(&token).await["status"] == "running").then_some(())
     })
@@ -323,14 +453,21 @@ async fn superuser_cancel_stops_a_running_task_within_a_heartbeat() {
     assert_eq!(root.cancel(&token).await.status(), 202);
 
     let done = alice.wait_done(&token, Duration::from_secs(5)).await;
-    assert!(asked.elapsed() < Duration::from_secs(3), "took {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        asked.elapsed()
+    );
     assert_eq!(done["status"], "cancelled");
     assert_eq!(done["attempt"], 1);
     assert_eq!(done["errors"][0]["message"], "cancelled on request");
     // Once cancelled, cancelling again changes nothing.
     let again = root.cancel(&token).await;
     assert_eq!(again.status(), 200);
-    assert_eq!(again.json::<Value>().await.unwrap()["finished_at"], done["finished_at"]);
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["finished_at"],
+        done["finished_at"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,7 +487,9 @@ async fn queued_task_cancels_at_once_and_finished_task_refuses() {
     assert_eq!(body["done"], true);
     assert_eq!(body["attempt"], 0, "it never ran");
 
-    let quick = alice.create_ok(json!({"kind": "sleep", "payload": {"seconds": 0}})).await;
+    let quick = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 0}}))
+        .await;
     alice.wait_done(&quick, Duration::from_secs(10)).await;
     let p = problem(root.cancel(&quick).await, 409).await;
     assert!(p["detail"].as_str().unwrap().contains("completed"), "{p}");
@@ -362,15 +501,22 @@ async fn cancel_role_can_be_lowered_to_admin_or_owner() {
     let app = TestApp::spawn(&db, Mode::Api, |s| s.auth.cancel_role = "owner".into()).await;
     let alice = Client::new(&app.base, &app.token("alice", "user", Some("shop")).await);
     let bob = Client::new(&app.base, &app.token("bob", "user", Some("shop")).await);
-    let t1 = alice.create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}})).await;
+    let t1 = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}}))
+        .await;
     assert_eq!(bob.cancel(&t1).await.status(), 404, "bob can't even see it");
     assert_eq!(alice.cancel(&t1).await.status(), 200);
 
     let db2 = TestDb::create().await;
     let app2 = TestApp::spawn(&db2, Mode::Api, |s| s.auth.cancel_role = "admin".into()).await;
     let alice = Client::new(&app2.base, &app2.token("alice", "user", Some("shop")).await);
-    let admin = Client::new(&app2.base, &app2.token("shop-admin", "admin", Some("shop")).await);
-    let t2 = alice.create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}})).await;
+    let admin = Client::new(
+        &app2.base,
+        &app2.token("shop-admin", "admin", Some("shop")).await,
+    );
+    let t2 = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}}))
+        .await;
     assert_eq!(alice.cancel(&t2).await.status(), 403);
     assert_eq!(admin.cancel(&t2).await.status(), 200);
 }
@@ -402,12 +548,17 @@ async fn unreachable_database_gets_503_with_retry_after() {
     let client = Client::new(&down.base, &token);
     let started = Instant::now();
     for r in [
-        client.create(json!({"kind": "sleep", "payload": {"seconds": 1}})).await,
+        client
+            .create(json!({"kind": "sleep", "payload": {"seconds": 1}}))
+            .await,
         client.get(&"a".repeat(32)).await,
         reqwest::get(down.url("/readyz")).await.unwrap(),
     ] {
         assert!(r.headers().contains_key("retry-after"));
         problem(r, 503).await;
     }
-    assert!(started.elapsed() < Duration::from_secs(10), "503s must come quickly, not hang");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "503s must come quickly, not hang"
+    );
 }

@@ -72,7 +72,9 @@ impl TestDb {
 
     /// A direct connection, for looking at rows the API does not show.
     pub async fn connect(&self) -> PgConnection {
-        PgConnection::connect(&self.url).await.expect("connect to the test database")
+        PgConnection::connect(&self.url)
+            .await
+            .expect("connect to the test database")
     }
 
     /// A pool on this database, through errand's own store.
@@ -88,7 +90,10 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop can't await; do it on a thread with its own small runtime.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 let mut admin = PgConnection::connect(&admin_url()).await.ok()?;
                 admin

@@ -85,14 +85,31 @@ mod suite {
     async fn insert(store: &Store, n: usize) -> Vec<TaskId> {
         let mut ids = Vec::new();
         for _ in 0..n {
-            ids.push(store.task_insert(&new_task("default", 0, t0(), 3)).await.unwrap().id);
+            ids.push(
+                store
+                    .task_insert(&new_task("default", 0, t0(), 3))
+                    .await
+                    .unwrap()
+                    .id,
+            );
         }
         ids
     }
 
-    async fn claim(store: &Store, who: &str, limit: usize, now: DateTime<Utc>) -> Vec<errand::tasks::Task> {
+    async fn claim(
+        store: &Store,
+        who: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Vec<errand::tasks::Task> {
         store
-            .task_claim("default", &worker(who), limit, now + Duration::seconds(30), now)
+            .task_claim(
+                "default",
+                &worker(who),
+                limit,
+                now + Duration::seconds(30),
+                now,
+            )
             .await
             .unwrap()
     }
@@ -114,7 +131,13 @@ mod suite {
         assert_eq!(read.product.as_deref(), Some("shop"));
         assert_eq!(read.payload, json!({"seconds": 1}));
         assert!(read.errors.is_empty() && read.finished_at.is_none());
-        assert!(store.task_get(TaskToken::generate()).await.unwrap().is_none());
+        assert!(
+            store
+                .task_get(TaskToken::generate())
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     pub async fn claimed_task_is_invisible_to_second_worker(store: &Store) {
@@ -126,30 +149,58 @@ mod suite {
         let mut expected = ids.clone();
         expected.sort();
         assert_eq!(all, expected, "each task claimed exactly once");
-        assert!(a.iter().all(|t| t.worker_id.as_deref() == Some("a") && t.attempt == 1));
-        assert!(b.iter().all(|t| t.worker_id.as_deref() == Some("b") && t.status == Status::Running));
+        assert!(
+            a.iter()
+                .all(|t| t.worker_id.as_deref() == Some("a") && t.attempt == 1)
+        );
+        assert!(
+            b.iter()
+                .all(|t| t.worker_id.as_deref() == Some("b") && t.status == Status::Running)
+        );
         assert!(claim(store, "c", 10, now).await.is_empty());
     }
 
     pub async fn claim_takes_priority_then_run_at_then_id(store: &Store) {
         let early = t0() - Duration::seconds(10);
-        let low_old = store.task_insert(&new_task("default", 0, early, 3)).await.unwrap();
-        let high = store.task_insert(&new_task("default", 5, t0(), 3)).await.unwrap();
-        let low_new = store.task_insert(&new_task("default", 0, t0(), 3)).await.unwrap();
-        let low_new_2 = store.task_insert(&new_task("default", 0, t0(), 3)).await.unwrap();
-        let order: Vec<TaskId> = claim(store, "w", 10, t0()).await.iter().map(|t| t.id).collect();
+        let low_old = store
+            .task_insert(&new_task("default", 0, early, 3))
+            .await
+            .unwrap();
+        let high = store
+            .task_insert(&new_task("default", 5, t0(), 3))
+            .await
+            .unwrap();
+        let low_new = store
+            .task_insert(&new_task("default", 0, t0(), 3))
+            .await
+            .unwrap();
+        let low_new_2 = store
+            .task_insert(&new_task("default", 0, t0(), 3))
+            .await
+            .unwrap();
+        let order: Vec<TaskId> = claim(store, "w", 10, t0())
+            .await
+            .iter()
+            .map(|t| t.id)
+            .collect();
         assert_eq!(order, [high.id, low_old.id, low_new.id, low_new_2.id]);
     }
 
     pub async fn claim_waits_for_run_at(store: &Store) {
         let later = t0() + Duration::seconds(60);
-        store.task_insert(&new_task("default", 0, later, 3)).await.unwrap();
+        store
+            .task_insert(&new_task("default", 0, later, 3))
+            .await
+            .unwrap();
         assert!(claim(store, "w", 10, t0()).await.is_empty());
         assert_eq!(claim(store, "w", 10, later).await.len(), 1);
     }
 
     pub async fn claim_takes_only_its_queue(store: &Store) {
-        store.task_insert(&new_task("gpu", 0, t0(), 3)).await.unwrap();
+        store
+            .task_insert(&new_task("gpu", 0, t0(), 3))
+            .await
+            .unwrap();
         assert!(claim(store, "w", 10, t0()).await.is_empty());
         let gpu = store
             .task_claim("gpu", &worker("w"), 10, t0() + Duration::seconds(30), t0())
@@ -172,14 +223,24 @@ mod suite {
         let mut asked = attempts.clone();
         asked[2].1 = 7;
         let until = t0() + Duration::seconds(90);
-        let renewed = store.task_heartbeat(&worker("w"), &asked, until).await.unwrap();
-        let mut got: Vec<(TaskId, bool)> = renewed.iter().map(|r| (r.id, r.cancel_requested)).collect();
+        let renewed = store
+            .task_heartbeat(&worker("w"), &asked, until)
+            .await
+            .unwrap();
+        let mut got: Vec<(TaskId, bool)> =
+            renewed.iter().map(|r| (r.id, r.cancel_requested)).collect();
         got.sort();
         assert_eq!(got, [(claimed[0].id, true), (claimed[1].id, false)]);
         let t = store.task_get(claimed[1].token).await.unwrap().unwrap();
         assert_eq!(t.lease_expires_at, Some(until));
         // Another worker can't renew what isn't its own.
-        assert!(store.task_heartbeat(&worker("x"), &attempts, until).await.unwrap().is_empty());
+        assert!(
+            store
+                .task_heartbeat(&worker("x"), &attempts, until)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     pub async fn stale_attempt_cannot_write_after_rescue(store: &Store) {
@@ -188,52 +249,117 @@ mod suite {
         let later = t0() + Duration::seconds(31);
         let rescued = store
             .task_rescue_expired(later, 10, |t| {
-                end_attempt(t.attempt, t.max_attempts, AttemptOutcome::lease_expired(), &BACKOFF, 0.0, later)
+                end_attempt(
+                    t.attempt,
+                    t.max_attempts,
+                    AttemptOutcome::lease_expired(),
+                    &BACKOFF,
+                    0.0,
+                    later,
+                )
             })
             .await
             .unwrap();
         assert_eq!(rescued.len(), 1);
         assert_eq!(rescued[0].status, Status::Queued);
-        let second = claim(store, "new", 1, later + Duration::seconds(5)).await.remove(0);
+        let second = claim(store, "new", 1, later + Duration::seconds(5))
+            .await
+            .remove(0);
         assert_eq!(second.attempt, 2);
 
         // The old attempt writes nothing: not progress, not a result.
         let progress = Progress::new(0.9, Some("stale".into()));
         assert!(!store.task_progress(first.id, 1, &progress).await.unwrap());
-        let done = end_attempt(1, 3, AttemptOutcome::Succeeded(json!("stale")), &BACKOFF, 0.0, later);
-        assert!(store.task_end(first.id, 1, &done, later).await.unwrap().is_none());
-        let fail = end_attempt(
+        let done = end_attempt(
             1,
             3,
-            AttemptOutcome::Failed { message: "stale".into(), retryable: false },
+            AttemptOutcome::Succeeded(json!("stale")),
             &BACKOFF,
             0.0,
             later,
         );
-        assert!(store.task_end(first.id, 1, &fail, later).await.unwrap().is_none());
+        assert!(
+            store
+                .task_end(first.id, 1, &done, later)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let fail = end_attempt(
+            1,
+            3,
+            AttemptOutcome::Failed {
+                message: "stale".into(),
+                retryable: false,
+            },
+            &BACKOFF,
+            0.0,
+            later,
+        );
+        assert!(
+            store
+                .task_end(first.id, 1, &fail, later)
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         // The current attempt's result stands.
-        let ok = end_attempt(2, 3, AttemptOutcome::Succeeded(json!("fresh")), &BACKOFF, 0.0, later);
-        let ended = store.task_end(second.id, 2, &ok, later).await.unwrap().unwrap();
+        let ok = end_attempt(
+            2,
+            3,
+            AttemptOutcome::Succeeded(json!("fresh")),
+            &BACKOFF,
+            0.0,
+            later,
+        );
+        let ended = store
+            .task_end(second.id, 2, &ok, later)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(ended.status, Status::Completed);
         assert_eq!(ended.result, Some(json!("fresh")));
-        assert_eq!(ended.progress.message, None, "the stale progress was not written");
+        assert_eq!(
+            ended.progress.message, None,
+            "the stale progress was not written"
+        );
         // And nothing moves a finished task, not even its own attempt again.
-        assert!(store.task_end(second.id, 2, &fail, later).await.unwrap().is_none());
+        assert!(
+            store
+                .task_end(second.id, 2, &fail, later)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     pub async fn rescue_requeues_with_history_then_drops_when_attempts_run_out(store: &Store) {
-        store.task_insert(&new_task("default", 0, t0(), 2)).await.unwrap();
+        store
+            .task_insert(&new_task("default", 0, t0(), 2))
+            .await
+            .unwrap();
         let decide = |now| {
             move |t: &errand::tasks::Task| {
-                end_attempt(t.attempt, t.max_attempts, AttemptOutcome::lease_expired(), &BACKOFF, 1.0, now)
+                end_attempt(
+                    t.attempt,
+                    t.max_attempts,
+                    AttemptOutcome::lease_expired(),
+                    &BACKOFF,
+                    1.0,
+                    now,
+                )
             }
         };
         claim(store, "w", 1, t0()).await;
         let t1 = t0() + Duration::seconds(31);
         let rescued = store.task_rescue_expired(t1, 10, decide(t1)).await.unwrap();
         assert_eq!(rescued[0].status, Status::Queued);
-        assert_eq!(rescued[0].run_at, t1 + Duration::seconds(1), "backoff after a lost worker");
+        assert_eq!(
+            rescued[0].run_at,
+            t1 + Duration::seconds(1),
+            "backoff after a lost worker"
+        );
         assert_eq!(rescued[0].errors.len(), 1);
         assert!(rescued[0].errors[0].message.contains("worker lost"));
         assert_eq!(rescued[0].worker_id, None);
@@ -260,7 +386,14 @@ mod suite {
         let now = t0() + Duration::seconds(29);
         let rescued = store
             .task_rescue_expired(now, 10, |t| {
-                end_attempt(t.attempt, t.max_attempts, AttemptOutcome::lease_expired(), &BACKOFF, 0.0, now)
+                end_attempt(
+                    t.attempt,
+                    t.max_attempts,
+                    AttemptOutcome::lease_expired(),
+                    &BACKOFF,
+                    0.0,
+                    now,
+                )
             })
             .await
             .unwrap();
@@ -274,27 +407,52 @@ mod suite {
         let now = t0() + Duration::seconds(45);
         let rescued = store
             .task_rescue_expired(now, 10, |t| {
-                end_attempt(t.attempt, t.max_attempts, AttemptOutcome::lease_expired(), &BACKOFF, 0.0, now)
+                end_attempt(
+                    t.attempt,
+                    t.max_attempts,
+                    AttemptOutcome::lease_expired(),
+                    &BACKOFF,
+                    0.0,
+                    now,
+                )
             })
             .await
             .unwrap();
-        assert_eq!(rescued.iter().map(|t| t.id).collect::<Vec<_>>(), [claimed[1].id]);
+        assert_eq!(
+            rescued.iter().map(|t| t.id).collect::<Vec<_>>(),
+            [claimed[1].id]
+        );
     }
 
     pub async fn retryable_failure_requeues_with_backoff_and_history(store: &Store) {
         insert(store, 1).await;
         let t = claim(store, "w", 1, t0()).await.remove(0);
-        let failed = AttemptOutcome::Failed { message: "boom".into(), retryable: true };
+        let failed = AttemptOutcome::Failed {
+            message: "boom".into(),
+            retryable: true,
+        };
         let end = end_attempt(1, 3, failed, &BACKOFF, 1.0, t0());
         let after = store.task_end(t.id, 1, &end, t0()).await.unwrap().unwrap();
         assert_eq!(after.status, Status::Queued);
         assert_eq!(after.run_at, t0() + Duration::seconds(1));
         assert_eq!(after.error.as_deref(), Some("boom"));
         assert_eq!(after.errors.len(), 1);
-        assert!(claim(store, "w", 1, t0()).await.is_empty(), "not before its backoff");
-        let again = claim(store, "w", 1, t0() + Duration::seconds(1)).await.remove(0);
+        assert!(
+            claim(store, "w", 1, t0()).await.is_empty(),
+            "not before its backoff"
+        );
+        let again = claim(store, "w", 1, t0() + Duration::seconds(1))
+            .await
+            .remove(0);
         assert_eq!(again.attempt, 2);
-        let ok = end_attempt(2, 3, AttemptOutcome::Succeeded(json!(1)), &BACKOFF, 0.0, t0());
+        let ok = end_attempt(
+            2,
+            3,
+            AttemptOutcome::Succeeded(json!(1)),
+            &BACKOFF,
+            0.0,
+            t0(),
+        );
         let done = store.task_end(t.id, 2, &ok, t0()).await.unwrap().unwrap();
         assert_eq!(done.status, Status::Completed);
         assert_eq!(done.error, None, "a success clears the error…");
@@ -312,20 +470,51 @@ mod suite {
         assert_eq!(cancelled.finished_at, Some(t0()));
         // The second task gets claimed before the cancel lands: no change.
         claim(store, "w", 1, t0()).await;
-        assert!(store.task_cancel_unstarted(ids[1], Status::Queued, t0()).await.unwrap().is_none());
-        assert!(store.task_cancel_unstarted(ids[0], Status::Queued, t0()).await.unwrap().is_none());
+        assert!(
+            store
+                .task_cancel_unstarted(ids[1], Status::Queued, t0())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .task_cancel_unstarted(ids[0], Status::Queued, t0())
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     pub async fn cancel_request_is_fenced_and_idempotent(store: &Store) {
         insert(store, 1).await;
         let t = claim(store, "w", 1, t0()).await.remove(0);
-        assert!(store.task_cancel_request(t.id, 2, t0()).await.unwrap().is_none(), "wrong attempt");
-        let first = store.task_cancel_request(t.id, 1, t0()).await.unwrap().unwrap();
+        assert!(
+            store
+                .task_cancel_request(t.id, 2, t0())
+                .await
+                .unwrap()
+                .is_none(),
+            "wrong attempt"
+        );
+        let first = store
+            .task_cancel_request(t.id, 1, t0())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(first.cancel_requested_at, Some(t0()));
         assert_eq!(first.status, Status::Running);
         let later = t0() + Duration::seconds(5);
-        let second = store.task_cancel_request(t.id, 1, later).await.unwrap().unwrap();
-        assert_eq!(second.cancel_requested_at, Some(t0()), "the first request's time is kept");
+        let second = store
+            .task_cancel_request(t.id, 1, later)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            second.cancel_requested_at,
+            Some(t0()),
+            "the first request's time is kept"
+        );
     }
 
     pub async fn tokens_are_found_by_hash_until_revoked(store: &Store) {
@@ -339,9 +528,22 @@ mod suite {
             hash: token.hash(),
         };
         store.token_insert(&row, t0()).await.unwrap();
-        let found = store.token_find(&TokenHash::of(token.secret())).await.unwrap().unwrap();
-        assert_eq!((found.name.as_str(), found.role, found.product.as_deref()), ("shop-admin", Role::Admin, Some("shop")));
-        assert!(store.token_find(&TokenHash::of("errand_guess")).await.unwrap().is_none());
+        let found = store
+            .token_find(&TokenHash::of(token.secret()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.name.as_str(), found.role, found.product.as_deref()),
+            ("shop-admin", Role::Admin, Some("shop"))
+        );
+        assert!(
+            store
+                .token_find(&TokenHash::of("errand_guess"))
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(store.token_revoke("shop-admin", t0()).await.unwrap(), 1);
         assert!(store.token_find(&token.hash()).await.unwrap().is_none());
     }
@@ -372,15 +574,36 @@ mod suite {
 async fn postgres_schema_enforces_task_invariants() {
     let db = common::TestDb::create().await;
     let store = db.store();
-    let task = store.task_insert(&new_task("default", 0, t0(), 3)).await.unwrap();
+    let task = store
+        .task_insert(&new_task("default", 0, t0(), 3))
+        .await
+        .unwrap();
     let mut conn = db.connect().await;
     for (statement, constraint) in [
-        ("UPDATE tasks SET finished_at = now() WHERE id = $1", "tasks_finished_iff_terminal"),
-        ("UPDATE tasks SET status = 'completed' WHERE id = $1", "tasks_finished_iff_terminal"),
-        ("UPDATE tasks SET status = 'done' WHERE id = $1", "tasks_status_valid"),
-        ("UPDATE tasks SET status = 'running' WHERE id = $1", "tasks_running_iff_leased"),
-        ("UPDATE tasks SET attempt = 4 WHERE id = $1", "tasks_attempts_valid"),
-        ("UPDATE tasks SET progress_fraction = 2 WHERE id = $1", "tasks_progress_fraction_valid"),
+        (
+            "UPDATE tasks SET finished_at = now() WHERE id = $1",
+            "tasks_finished_iff_terminal",
+        ),
+        (
+            "UPDATE tasks SET status = 'completed' WHERE id = $1",
+            "tasks_finished_iff_terminal",
+        ),
+        (
+            "UPDATE tasks SET status = 'done' WHERE id = $1",
+            "tasks_status_valid",
+        ),
+        (
+            "UPDATE tasks SET status = 'running' WHERE id = $1",
+            "tasks_running_iff_leased",
+        ),
+        (
+            "UPDATE tasks SET attempt = 4 WHERE id = $1",
+            "tasks_attempts_valid",
+        ),
+        (
+            "UPDATE tasks SET progress_fraction = 2 WHERE id = $1",
+            "tasks_progress_fraction_valid",
+        ),
     ] {
         let err = sqlx::query(sqlx::AssertSqlSafe(statement))
             .bind(task.id.0)
@@ -390,12 +613,20 @@ async fn postgres_schema_enforces_task_invariants() {
         let db_err = err.as_database_error().expect("a database error");
         assert_eq!(db_err.constraint(), Some(constraint), "{statement}");
     }
-    let other = store.task_insert(&new_task("default", 0, t0(), 3)).await.unwrap();
-    let err = sqlx::query("UPDATE tasks SET token = (SELECT token FROM tasks WHERE id = $1) WHERE id = $2")
-        .bind(task.id.0)
-        .bind(other.id.0)
-        .execute(&mut conn)
+    let other = store
+        .task_insert(&new_task("default", 0, t0(), 3))
         .await
-        .expect_err("tokens are unique");
-    assert_eq!(err.as_database_error().unwrap().constraint(), Some("tasks_token_unique"));
+        .unwrap();
+    let err = sqlx::query(
+        "UPDATE tasks SET token = (SELECT token FROM tasks WHERE id = $1) WHERE id = $2",
+    )
+    .bind(task.id.0)
+    .bind(other.id.0)
+    .execute(&mut conn)
+    .await
+    .expect_err("tokens are unique");
+    assert_eq!(
+        err.as_database_error().unwrap().constraint(),
+        Some("tasks_token_unique")
+    );
 }

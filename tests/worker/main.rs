@@ -54,15 +54,20 @@ async fn insert_sleeps(store: &Store, n: usize, seconds: f64, max_attempts: i32)
 /// Counts of tasks by status, straight from the database.
 async fn status_counts(db: &TestDb) -> HashMap<String, i64> {
     let mut conn = db.connect().await;
-    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT status, count(*) FROM tasks GROUP BY status")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM tasks GROUP BY status")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
     rows.into_iter().collect()
 }
 
 async fn task(store: &Store, token: TaskToken) -> Task {
-    store.task_get(token).await.unwrap().expect("the task exists")
+    store
+        .task_get(token)
+        .await
+        .unwrap()
+        .expect("the task exists")
 }
 
 async fn wait_status(store: &Store, token: TaskToken, status: Status, timeout: Duration) -> Task {
@@ -94,7 +99,10 @@ fn runs(proc: &Proc, killed_at: Option<DateTime<Utc>>) -> Vec<Run> {
             continue;
         }
         let span = &event["span"];
-        let token = span["task.token"].as_str().expect("the task span names the token").to_string();
+        let token = span["task.token"]
+            .as_str()
+            .expect("the task span names the token")
+            .to_string();
         let attempt = span["task.attempt"].as_i64().expect("and the attempt");
         let at: DateTime<Utc> = event["timestamp"].as_str().unwrap().parse().unwrap();
         let run = by_attempt.entry((token.clone(), attempt)).or_insert(Run {
@@ -127,9 +135,11 @@ async fn two_worker_processes_drain_1000_tasks_running_each_once() {
         Proc::spawn(&["worker", "--concurrency", "8"], &env),
         Proc::spawn(&["worker", "--concurrency", "8"], &env),
     ];
-    eventually("1000 tasks to complete", Duration::from_secs(120), || async {
-        (status_counts(&db).await.get("completed") == Some(&1000)).then_some(())
-    })
+    eventually(
+        "1000 tasks to complete",
+        Duration::from_secs(120),
+        || async { (status_counts(&db).await.get("completed") == Some(&1000)).then_some(()) },
+    )
     .await;
 
     let mut conn = db.connect().await;
@@ -150,7 +160,10 @@ async fn two_worker_processes_drain_1000_tasks_running_each_once() {
         assert_eq!(starts.get(&token.to_string()), Some(&1));
     }
     let per_worker: Vec<usize> = workers.iter().map(|w| runs(w, None).len()).collect();
-    assert!(per_worker.iter().all(|n| *n > 0), "both workers took part: {per_worker:?}");
+    assert!(
+        per_worker.iter().all(|n| *n > 0),
+        "both workers took part: {per_worker:?}"
+    );
 }
 
 /// Hundreds of short tasks drain through two workers while one of them is
@@ -171,7 +184,11 @@ async fn chaos_every_task_completes_and_no_attempts_overlap() {
     loop {
         let victim = Proc::spawn(&["worker", "--concurrency", "4"], &env);
         tokio::time::sleep(Duration::from_millis(1500 + (kills % 3) * 400)).await;
-        let done = status_counts(&db).await.get("completed").copied().unwrap_or(0);
+        let done = status_counts(&db)
+            .await
+            .get("completed")
+            .copied()
+            .unwrap_or(0);
         let mut victim = victim;
         victim.kill();
         victims.push((victim, Some(Utc::now())));
@@ -181,11 +198,19 @@ async fn chaos_every_task_completes_and_no_attempts_overlap() {
         }
         assert!(Instant::now() < deadline, "the chaos run took too long");
     }
-    eventually("every task to complete", Duration::from_secs(60), || async {
-        (status_counts(&db).await.get("completed").copied() == Some(total as i64)).then_some(())
-    })
+    eventually(
+        "every task to complete",
+        Duration::from_secs(60),
+        || async {
+            (status_counts(&db).await.get("completed").copied() == Some(total as i64)).then_some(())
+        },
+    )
     .await;
-    assert_eq!(status_counts(&db).await.len(), 1, "nothing ended any other way");
+    assert_eq!(
+        status_counts(&db).await.len(),
+        1,
+        "nothing ended any other way"
+    );
 
     let mut all: Vec<Run> = runs(&steady, None);
     for (victim, killed_at) in &victims {
@@ -214,7 +239,10 @@ async fn chaos_every_task_completes_and_no_attempts_overlap() {
         }
     }
     assert!(kills >= 2, "the victim was killed {kills} times");
-    assert!(rerun > 0, "some task must have been rescued and re-run for this test to mean anything");
+    assert!(
+        rerun > 0,
+        "some task must have been rescued and re-run for this test to mean anything"
+    );
     eprintln!("chaos: {kills} kills, {rerun} tasks re-run after a kill");
 }
 
@@ -240,8 +268,14 @@ async fn sigkilled_worker_task_with_no_attempts_left_is_dropped_in_time() {
     let dropped = wait_status(&store, token, Status::Dropped, Duration::from_secs(90)).await;
     let took = killed.elapsed();
     let bound = settings.worker.lease + settings.worker.rescue_interval;
-    eprintln!("rescued {took:?} after SIGKILL (lease {:?}, rescue interval {:?})", settings.worker.lease, settings.worker.rescue_interval);
-    assert!(took <= bound + Duration::from_secs(1), "took {took:?}, more than lease + rescue interval");
+    eprintln!(
+        "rescued {took:?} after SIGKILL (lease {:?}, rescue interval {:?})",
+        settings.worker.lease, settings.worker.rescue_interval
+    );
+    assert!(
+        took <= bound + Duration::from_secs(1),
+        "took {took:?}, more than lease + rescue interval"
+    );
     assert_eq!(dropped.attempt, 1);
     assert!(dropped.error.as_deref().unwrap().contains("worker lost"));
     assert!(dropped.finished_at.is_some());
@@ -257,14 +291,24 @@ async fn sigterm_releases_running_tasks_before_exit() {
     let mut env = proc_env(&db);
     env.insert("ERRAND__WORKER__SHUTDOWN_GRACE".into(), "1s".into());
     let mut worker = Proc::spawn(&["worker", "--concurrency", "2"], &env);
-    wait_status(&store, last_chance, Status::Running, Duration::from_secs(10)).await;
+    wait_status(
+        &store,
+        last_chance,
+        Status::Running,
+        Duration::from_secs(10),
+    )
+    .await;
     wait_status(&store, can_retry, Status::Running, Duration::from_secs(10)).await;
 
     let sent = Instant::now();
     worker.signal("TERM");
     let status = worker.exited(Duration::from_secs(15)).await;
     assert!(status.success(), "exit status {status:?}");
-    assert!(sent.elapsed() < Duration::from_secs(8), "took {:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        sent.elapsed()
+    );
     // Released before the process exited: not left for the lease to expire.
     let dropped = task(&store, last_chance).await;
     assert_eq!(dropped.status, Status::Dropped);
@@ -272,7 +316,10 @@ async fn sigterm_releases_running_tasks_before_exit() {
     let requeued = task(&store, can_retry).await;
     assert_eq!(requeued.status, Status::Queued);
     assert_eq!(requeued.attempt, 1);
-    assert!(requeued.run_at <= Utc::now(), "re-queued to run again at once");
+    assert!(
+        requeued.run_at <= Utc::now(),
+        "re-queued to run again at once"
+    );
     assert_eq!(requeued.worker_id, None);
 }
 
@@ -296,13 +343,25 @@ async fn frozen_worker_resumed_after_its_lease_writes_nothing() {
     assert!(done.errors[0].message.contains("worker lost"));
 
     stale.signal("CONT");
-    eventually("the resumed worker to notice it lost the task", Duration::from_secs(15), || async {
-        let lost = stale.events("lease lost: this attempt stopped and wrote nothing more").len()
-            + stale.events("attempt was no longer current; its outcome was discarded").len();
-        (lost > 0).then_some(())
-    })
+    eventually(
+        "the resumed worker to notice it lost the task",
+        Duration::from_secs(15),
+        || async {
+            let lost = stale
+                .events("lease lost: this attempt stopped and wrote nothing more")
+                .len()
+                + stale
+                    .events("attempt was no longer current; its outcome was discarded")
+                    .len();
+            (lost > 0).then_some(())
+        },
+    )
     .await;
-    assert_eq!(task(&store, token).await, done, "the stale attempt changed nothing");
+    assert_eq!(
+        task(&store, token).await,
+        done,
+        "the stale attempt changed nothing"
+    );
     assert!(stale.events("attempt ended").is_empty());
     drop(fresh);
 }
@@ -323,17 +382,30 @@ async fn postgres_restart_loses_no_task_and_crashes_no_process() {
 
     let api = Proc::spawn(&["api"], &env);
     let base = api.base_url().await;
-    let token = errand::app::token_create(&settings, "alice", "user", None).await.unwrap();
+    let token = errand::app::token_create(&settings, "alice", "user", None)
+        .await
+        .unwrap();
     let client = Client::new(&base, &token);
-    let workers = [Proc::spawn(&["worker", "--concurrency", "4"], &env), Proc::spawn(&["worker", "--concurrency", "4"], &env)];
+    let workers = [
+        Proc::spawn(&["worker", "--concurrency", "4"], &env),
+        Proc::spawn(&["worker", "--concurrency", "4"], &env),
+    ];
     let mut tokens = Vec::new();
     for _ in 0..40 {
-        tokens.push(client.create_ok(json!({"kind": "sleep", "payload": {"seconds": 0.5}})).await);
+        tokens.push(
+            client
+                .create_ok(json!({"kind": "sleep", "payload": {"seconds": 0.5}}))
+                .await,
+        );
     }
-    eventually("some tasks to be running", Duration::from_secs(10), || async {
-        let running = store_count(&store, &tokens, "running").await;
-        (running > 0).then_some(())
-    })
+    eventually(
+        "some tasks to be running",
+        Duration::from_secs(10),
+        || async {
+            let running = store_count(&store, &tokens, "running").await;
+            (running > 0).then_some(())
+        },
+    )
     .await;
 
     pg.stop();
@@ -346,13 +418,21 @@ async fn postgres_restart_loses_no_task_and_crashes_no_process() {
     tokio::time::sleep(Duration::from_millis(500)).await; // an outage, not a blip
     pg.start();
 
-    let counts = eventually("every task to complete", Duration::from_secs(90), || async {
-        let done = store_count(&store, &tokens, "completed").await;
-        (done == tokens.len()).then_some(done)
-    })
+    let counts = eventually(
+        "every task to complete",
+        Duration::from_secs(90),
+        || async {
+            let done = store_count(&store, &tokens, "completed").await;
+            (done == tokens.len()).then_some(done)
+        },
+    )
     .await;
     assert_eq!(counts, 40);
-    for (name, proc) in [("api", &api), ("worker 1", &workers[0]), ("worker 2", &workers[1])] {
+    for (name, proc) in [
+        ("api", &api),
+        ("worker 1", &workers[0]),
+        ("worker 2", &workers[1]),
+    ] {
         assert!(proc_alive(proc), "{name} exited");
     }
     let r = client.get(&tokens[0]).await;
@@ -398,7 +478,9 @@ mod private_postgres {
             .filter(|p| p.join("initdb").exists())
             .collect();
         versions.sort();
-        versions.pop().expect("an initdb under /usr/lib/postgresql/*/bin")
+        versions
+            .pop()
+            .expect("an initdb under /usr/lib/postgresql/*/bin")
     }
 
     fn free_port() -> u16 {
@@ -411,16 +493,44 @@ mod private_postgres {
 
     impl PrivatePostgres {
         pub fn launch() -> PrivatePostgres {
-            let as_root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
-            let dir = std::env::temp_dir().join(format!("errand-pg-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+            let as_root = Command::new("id")
+                .arg("-u")
+                .output()
+                .map(|o| o.stdout == b"0\n")
+                .unwrap_or(false);
+            let dir = std::env::temp_dir().join(format!(
+                "errand-pg-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            ));
             std::fs::create_dir_all(&dir).unwrap();
-            let pg = PrivatePostgres { dir, port: free_port(), bin: bin_dir(), as_root };
+            let pg = PrivatePostgres {
+                dir,
+                port: free_port(),
+                bin: bin_dir(),
+                as_root,
+            };
             if as_root {
                 // Postgres refuses to run as root: hand the folder to postgres.
-                let ok = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&pg.dir).status().unwrap();
+                let ok = Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(&pg.dir)
+                    .status()
+                    .unwrap();
                 assert!(ok.success());
             }
-            pg.run("initdb", &["-D", &pg.data(), "-A", "trust", "-U", "postgres", "--no-sync"]);
+            pg.run(
+                "initdb",
+                &[
+                    "-D",
+                    &pg.data(),
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "--no-sync",
+                ],
+            );
             pg.start();
             pg
         }
@@ -438,8 +548,15 @@ mod private_postgres {
             } else {
                 Command::new(&program)
             };
-            let out = cmd.args(args).output().unwrap_or_else(|e| panic!("run {tool}: {e}"));
-            assert!(out.status.success(), "{tool} failed: {}", String::from_utf8_lossy(&out.stderr));
+            let out = cmd
+                .args(args)
+                .output()
+                .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+            assert!(
+                out.status.success(),
+                "{tool} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
 
         pub fn start(&self) {
@@ -449,7 +566,19 @@ mod private_postgres {
                 self.dir.display()
             );
             let log = self.dir.join("log").display().to_string();
-            self.run("pg_ctl", &["start", "-w", "-D", &self.data(), "-l", &log, "-o", &options]);
+            self.run(
+                "pg_ctl",
+                &[
+                    "start",
+                    "-w",
+                    "-D",
+                    &self.data(),
+                    "-l",
+                    &log,
+                    "-o",
+                    &options,
+                ],
+            );
         }
 
         pub fn stop(&self) {
@@ -458,11 +587,23 @@ mod private_postgres {
 
         pub fn create_database(&self, name: &str) -> String {
             let out = Command::new(self.bin.join("psql"))
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-c"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-c",
+                ])
                 .arg(format!("CREATE DATABASE {name}"))
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
         }
     }
@@ -470,7 +611,11 @@ mod private_postgres {
     impl Drop for PrivatePostgres {
         fn drop(&mut self) {
             let _ = Command::new(if self.as_root { "runuser" } else { "true" })
-                .args(if self.as_root { vec!["-u", "postgres", "--"] } else { vec![] })
+                .args(if self.as_root {
+                    vec!["-u", "postgres", "--"]
+                } else {
+                    vec![]
+                })
                 .arg(self.bin.join("pg_ctl"))
                 .args(["stop", "-m", "immediate", "-D", &self.data()])
                 .output();
@@ -489,7 +634,10 @@ impl Kind for AlwaysFails {
     type Payload = Value;
 
     async fn run(&self, _: Value, ctx: &TaskContext) -> Result<Value, TaskError> {
-        Err(TaskError::retryable(format!("attempt {} failed", ctx.attempt())))
+        Err(TaskError::retryable(format!(
+            "attempt {} failed",
+            ctx.attempt()
+        )))
     }
 }
 
@@ -538,7 +686,11 @@ struct InProcess {
 }
 
 impl InProcess {
-    fn start(db: &TestDb, tweak: impl FnOnce(&mut errand::config::Settings), register: impl FnOnce(&mut Registry)) -> InProcess {
+    fn start(
+        db: &TestDb,
+        tweak: impl FnOnce(&mut errand::config::Settings),
+        register: impl FnOnce(&mut Registry),
+    ) -> InProcess {
         let mut settings = test_settings(db);
         settings.tasks.backoff_base = Duration::from_millis(200);
         tweak(&mut settings);
@@ -551,7 +703,10 @@ impl InProcess {
             store.clone(),
             registry.clone(),
             settings.worker.clone(),
-            &[QueueSpec { name: "default".into(), slots: Some(4) }],
+            &[QueueSpec {
+                name: "default".into(),
+                slots: Some(4),
+            }],
             4,
         );
         let maintenance = Maintenance::new(store.clone(), registry, settings.worker.clone());
@@ -578,7 +733,12 @@ impl InProcess {
     }
 }
 
-async fn insert_kind(store: &Store, kind: &str, max_attempts: i32, timeout_ms: Option<i64>) -> TaskToken {
+async fn insert_kind(
+    store: &Store,
+    kind: &str,
+    max_attempts: i32,
+    timeout_ms: Option<i64>,
+) -> TaskToken {
     let now = Utc::now();
     store
         .task_insert(&NewTask {
@@ -605,9 +765,13 @@ async fn always_failing_task_fails_after_exactly_max_attempts_with_backoff() {
     let db = TestDb::create().await;
     let store = db.store();
     store.migrate().await.unwrap();
-    let workers = InProcess::start(&db, |_| {}, |r| {
-        r.register(AlwaysFails).unwrap();
-    });
+    let workers = InProcess::start(
+        &db,
+        |_| {},
+        |r| {
+            r.register(AlwaysFails).unwrap();
+        },
+    );
     let token = insert_kind(&store, "always_fails", 4, None).await;
     let failed = wait_status(&store, token, Status::Failed, Duration::from_secs(30)).await;
     assert_eq!(failed.attempt, 4);
@@ -621,7 +785,10 @@ async fn always_failing_task_fails_after_exactly_max_attempts_with_backoff() {
     for (i, pair) in at.windows(2).enumerate() {
         let gap = (pair[1] - pair[0]).to_std().unwrap();
         let least = Duration::from_millis(100 << i);
-        assert!(gap >= least, "gap {i} was {gap:?}, less than {least:?}: {at:?}");
+        assert!(
+            gap >= least,
+            "gap {i} was {gap:?}, less than {least:?}: {at:?}"
+        );
     }
     workers.stop().await;
 }
@@ -631,9 +798,13 @@ async fn permanent_failure_and_panic_are_recorded() {
     let db = TestDb::create().await;
     let store = db.store();
     store.migrate().await.unwrap();
-    let workers = InProcess::start(&db, |_| {}, |r| {
-        r.register(Picky).unwrap().register(Panics).unwrap();
-    });
+    let workers = InProcess::start(
+        &db,
+        |_| {},
+        |r| {
+            r.register(Picky).unwrap().register(Panics).unwrap();
+        },
+    );
     let picky = insert_kind(&store, "picky", 5, None).await;
     let panics = insert_kind(&store, "panics", 2, None).await;
     let failed = wait_status(&store, picky, Status::Failed, Duration::from_secs(10)).await;
@@ -642,17 +813,26 @@ async fn permanent_failure_and_panic_are_recorded() {
     let panicked = wait_status(&store, panics, Status::Failed, Duration::from_secs(10)).await;
     assert_eq!(panicked.attempt, 2, "a panic is a retryable failure");
     assert_eq!(panicked.errors.len(), 2);
-    assert!(panicked.errors[0].message.contains("the handler blew up"), "{:?}", panicked.errors);
+    assert!(
+        panicked.errors[0].message.contains("the handler blew up"),
+        "{:?}",
+        panicked.errors
+    );
     workers.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_over_its_timeout_fails_saying_so() {
     let db = TestDb::create().await;
-    let app = TestApp::spawn(&db, Mode::Serve, |s| s.tasks.backoff_base = Duration::from_millis(100)).await;
+    let app = TestApp::spawn(&db, Mode::Serve, |s| {
+        s.tasks.backoff_base = Duration::from_millis(100)
+    })
+    .await;
     let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
     let token = alice
-        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 30}, "timeout": 0.5, "max_attempts": 2}))
+        .create_ok(
+            json!({"kind": "sleep", "payload": {"seconds": 30}, "timeout": 0.5, "max_attempts": 2}),
+        )
         .await;
     let done = alice.wait_done(&token, Duration::from_secs(15)).await;
     assert_eq!(done["status"], "failed");
@@ -678,7 +858,13 @@ async fn handler_that_ignores_cancel_is_aborted_after_the_grace() {
     let token = insert_kind(&store, "stubborn", 3, Some(500)).await;
     let done = wait_status(&store, token, Status::Failed, Duration::from_secs(20)).await;
     assert_eq!(done.attempt, 3);
-    assert!(done.errors.iter().all(|e| e.message == "timed out after 0.5 s"), "{:?}", done.errors);
+    assert!(
+        done.errors
+            .iter()
+            .all(|e| e.message == "timed out after 0.5 s"),
+        "{:?}",
+        done.errors
+    );
     assert_eq!(runs.load(Ordering::SeqCst), 3);
     workers.stop().await;
 }
@@ -688,9 +874,17 @@ async fn graceful_stop_waits_for_short_tasks() {
     let db = TestDb::create().await;
     let store = db.store();
     store.migrate().await.unwrap();
-    let workers = InProcess::start(&db, |s| s.worker.shutdown_grace = Duration::from_secs(10), |_| {});
+    let workers = InProcess::start(
+        &db,
+        |s| s.worker.shutdown_grace = Duration::from_secs(10),
+        |_| {},
+    );
     let token = insert_sleeps(&store, 1, 1.0, 1).await[0];
     wait_status(&store, token, Status::Running, Duration::from_secs(10)).await;
     workers.stop().await;
-    assert_eq!(task(&store, token).await.status, Status::Completed, "finished within the grace");
+    assert_eq!(
+        task(&store, token).await.status,
+        Status::Completed,
+        "finished within the grace"
+    );
 }
