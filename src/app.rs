@@ -133,7 +133,10 @@ impl App {
         if settings.database.migrate_on_start && !migrate_when_reachable(&store, &shutdown).await? {
             return Ok(());
         }
+        let data = store.location(&settings.database);
+        tracing::info!(database = %data, "tasks are kept in the database");
         if mode == Mode::Serve {
+            println!("errand keeps its tasks in {data}");
             print_bootstrap_token(&store).await?;
         }
 

@@ -10,6 +10,7 @@
 //! every backend passes the same conformance suite (`tests/store`).
 
 mod postgres;
+mod sqlite;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
@@ -38,7 +39,7 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL {0:?} (it must start with postgres://)")]
+    #[error("unsupported database URL {0:?} (it must start with postgres:// or sqlite:)")]
     UnsupportedUrl(String),
 }
 
@@ -65,6 +66,9 @@ impl From<sqlx::Error> for StoreError {
                 {
                     StoreError::Unavailable(e)
                 }
+                // SQLite: BUSY and LOCKED (and their extended codes): another
+                // writer held the file past busy_timeout.
+                Some("5" | "6" | "261" | "262" | "517") => StoreError::Unavailable(e),
                 // query_canceled: statement_timeout fired.
                 Some("57014") => StoreError::Timeout(e),
                 _ => StoreError::Database(e),
@@ -75,7 +79,8 @@ impl From<sqlx::Error> for StoreError {
 }
 
 /// Something another process (or this one) did that a waiting loop cares
-/// about. Postgres delivers these with LISTEN/NOTIFY.
+/// about. Postgres delivers these from every process with LISTEN/NOTIFY;
+/// SQLite only from this process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreEvent {
     /// A task became runnable in this queue.
@@ -113,6 +118,7 @@ pub struct Store {
 #[derive(Clone)]
 enum Backend {
     Postgres(postgres::PgStore),
+    Sqlite(sqlite::SqliteStore),
 }
 
 /// Runs `$body` with `$b` bound to whichever backend this store uses.
@@ -120,23 +126,55 @@ macro_rules! dispatch {
     ($self:ident, $b:ident => $body:expr) => {
         match &$self.backend {
             Backend::Postgres($b) => $body,
+            Backend::Sqlite($b) => $body,
         }
     };
 }
 
 impl Store {
-    /// Opens a pool for `settings.url`. No connection is made yet: the first
+    /// Opens a pool for `settings.url`, choosing the backend by its scheme
+    /// (`postgres://…` or `sqlite:…`). No connection is made yet: the first
     /// query connects, so a process starts while its database is still down.
     pub fn connect(settings: &DatabaseSettings) -> Result<Store, StoreError> {
-        let backend = if settings.url.starts_with("postgres://")
-            || settings.url.starts_with("postgresql://")
-        {
+        let url = settings.url.as_str();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres(postgres::PgStore::connect(settings)?)
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite(sqlite::SqliteStore::connect(settings)?)
         } else {
-            return Err(StoreError::UnsupportedUrl(redact(&settings.url)));
+            return Err(StoreError::UnsupportedUrl(redact(url)));
         };
         let (events, _) = broadcast::channel(1024);
         Ok(Store { backend, events })
+    }
+
+    /// Where the data lives, for people: the SQLite file, or the Postgres
+    /// URL without its password.
+    pub fn location(&self, settings: &DatabaseSettings) -> String {
+        match &self.backend {
+            Backend::Postgres(_) => redact(&settings.url),
+            Backend::Sqlite(b) => b.path().display().to_string(),
+        }
+    }
+
+    /// Wakes this process's waiting loops, for backends without
+    /// notifications of their own (Postgres's triggers NOTIFY every process).
+    fn announce(&self, event: StoreEvent) {
+        if matches!(self.backend, Backend::Sqlite(_)) {
+            // No receiver is fine: nobody is waiting.
+            let _ = self.events.send(event);
+        }
+    }
+
+    /// Announces the tasks that just became runnable.
+    fn announce_queued<'t>(&self, tasks: impl IntoIterator<Item = &'t Task>) {
+        for task in tasks {
+            if task.status == Status::Queued {
+                self.announce(StoreEvent::Queued {
+                    queue: task.queue.clone(),
+                });
+            }
+        }
     }
 
     /// Applies the migrations that have not been applied yet.
@@ -164,14 +202,19 @@ impl Store {
     /// reconnects by itself and sends `Resync` whenever events may have been
     /// missed.
     pub async fn run_listener(&self, shutdown: CancellationToken) {
-        dispatch!(self, b => b.run_listener(&self.events, shutdown).await)
+        match &self.backend {
+            Backend::Postgres(b) => b.run_listener(&self.events, shutdown).await,
+            Backend::Sqlite(b) => b.run_listener(shutdown).await,
+        }
     }
 
     // ---- tasks -----------------------------------------------------------
 
     /// Inserts a checked new task.
     pub async fn task_insert(&self, task: &NewTask) -> Result<Task, StoreError> {
-        dispatch!(self, b => b.task_insert(task).await)
+        let inserted = dispatch!(self, b => b.task_insert(task).await)?;
+        self.announce_queued([&inserted]);
+        Ok(inserted)
     }
 
     /// The task with this token, if there is one.
@@ -260,7 +303,11 @@ impl Store {
         attempt: i32,
         now: DateTime<Utc>,
     ) -> Result<Option<Task>, StoreError> {
-        dispatch!(self, b => b.task_cancel_request(id, attempt, now).await)
+        let task = dispatch!(self, b => b.task_cancel_request(id, attempt, now).await)?;
+        if let Some(worker) = task.as_ref().and_then(|t| t.worker_id.clone()) {
+            self.announce(StoreEvent::CancelRequested { worker });
+        }
+        Ok(task)
     }
 
     /// One rescue pass: finds up to `limit` running tasks whose lease expired
@@ -273,7 +320,9 @@ impl Store {
         limit: usize,
         decide: impl Fn(&Task) -> AttemptEnd + Send,
     ) -> Result<Vec<Task>, StoreError> {
-        dispatch!(self, b => b.task_rescue_expired(now, limit, decide).await)
+        let rescued = dispatch!(self, b => b.task_rescue_expired(now, limit, decide).await)?;
+        self.announce_queued(&rescued);
+        Ok(rescued)
     }
 
     // ---- API tokens --------------------------------------------------------
@@ -305,6 +354,20 @@ impl Store {
     /// Revokes every live token with this name; returns how many.
     pub async fn token_revoke(&self, name: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
         dispatch!(self, b => b.token_revoke(name, now).await)
+    }
+}
+
+/// A failed migration; trying again later may help if the database was
+/// merely unreachable.
+fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
+    match e {
+        sqlx::migrate::MigrateError::Execute(inner) => match StoreError::from(inner) {
+            StoreError::Database(inner) => {
+                StoreError::Migrate(sqlx::migrate::MigrateError::Execute(inner))
+            }
+            transient => transient,
+        },
+        other => StoreError::Migrate(other),
     }
 }
 

@@ -43,16 +43,56 @@ async fn admin_connection() -> PgConnection {
     }
 }
 
-/// A fresh database, copied from a migrated template, dropped when the test
-/// ends (pass or fail). Databases left behind by a killed run are swept by
-/// later runs once they are an hour old.
+/// The two stores every behaviour is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Stamps out each listed `async fn test(backend: Backend)` as two tests,
+/// `postgres::test` and `sqlite::test`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($test:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+    };
+}
+
+/// A fresh, migrated database, removed when the test ends (pass or fail).
+/// Postgres: copied from a migrated template; databases left behind by a
+/// killed run are swept by later runs once they are an hour old. SQLite: a
+/// file in a temporary folder.
 pub struct TestDb {
-    pub name: String,
     pub url: String,
+    pub backend: Backend,
+    place: String,
 }
 
 impl TestDb {
-    pub async fn create() -> TestDb {
+    pub async fn of(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Postgres => TestDb::postgres().await,
+            Backend::Sqlite => TestDb::sqlite().await,
+        }
+    }
+
+    pub async fn postgres() -> TestDb {
         let mut admin = admin_connection().await;
         let template = ensure_template(&mut admin).await;
         let now = unix_secs();
@@ -66,15 +106,24 @@ impl TestDb {
         let _ = admin.close().await;
         TestDb {
             url: url_for(&name),
-            name,
+            backend: Backend::Postgres,
+            place: name,
         }
     }
 
-    /// A direct connection, for looking at rows the API does not show.
-    pub async fn connect(&self) -> PgConnection {
-        PgConnection::connect(&self.url)
-            .await
-            .expect("connect to the test database")
+    pub async fn sqlite() -> TestDb {
+        let dir =
+            std::env::temp_dir().join(format!("errand-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("a temporary folder");
+        let db = TestDb {
+            url: format!("sqlite://{}/errand.db", dir.display()),
+            backend: Backend::Sqlite,
+            place: dir.display().to_string(),
+        };
+        let store = db.store();
+        store.migrate().await.expect("migrate the SQLite database");
+        store.close().await;
+        db
     }
 
     /// A pool on this database, through errand's own store.
@@ -83,11 +132,83 @@ impl TestDb {
         settings.database.url = self.url.clone();
         Store::connect(&settings.database).expect("store")
     }
+
+    /// A number from a query of the test's own (a count, say).
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        match self.backend {
+            Backend::Postgres => {
+                let mut conn = PgConnection::connect(&self.url).await.expect("connect");
+                sqlx::query_scalar(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect(sql)
+            }
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect(sql)
+            }
+        }
+    }
+
+    /// (text, number) rows from a query of the test's own.
+    pub async fn counts(&self, sql: &'static str) -> HashMap<String, i64> {
+        let rows: Vec<(String, i64)> = match self.backend {
+            Backend::Postgres => {
+                let mut conn = PgConnection::connect(&self.url).await.expect("connect");
+                sqlx::query_as(sql).fetch_all(&mut conn).await.expect(sql)
+            }
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_as(sql).fetch_all(&mut conn).await.expect(sql)
+            }
+        };
+        rows.into_iter().collect()
+    }
+
+    /// An error message from a statement the test expects to fail, run on
+    /// one task row (`$1`/`?1` is its id).
+    pub async fn refused(&self, statement: &str, id: i64) -> String {
+        let error = match self.backend {
+            Backend::Postgres => {
+                let mut conn = PgConnection::connect(&self.url).await.expect("connect");
+                sqlx::query(sqlx::AssertSqlSafe(statement.replace("?1", "$1")))
+                    .bind(id)
+                    .execute(&mut conn)
+                    .await
+                    .map(|_| ())
+            }
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
+                    .bind(id)
+                    .execute(&mut conn)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        let error = error.expect_err(statement);
+        let db = error.as_database_error().expect("a database error");
+        // Postgres names the constraint; SQLite puts it in the message.
+        format!("{} {}", db.constraint().unwrap_or_default(), db.message())
+    }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
+        let place = self.place.clone();
+        if self.backend == Backend::Sqlite {
+            let _ = std::fs::remove_dir_all(place);
+            return;
+        }
         // Drop can't await; do it on a thread with its own small runtime.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -98,7 +219,7 @@ impl Drop for TestDb {
                 let mut admin = PgConnection::connect(&admin_url()).await.ok()?;
                 admin
                     .execute(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        "DROP DATABASE IF EXISTS {place} WITH (FORCE)"
                     )))
                     .await
                     .ok()?;
@@ -411,7 +532,13 @@ pub fn proc_env_for_url(url: &str) -> HashMap<String, String> {
 impl Proc {
     /// Starts `errand ARGS` with exactly `env` (plus PATH).
     pub fn spawn(args: &[&str], env: &HashMap<String, String>) -> Proc {
+        Proc::spawn_in(&std::env::temp_dir(), args, env)
+    }
+
+    /// [`Proc::spawn`] in working directory `dir`.
+    pub fn spawn_in(dir: &std::path::Path, args: &[&str], env: &HashMap<String, String>) -> Proc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_errand"))
+            .current_dir(dir)
             .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -498,6 +625,43 @@ impl Proc {
         })
         .await
     }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Runs `errand ARGS` to completion in `dir` with exactly `env`; its stdout.
+pub fn run_errand(dir: &std::path::Path, args: &[&str], env: &HashMap<String, String>) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_errand"))
+        .current_dir(dir)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env)
+        .output()
+        .expect("run errand");
+    assert!(
+        out.status.success(),
+        "errand {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// Waits until `GET base/readyz` answers 200.
+pub async fn wait_ready(base: &str) {
+    let http = reqwest::Client::new();
+    let url = format!("{base}/readyz");
+    eventually("errand to be ready", Duration::from_secs(20), || async {
+        let r = http.get(&url).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
 }
 
 impl Drop for Proc {

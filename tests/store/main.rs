@@ -3,6 +3,7 @@
 //! in (`now`), so no test sleeps to make a lease expire.
 
 #[path = "../common/mod.rs"]
+#[macro_use]
 mod common;
 
 use chrono::{DateTime, Duration, Utc};
@@ -28,11 +29,33 @@ macro_rules! conformance {
 }
 
 async fn postgres() -> (Store, common::TestDb) {
-    let db = common::TestDb::create().await;
+    let db = common::TestDb::postgres().await;
+    (db.store(), db)
+}
+
+async fn sqlite() -> (Store, common::TestDb) {
+    let db = common::TestDb::sqlite().await;
     (db.store(), db)
 }
 
 conformance!(postgres, super::postgres;
+    inserted_task_reads_back_as_written,
+    claimed_task_is_invisible_to_second_worker,
+    claim_takes_priority_then_run_at_then_id,
+    claim_waits_for_run_at,
+    claim_takes_only_its_queue,
+    heartbeat_renews_reports_cancel_and_omits_lost_attempts,
+    stale_attempt_cannot_write_after_rescue,
+    rescue_requeues_with_history_then_drops_when_attempts_run_out,
+    rescue_leaves_live_leases_alone,
+    retryable_failure_requeues_with_backoff_and_history,
+    cancel_of_unstarted_task_is_compare_and_set,
+    cancel_request_is_fenced_and_idempotent,
+    tokens_are_found_by_hash_until_revoked,
+    first_token_is_minted_only_on_an_empty_table,
+);
+
+conformance!(sqlite, super::sqlite;
     inserted_task_reads_back_as_written,
     claimed_task_is_invisible_to_second_worker,
     claim_takes_priority_then_run_at_then_id,
@@ -568,65 +591,60 @@ mod suite {
     }
 }
 
-/// The schema itself refuses rows that break the lifecycle's invariants, so
-/// no code path (nor a hand-written UPDATE) can write them.
-#[tokio::test]
-async fn postgres_schema_enforces_task_invariants() {
-    let db = common::TestDb::create().await;
-    let store = db.store();
-    let task = store
-        .task_insert(&new_task("default", 0, t0(), 3))
-        .await
-        .unwrap();
-    let mut conn = db.connect().await;
-    for (statement, constraint) in [
-        (
-            "UPDATE tasks SET finished_at = now() WHERE id = $1",
-            "tasks_finished_iff_terminal",
-        ),
-        (
-            "UPDATE tasks SET status = 'completed' WHERE id = $1",
-            "tasks_finished_iff_terminal",
-        ),
-        (
-            "UPDATE tasks SET status = 'done' WHERE id = $1",
-            "tasks_status_valid",
-        ),
-        (
-            "UPDATE tasks SET status = 'running' WHERE id = $1",
-            "tasks_running_iff_leased",
-        ),
-        (
-            "UPDATE tasks SET attempt = 4 WHERE id = $1",
-            "tasks_attempts_valid",
-        ),
-        (
-            "UPDATE tasks SET progress_fraction = 2 WHERE id = $1",
-            "tasks_progress_fraction_valid",
-        ),
-    ] {
-        let err = sqlx::query(sqlx::AssertSqlSafe(statement))
-            .bind(task.id.0)
-            .execute(&mut conn)
+mod schema {
+    use super::*;
+
+    /// The schema itself refuses rows that break the lifecycle's invariants, so
+    /// no code path (nor a hand-written UPDATE) can write them.
+    async fn schema_enforces_task_invariants(backend: common::Backend) {
+        let db = common::TestDb::of(backend).await;
+        let store = db.store();
+        let task = store
+            .task_insert(&new_task("default", 0, t0(), 3))
             .await
-            .expect_err(statement);
-        let db_err = err.as_database_error().expect("a database error");
-        assert_eq!(db_err.constraint(), Some(constraint), "{statement}");
+            .unwrap();
+        let other = store
+            .task_insert(&new_task("default", 0, t0(), 3))
+            .await
+            .unwrap();
+        for (statement, constraint) in [
+            (
+                "UPDATE tasks SET finished_at = created_at WHERE id = ?1",
+                "tasks_finished_iff_terminal",
+            ),
+            (
+                "UPDATE tasks SET status = 'completed' WHERE id = ?1",
+                "tasks_finished_iff_terminal",
+            ),
+            (
+                "UPDATE tasks SET status = 'done' WHERE id = ?1",
+                "tasks_status_valid",
+            ),
+            (
+                "UPDATE tasks SET status = 'running' WHERE id = ?1",
+                "tasks_running_iff_leased",
+            ),
+            (
+                "UPDATE tasks SET attempt = 4 WHERE id = ?1",
+                "tasks_attempts_valid",
+            ),
+            (
+                "UPDATE tasks SET progress_fraction = 2 WHERE id = ?1",
+                "tasks_progress_fraction_valid",
+            ),
+            (
+                "UPDATE tasks SET token = (SELECT token FROM tasks WHERE id = ?1) WHERE id <> ?1",
+                "tasks_token_unique",
+            ),
+        ] {
+            let error = db.refused(statement, task.id.0).await;
+            // SQLite names a UNIQUE constraint by its columns.
+            let named = error.contains(constraint)
+                || (constraint == "tasks_token_unique" && error.contains("tasks.token"));
+            assert!(named, "{statement}: {error}");
+        }
+        let _ = other;
     }
-    let other = store
-        .task_insert(&new_task("default", 0, t0(), 3))
-        .await
-        .unwrap();
-    let err = sqlx::query(
-        "UPDATE tasks SET token = (SELECT token FROM tasks WHERE id = $1) WHERE id = $2",
-    )
-    .bind(task.id.0)
-    .bind(other.id.0)
-    .execute(&mut conn)
-    .await
-    .expect_err("tokens are unique");
-    assert_eq!(
-        err.as_database_error().unwrap().constraint(),
-        Some("tasks_token_unique")
-    );
+
+    on_both_stores!(schema_enforces_task_invariants);
 }

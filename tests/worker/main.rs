@@ -4,6 +4,7 @@
 //! conditions with deadlines instead of sleeps.
 
 #[path = "../common/mod.rs"]
+#[macro_use]
 mod common;
 
 use std::collections::HashMap;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::{
-    Client, Proc, TestApp, TestDb, eventually, proc_env, proc_env_for_url, test_settings,
+    Backend, Client, Proc, TestApp, TestDb, eventually, proc_env, proc_env_for_url, test_settings,
 };
 use errand::app::Mode;
 use errand::config::QueueSpec;
@@ -23,6 +24,19 @@ use errand::tasks::{NewTask, Status, Task, TaskToken};
 use errand::worker::{Maintenance, Worker};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+
+on_both_stores!(
+    two_worker_processes_drain_1000_tasks_running_each_once,
+    chaos_every_task_completes_and_no_attempts_overlap,
+    sigkilled_worker_task_with_no_attempts_left_is_dropped_in_time,
+    sigterm_releases_running_tasks_before_exit,
+    frozen_worker_resumed_after_its_lease_writes_nothing,
+    always_failing_task_fails_after_exactly_max_attempts_with_backoff,
+    permanent_failure_and_panic_are_recorded,
+    task_over_its_timeout_fails_saying_so,
+    handler_that_ignores_cancel_is_aborted_after_the_grace,
+    graceful_stop_waits_for_short_tasks,
+);
 
 /// Inserts `n` sleep tasks straight into the store.
 async fn insert_sleeps(store: &Store, n: usize, seconds: f64, max_attempts: i32) -> Vec<TaskToken> {
@@ -53,13 +67,8 @@ async fn insert_sleeps(store: &Store, n: usize, seconds: f64, max_attempts: i32)
 
 /// Counts of tasks by status, straight from the database.
 async fn status_counts(db: &TestDb) -> HashMap<String, i64> {
-    let mut conn = db.connect().await;
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM tasks GROUP BY status")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-    rows.into_iter().collect()
+    db.counts("SELECT status, count(*) FROM tasks GROUP BY status")
+        .await
 }
 
 async fn task(store: &Store, token: TaskToken) -> Task {
@@ -124,9 +133,8 @@ fn runs(proc: &Proc, killed_at: Option<DateTime<Utc>>) -> Vec<Run> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_worker_processes_drain_1000_tasks_running_each_once() {
-    let db = TestDb::create().await;
+async fn two_worker_processes_drain_1000_tasks_running_each_once(backend: Backend) {
+    let db = TestDb::of(backend).await;
     let store = db.store();
     store.migrate().await.unwrap();
     let tokens = insert_sleeps(&store, 1000, 0.0, 3).await;
@@ -142,11 +150,9 @@ async fn two_worker_processes_drain_1000_tasks_running_each_once() {
     )
     .await;
 
-    let mut conn = db.connect().await;
-    let retried: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE attempt <> 1")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let retried = db
+        .count("SELECT count(*) FROM tasks WHERE attempt <> 1")
+        .await;
     assert_eq!(retried, 0, "every task ran in exactly one attempt");
     let mut starts: HashMap<String, usize> = HashMap::new();
     for worker in &workers {
@@ -169,9 +175,8 @@ async fn two_worker_processes_drain_1000_tasks_running_each_once() {
 /// Hundreds of short tasks drain through two workers while one of them is
 /// SIGKILLed and restarted every couple of seconds. Every task completes,
 /// and no two attempts of one task are ever live at the same time.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chaos_every_task_completes_and_no_attempts_overlap() {
-    let db = TestDb::create().await;
+async fn chaos_every_task_completes_and_no_attempts_overlap(backend: Backend) {
+    let db = TestDb::of(backend).await;
     let store = db.store();
     store.migrate().await.unwrap();
     let total = 300;
@@ -246,9 +251,8 @@ async fn chaos_every_task_completes_and_no_attempts_overlap() {
     eprintln!("chaos: {kills} kills, {rerun} tasks re-run after a kill");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkilled_worker_task_with_no_attempts_left_is_dropped_in_time() {
-    let db = TestDb::create().await;
+async fn sigkilled_worker_task_with_no_attempts_left_is_dropped_in_time(backend: Backend) {
+    let db = TestDb::of(backend).await;
     let store = db.store();
     store.migrate().await.unwrap();
     let default_timings = std::env::var("ERRAND_TEST_DEFAULT_TIMINGS").is_ok();
@@ -281,9 +285,8 @@ async fn sigkilled_worker_task_with_no_attempts_left_is_dropped_in_time() {
     assert!(dropped.finished_at.is_some());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_releases_running_tasks_before_exit() {
-    let db = TestDb::create().await;
+async fn sigterm_releases_running_tasks_before_exit(backend: Backend) {
+    let db = TestDb::of(backend).await;
     let store = db.store();
     store.migrate().await.unwrap();
     let last_chance = insert_sleeps(&store, 1, 600.0, 1).await[0];
@@ -325,9 +328,8 @@ async fn sigterm_releases_running_tasks_before_exit() {
 
 /// A worker frozen past its lease, then resumed, writes nothing: the new
 /// attempt's result stands.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn frozen_worker_resumed_after_its_lease_writes_nothing() {
-    let db = TestDb::create().await;
+async fn frozen_worker_resumed_after_its_lease_writes_nothing(backend: Backend) {
+    let db = TestDb::of(backend).await;
     let store = db.store();
     store.migrate().await.unwrap();
     let token = insert_sleeps(&store, 1, 4.0, 3).await[0];
@@ -760,9 +762,8 @@ async fn insert_kind(
         .token
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn always_failing_task_fails_after_exactly_max_attempts_with_backoff() {
-    let db = TestDb::create().await;
+async fn always_failing_task_fails_after_exactly_max_attempts_with_backoff(backend: Backend) {
+    let db = TestDb::of(backend).await;
     let store = db.store();
     store.migrate().await.unwrap();
     let workers = InProcess::start(
@@ -793,9 +794,8 @@ async fn always_failing_task_fails_after_exactly_max_attempts_with_backoff() {
     workers.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn permanent_failure_and_panic_are_recorded() {
-    let db = TestDb::create().await;
+async fn permanent_failure_and_panic_are_recorded(backend: Backend) {
+    let db = TestDb::of(backend).await;
     let store = db.store();
     store.migrate().await.unwrap();
     let workers = InProcess::start(
@@ -821,9 +821,8 @@ async fn permanent_failure_and_panic_are_recorded() {
     workers.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn task_over_its_timeout_fails_saying_so() {
-    let db = TestDb::create().await;
+async fn task_over_its_timeout_fails_saying_so(backend: Backend) {
+    let db = TestDb::of(backend).await;
     let app = TestApp::spawn(&db, Mode::Serve, |s| {
         s.tasks.backoff_base = Duration::from_millis(100)
     })
@@ -841,9 +840,8 @@ async fn task_over_its_timeout_fails_saying_so() {
     assert_eq!(done["errors"].as_array().unwrap().len(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn handler_that_ignores_cancel_is_aborted_after_the_grace() {
-    let db = TestDb::create().await;
+async fn handler_that_ignores_cancel_is_aborted_after_the_grace(backend: Backend) {
+    let db = TestDb::of(backend).await;
     let store = db.store();
     store.migrate().await.unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
@@ -869,9 +867,8 @@ async fn handler_that_ignores_cancel_is_aborted_after_the_grace() {
     workers.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_stop_waits_for_short_tasks() {
-    let db = TestDb::create().await;
+async fn graceful_stop_waits_for_short_tasks(backend: Backend) {
+    let db = TestDb::of(backend).await;
     let store = db.store();
     store.migrate().await.unwrap();
     let workers = InProcess::start(

@@ -1,8 +1,9 @@
--- End running attempts: each completed, re-queued, failed, cancelled or
--- dropped, as the domain decided (one row per element of the arrays). Fenced
--- by status and attempt, so a worker that lost its lease can't overwrite a
--- newer attempt; the rescuer also passes $8, so that it only touches tasks
--- whose lease really expired, never one that just ended or renewed.
+-- End running attempts ($1: a JSON array, one object per attempt): each
+-- completed, re-queued, failed, cancelled or dropped, as the domain decided.
+-- Fenced by status and attempt, so a worker that lost its lease can't
+-- overwrite a newer attempt; the rescuer also passes $2, so that it only
+-- touches tasks whose lease really expired, never one that just ended or
+-- renewed.
 UPDATE tasks t
 SET status = e.status,
     result = e.result,
@@ -15,10 +16,10 @@ SET status = e.status,
                             ELSE e.progress_message END,
     worker_id = NULL,
     lease_expires_at = NULL
-FROM UNNEST($1::bigint[], $2::integer[], $3::text[], $4::jsonb[], $5::jsonb[],
-            $6::timestamptz[], $7::timestamptz[], $9::float8[], $10::text[])
-     AS e(id, attempt, status, result, error, run_at, finished_at,
-          progress_fraction, progress_message)
+FROM jsonb_to_recordset($1::jsonb)
+     AS e(id bigint, attempt integer, status text, result jsonb, error jsonb,
+          run_at timestamptz, finished_at timestamptz,
+          progress_fraction double precision, progress_message text)
 WHERE t.id = e.id AND t.status = 'running' AND t.attempt = e.attempt
-  AND ($8::timestamptz IS NULL OR t.lease_expires_at < $8)
+  AND ($2::timestamptz IS NULL OR t.lease_expires_at < $2)
 RETURNING t.*

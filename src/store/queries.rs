@@ -1,0 +1,326 @@
+//! The queries every backend runs the same way: the same parameters in the
+//! same order, the same rows back. Only the SQL text differs, one file per
+//! query in `sql/<backend>/`.
+//!
+//! This file is compiled once per backend: `postgres.rs` and `sqlite.rs` each
+//! include it as their `queries` module, after defining `Db` (the sqlx
+//! database), `Backend` (their store type, with a `pool`), `sql!` (their
+//! query files), and `DbTime`/`db_time`/`from_db_time` (how they store time).
+//! So the Rust side of a query is written once, and each backend's SQL is
+//! checked against it by the conformance suite.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::Row;
+use sqlx::types::Json;
+
+use super::{Backend, Db, DbTime, db_time, from_db_time};
+use crate::store::{LeaseRenewal, NewApiToken, StoreError};
+use crate::tasks::{
+    AttemptEnd, ErrorEntry, NewTask, Principal, Progress, Status, Task, TaskId, TaskToken,
+    TokenHash, WorkerId,
+};
+
+type DbRow = <Db as sqlx::Database>::Row;
+
+impl Backend {
+    pub(in crate::store) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query(sql!("ping")).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(in crate::store) async fn task_insert(&self, t: &NewTask) -> Result<Task, StoreError> {
+        let row = sqlx::query(sql!("task_insert"))
+            .bind(t.token.as_uuid())
+            .bind(&t.kind)
+            .bind(&t.queue)
+            .bind(t.priority)
+            .bind(t.status.as_str())
+            .bind(&t.payload)
+            .bind(t.max_attempts)
+            .bind(t.timeout_ms)
+            .bind(&t.owner)
+            .bind(&t.product)
+            .bind(db_time(t.created_at))
+            .bind(db_time(t.run_at))
+            .fetch_one(&self.pool)
+            .await?;
+        task_from_row(&row)
+    }
+
+    pub(in crate::store) async fn task_get(
+        &self,
+        token: TaskToken,
+    ) -> Result<Option<Task>, StoreError> {
+        let row = sqlx::query(sql!("task_get"))
+            .bind(token.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    pub(in crate::store) async fn task_claim(
+        &self,
+        queue: &str,
+        worker: &WorkerId,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Task>, StoreError> {
+        let rows = sqlx::query(sql!("task_claim"))
+            .bind(queue)
+            .bind(db_time(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(&worker.0)
+            .bind(db_time(lease_until))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    pub(in crate::store) async fn task_heartbeat(
+        &self,
+        worker: &WorkerId,
+        attempts: &[(TaskId, i32)],
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<LeaseRenewal>, StoreError> {
+        let mine: Vec<Value> = attempts
+            .iter()
+            .map(|(id, attempt)| json!({"id": id.0, "attempt": attempt}))
+            .collect();
+        let rows = sqlx::query(sql!("task_heartbeat"))
+            .bind(Value::Array(mine))
+            .bind(&worker.0)
+            .bind(db_time(lease_until))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LeaseRenewal {
+                    id: TaskId(r.try_get("id")?),
+                    attempt: r.try_get("attempt")?,
+                    cancel_requested: r.try_get("cancel_requested")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(in crate::store) async fn task_progress(
+        &self,
+        id: TaskId,
+        attempt: i32,
+        progress: &Progress,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(sql!("task_progress"))
+            .bind(id.0)
+            .bind(attempt)
+            .bind(progress.fraction)
+            .bind(&progress.message)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(in crate::store) async fn task_end(
+        &self,
+        ends: &[(TaskId, i32, AttemptEnd)],
+        now: DateTime<Utc>,
+        expired_before: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Task>, StoreError> {
+        task_end_on(&self.pool, ends, now, expired_before).await
+    }
+
+    pub(in crate::store) async fn task_cancel_unstarted(
+        &self,
+        id: TaskId,
+        expected: Status,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Task>, StoreError> {
+        let row = sqlx::query(sql!("task_cancel_unstarted"))
+            .bind(id.0)
+            .bind(expected.as_str())
+            .bind(db_time(now))
+            .bind("cancelled on request before it started")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    pub(in crate::store) async fn task_cancel_request(
+        &self,
+        id: TaskId,
+        attempt: i32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Task>, StoreError> {
+        let row = sqlx::query(sql!("task_cancel_request"))
+            .bind(id.0)
+            .bind(attempt)
+            .bind(db_time(now))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    pub(in crate::store) async fn token_insert(
+        &self,
+        t: &NewApiToken,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        token_insert_on(&self.pool, t, now).await
+    }
+
+    pub(in crate::store) async fn token_find(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<Principal>, StoreError> {
+        let row = sqlx::query(sql!("token_find"))
+            .bind(hash.0.as_slice())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let role: String = row.try_get("role")?;
+        Ok(Some(Principal {
+            name: row.try_get("name")?,
+            role: role
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+            product: row.try_get("product")?,
+        }))
+    }
+
+    pub(in crate::store) async fn token_revoke(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(sql!("token_revoke"))
+            .bind(name)
+            .bind(db_time(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Ends attempts in one statement, on a pool or inside a transaction.
+pub(super) async fn task_end_on<'c>(
+    executor: impl sqlx::Executor<'c, Database = Db>,
+    ends: &[(TaskId, i32, AttemptEnd)],
+    now: DateTime<Utc>,
+    expired_before: Option<DateTime<Utc>>,
+) -> Result<Vec<Task>, StoreError> {
+    if ends.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<Value> = ends
+        .iter()
+        .map(|(id, attempt, e)| {
+            json!({
+                "id": id.0,
+                "attempt": attempt,
+                "status": e.status.as_str(),
+                "result": e.result,
+                "error": e.error,
+                "run_at": e.run_at.map(db_time),
+                "finished_at": e.status.is_terminal().then(|| db_time(now)),
+                "progress_fraction": e.progress.as_ref().map(|p| p.fraction),
+                "progress_message": e.progress.as_ref().and_then(|p| p.message.as_deref()),
+            })
+        })
+        .collect();
+    let rows = sqlx::query(sql!("task_end"))
+        .bind(Value::Array(rows))
+        .bind(expired_before.map(db_time))
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(task_from_row).collect()
+}
+
+/// The running tasks whose lease expired before `now`, locked for the
+/// caller's transaction where the backend locks rows.
+pub(super) async fn task_expired_on<'c>(
+    executor: impl sqlx::Executor<'c, Database = Db>,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<Task>, StoreError> {
+    let rows = sqlx::query(sql!("task_expired"))
+        .bind(db_time(now))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(task_from_row).collect()
+}
+
+pub(super) async fn token_insert_on<'c>(
+    executor: impl sqlx::Executor<'c, Database = Db>,
+    t: &NewApiToken,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(sql!("token_insert"))
+        .bind(&t.name)
+        .bind(t.role.as_str())
+        .bind(&t.product)
+        .bind(t.hash.0.as_slice())
+        .bind(db_time(now))
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn token_count_on<'c>(
+    executor: impl sqlx::Executor<'c, Database = Db>,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(sql!("token_count"))
+        .fetch_one(executor)
+        .await?)
+}
+
+fn time(row: &DbRow, column: &str) -> Result<DateTime<Utc>, StoreError> {
+    from_db_time(row.try_get::<DbTime, _>(column)?)
+}
+
+fn maybe_time(row: &DbRow, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    row.try_get::<Option<DbTime>, _>(column)?
+        .map(from_db_time)
+        .transpose()
+}
+
+fn task_from_row(row: &DbRow) -> Result<Task, StoreError> {
+    let status: String = row.try_get("status")?;
+    let Json(errors): Json<Vec<ErrorEntry>> = row.try_get("errors")?;
+    Ok(Task {
+        id: TaskId(row.try_get("id")?),
+        token: TaskToken::from_uuid(row.try_get("token")?),
+        kind: row.try_get("kind")?,
+        queue: row.try_get("queue")?,
+        priority: row.try_get("priority")?,
+        status: status
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+        progress: Progress {
+            fraction: row.try_get("progress_fraction")?,
+            message: row.try_get("progress_message")?,
+        },
+        attempt: row.try_get("attempt")?,
+        max_attempts: row.try_get("max_attempts")?,
+        owner: row.try_get("owner")?,
+        product: row.try_get("product")?,
+        payload: row.try_get::<Value, _>("payload")?,
+        result: row.try_get::<Option<Value>, _>("result")?,
+        error: row.try_get("error")?,
+        errors,
+        cancel_requested_at: maybe_time(row, "cancel_requested_at")?,
+        timeout_ms: row.try_get("timeout_ms")?,
+        depends_on: Vec::new(),
+        created_at: time(row, "created_at")?,
+        run_at: time(row, "run_at")?,
+        started_at: maybe_time(row, "started_at")?,
+        finished_at: maybe_time(row, "finished_at")?,
+        lease_expires_at: maybe_time(row, "lease_expires_at")?,
+        worker_id: row.try_get("worker_id")?,
+    })
+}

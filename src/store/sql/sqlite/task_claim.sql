@@ -1,0 +1,23 @@
+-- Claim up to ?3 runnable tasks of queue ?1 for worker ?4, in one short
+-- statement. SQLite has one writer at a time, so the sub-select and the
+-- update can't interleave with another claim; the partial index
+-- tasks_runnable serves the WHERE and the ORDER BY. The row, not a held
+-- transaction, records the claim: the lease says how long it holds.
+UPDATE tasks
+SET status = 'running',
+    attempt = attempt + 1,
+    worker_id = ?4,
+    lease_expires_at = ?5,
+    started_at = ?2,
+    progress_fraction = 0,
+    progress_message = NULL
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE status = 'queued' AND queue = ?1 AND run_at <= ?2
+      -- A queued task always has an attempt left; this only keeps a row that
+      -- broke that rule from failing every claim of its queue.
+      AND attempt < max_attempts
+    ORDER BY priority DESC, run_at, id
+    LIMIT ?3
+)
+RETURNING *

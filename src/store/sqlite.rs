@@ -1,0 +1,150 @@
+//! The SQLite store: the embedded default, so that `errand serve` runs on a
+//! fresh machine with nothing else installed. Queries in `sql/sqlite/`, the
+//! schema in `migrations/sqlite/`.
+//!
+//! What differs from Postgres, and why:
+//! - One writer at a time (WAL mode: readers don't block it). Each claim is
+//!   one `UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING`, which the write
+//!   lock makes atomic, so no SKIP LOCKED is needed. Several processes may
+//!   share the file; `busy_timeout` makes a writer wait its turn.
+//! - No NOTIFY: the store wakes workers of this process itself (see
+//!   `Store::announce`); workers in other processes find new work at their
+//!   poll interval.
+//! - No advisory locks: a rescue pass runs in a `BEGIN IMMEDIATE`
+//!   transaction, which holds the write lock for its (bounded) length.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{NewApiToken, StoreError};
+use crate::config::DatabaseSettings;
+use crate::tasks::{AttemptEnd, Task};
+
+/// The text of query `sql/sqlite/<name>.sql`.
+macro_rules! sql {
+    ($name:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/store/sql/sqlite/",
+            $name,
+            ".sql"
+        ))
+    };
+}
+
+type Db = sqlx::Sqlite;
+type Backend = SqliteStore;
+
+/// SQLite keeps time as text in one fixed format (microseconds, `Z`), so
+/// that text order is time order.
+type DbTime = String;
+
+fn db_time(t: DateTime<Utc>) -> DbTime {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn from_db_time(text: DbTime) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("time {text:?}: {e}")))
+}
+
+#[path = "queries.rs"]
+mod queries;
+
+#[derive(Clone)]
+pub(super) struct SqliteStore {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    pub(super) fn connect(settings: &DatabaseSettings) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(&settings.url)
+            .map_err(StoreError::Database)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // With WAL, NORMAL loses no committed transaction on a process
+            // crash (only, perhaps, the last ones on a power cut).
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(settings.acquire_timeout)
+            .foreign_keys(true);
+        let path = std::path::absolute(options.get_filename())
+            .unwrap_or_else(|_| options.get_filename().to_path_buf());
+        if let Some(dir) = path.parent() {
+            // Best effort: opening the file says clearly if this failed.
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(options);
+        Ok(SqliteStore { pool, path })
+    }
+
+    /// The database file.
+    pub(super) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
+        let migrations = vec![Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0001_init.sql").into_sql_str(),
+            false,
+        )];
+        Migrator::with_migrations(migrations)
+            .run(&self.pool)
+            .await
+            .map_err(super::migrate_error)
+    }
+
+    /// Nothing to listen to: SQLite has no notifications.
+    pub(super) async fn run_listener(&self, shutdown: CancellationToken) {
+        shutdown.cancelled().await;
+    }
+
+    /// One rescue pass inside `BEGIN IMMEDIATE`: the write lock keeps other
+    /// rescuers and heart-beats out until it commits.
+    pub(super) async fn task_rescue_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        decide: impl Fn(&Task) -> AttemptEnd + Send,
+    ) -> Result<Vec<Task>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let expired = queries::task_expired_on(&mut *tx, now, limit).await?;
+        let ends: Vec<_> = expired
+            .iter()
+            .map(|t| (t.id, t.attempt, decide(t)))
+            .collect();
+        let rescued = queries::task_end_on(&mut *tx, &ends, now, Some(now)).await?;
+        tx.commit().await?;
+        Ok(rescued)
+    }
+
+    pub(super) async fn token_insert_first(
+        &self,
+        t: &NewApiToken,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if queries::token_count_on(&mut *tx).await? > 0 {
+            return Ok(false);
+        }
+        queries::token_insert_on(&mut *tx, t, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
