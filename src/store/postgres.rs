@@ -43,6 +43,9 @@ fn from_db_time(t: DbTime) -> Result<DateTime<Utc>, StoreError> {
     Ok(t)
 }
 
+// The shared query code, compiled for this backend (see queries.rs): twice
+// in all, on purpose.
+#[allow(clippy::duplicate_mod)]
 #[path = "queries.rs"]
 mod queries;
 

@@ -58,6 +58,9 @@ fn from_db_time(text: DbTime) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("time {text:?}: {e}")))
 }
 
+// The shared query code, compiled for this backend (see queries.rs): twice
+// in all, on purpose.
+#[allow(clippy::duplicate_mod)]
 #[path = "queries.rs"]
 mod queries;
 
