@@ -12,6 +12,8 @@
 mod postgres;
 mod sqlite;
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -323,6 +325,13 @@ impl Store {
         let rescued = dispatch!(self, b => b.task_rescue_expired(now, limit, decide).await)?;
         self.announce_queued(&rescued);
         Ok(rescued)
+    }
+
+    /// How many tasks there are in each status (statuses with none are left
+    /// out).
+    pub async fn task_count_by_status(&self) -> Result<HashMap<Status, i64>, StoreError> {
+        let counts = dispatch!(self, b => b.task_count_by_status().await)?;
+        Ok(counts.into_iter().collect())
     }
 
     // ---- API tokens --------------------------------------------------------

@@ -165,6 +165,23 @@ impl Backend {
         row.as_ref().map(task_from_row).transpose()
     }
 
+    pub(in crate::store) async fn task_count_by_status(
+        &self,
+    ) -> Result<Vec<(Status, i64)>, StoreError> {
+        let rows = sqlx::query(sql!("task_count_by_status"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get("status")?;
+                let status = status
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("{e}")))?;
+                Ok((status, r.try_get("n")?))
+            })
+            .collect()
+    }
+
     pub(in crate::store) async fn token_insert(
         &self,
         t: &NewApiToken,

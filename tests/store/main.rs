@@ -53,6 +53,7 @@ conformance!(postgres, super::postgres;
     cancel_request_is_fenced_and_idempotent,
     tokens_are_found_by_hash_until_revoked,
     first_token_is_minted_only_on_an_empty_table,
+    counts_by_status_cover_every_task,
 );
 
 conformance!(sqlite, super::sqlite;
@@ -70,6 +71,7 @@ conformance!(sqlite, super::sqlite;
     cancel_request_is_fenced_and_idempotent,
     tokens_are_found_by_hash_until_revoked,
     first_token_is_minted_only_on_an_empty_table,
+    counts_by_status_cover_every_task,
 );
 
 const BACKOFF: Backoff = Backoff {
@@ -569,6 +571,22 @@ mod suite {
         );
         assert_eq!(store.token_revoke("shop-admin", t0()).await.unwrap(), 1);
         assert!(store.token_find(&token.hash()).await.unwrap().is_none());
+    }
+
+    pub async fn counts_by_status_cover_every_task(store: &Store) {
+        assert!(store.task_count_by_status().await.unwrap().is_empty());
+        let ids = insert(store, 5).await;
+        claim(store, "w", 2, t0()).await;
+        store
+            .task_cancel_unstarted(ids[4], Status::Queued, t0())
+            .await
+            .unwrap()
+            .unwrap();
+        let counts = store.task_count_by_status().await.unwrap();
+        assert_eq!(counts.len(), 3, "{counts:?}");
+        assert_eq!(counts[&Status::Running], 2);
+        assert_eq!(counts[&Status::Queued], 2);
+        assert_eq!(counts[&Status::Cancelled], 1);
     }
 
     pub async fn first_token_is_minted_only_on_an_empty_table(store: &Store) {
