@@ -84,6 +84,7 @@ impl App {
     /// listener, so the port is known before anything runs.
     pub fn build(settings: Settings, mode: Mode) -> Result<App, AppError> {
         let registry = Arc::new(Registry::with_builtins(&settings)?);
+        crate::telemetry::init_metrics();
         settings
             .auth
             .cancel_role
@@ -175,8 +176,12 @@ impl App {
                 settings.default_slots(),
             );
             loops.spawn(worker.run(shutdown.clone()));
-            let maintenance =
-                Maintenance::new(store.clone(), registry.clone(), settings.worker.clone());
+            let maintenance = Maintenance::new(
+                store.clone(),
+                registry.clone(),
+                settings.worker.clone(),
+                settings.retention.clone(),
+            );
             loops.spawn(maintenance.run(shutdown.clone()));
         }
         loops.close();
@@ -214,6 +219,7 @@ fn http_server(
     let mut server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(api::record_request))
             .configure(api::routes)
     })
     .disable_signals()

@@ -27,6 +27,8 @@ pub struct Settings {
     pub http: HttpSettings,
     pub auth: AuthSettings,
     pub worker: WorkerSettings,
+    pub retention: RetentionSettings,
+    pub metrics: MetricsSettings,
     pub tasks: TaskSettings,
     #[serde(default)]
     pub kinds: BTreeMap<String, KindSettings>,
@@ -56,6 +58,32 @@ pub struct HttpSettings {
     pub retry_after: Duration,
     /// 0: one per CPU.
     pub workers: usize,
+    pub page_size: usize,
+    pub max_page_size: usize,
+    #[serde(with = "duration")]
+    pub query_timeout: Duration,
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    #[serde(with = "duration")]
+    pub completed: Duration,
+    /// For failed, cancelled and dropped tasks.
+    #[serde(with = "duration")]
+    pub failed: Duration,
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    pub batch: usize,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// "public", "superuser" or "off"; checked at start.
+    pub expose: String,
 }
 
 /// `[auth]`.
@@ -218,6 +246,18 @@ impl Settings {
             if value.is_zero() {
                 return bad(format!("{key} must be more than 0"));
             }
+        }
+        if self.http.page_size == 0 || self.http.page_size > self.http.max_page_size {
+            return bad("http.page_size must be between 1 and http.max_page_size".into());
+        }
+        if self.retention.batch == 0 || self.retention.interval.is_zero() {
+            return bad("retention.batch and retention.interval must be more than 0".into());
+        }
+        if !matches!(self.metrics.expose.as_str(), "public" | "superuser" | "off") {
+            return bad(format!(
+                "metrics.expose must be \"public\", \"superuser\" or \"off\", not {:?}",
+                self.metrics.expose
+            ));
         }
         if w.claim_batch == 0 || w.rescue_batch == 0 {
             return bad("worker.claim_batch and worker.rescue_batch must be at least 1".into());

@@ -10,9 +10,12 @@
 mod auth;
 mod error;
 mod health;
+mod operations;
 mod tasks;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::http::header;
 use actix_web::web::{self, BytesMut};
@@ -29,7 +32,7 @@ use crate::kinds::Registry;
 use crate::store::Store;
 use crate::tasks::{CancelRole, UnknownRole};
 
-/// What every handler shares. Cheap to clone.
+/// What every handler shares.
 pub struct ApiState {
     pub store: Store,
     pub registry: Arc<Registry>,
@@ -38,6 +41,24 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     /// What `Retry-After` says while a task has not ended, in seconds.
     pub retry_after_secs: u64,
+    pub page_size: usize,
+    pub max_page_size: usize,
+    /// Bound on each statement of listings, stats and metrics.
+    pub query_timeout: Duration,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsExposure,
+    /// A worker not heard from for this long is not shown.
+    pub worker_lease: Duration,
+    /// Queue-depth gauges already set, so that emptied ones go back to 0.
+    pub depth_gauges: Mutex<HashSet<(String, String)>>,
+}
+
+/// Who may read `/metrics` (`metrics.expose`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsExposure {
+    Public,
+    Superuser,
+    Off,
 }
 
 impl ApiState {
@@ -53,6 +74,17 @@ impl ApiState {
             cancel_role: settings.auth.cancel_role.parse()?,
             max_body_bytes: settings.http.max_body_bytes,
             retry_after_secs: settings.http.retry_after.as_secs().max(1),
+            page_size: settings.http.page_size,
+            max_page_size: settings.http.max_page_size,
+            query_timeout: settings.http.query_timeout,
+            metrics: match settings.metrics.expose.as_str() {
+                "superuser" => MetricsExposure::Superuser,
+                "off" => MetricsExposure::Off,
+                // Checked when the settings were loaded.
+                _ => MetricsExposure::Public,
+            },
+            worker_lease: settings.worker.lease,
+            depth_gauges: Mutex::new(HashSet::new()),
         })
     }
 }
@@ -71,6 +103,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/tasks")
             .route(web::post().to(tasks::create_task))
+            .route(web::get().to(tasks::list_tasks))
+            .default_service(web::to(method_not_allowed)),
+    )
+    // Before /v1/tasks/{token}, which would match them too.
+    .service(
+        web::resource("/v1/tasks/stats")
+            .route(web::get().to(tasks::task_stats))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/tasks/cancel")
+            .route(web::post().to(tasks::cancel_tasks))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
@@ -81,6 +125,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/tasks/{token}/cancel")
             .route(web::post().to(tasks::cancel_task))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/tasks/{token}/retry")
+            .route(web::post().to(tasks::retry_task))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/workers")
+            .route(web::get().to(operations::list_workers))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/kinds")
+            .route(web::get().to(operations::list_kinds))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(operations::metrics))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
@@ -110,6 +174,27 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
         req.method(),
         req.path()
     )))
+}
+
+/// Counts every answered request by route pattern, method and status.
+pub async fn record_request(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let response = next.call(req).await?;
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".into());
+    crate::telemetry::http_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    Ok(response)
 }
 
 /// Reads a JSON request body of at most `limit` bytes: 413 past the limit

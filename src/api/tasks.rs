@@ -5,12 +5,17 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, ApiState, Caller, read_json};
-use crate::tasks::{CancelAction, ErrorEntry, Progress, Status, Task, TaskDraft, TaskToken};
+use crate::tasks::{
+    CancelAction, Cursor, ErrorEntry, Progress, Scope, Status, Task, TaskDraft, TaskFilter,
+    TaskToken,
+};
 
 /// A task's JSON (the "Fixed interface" of the design).
 #[derive(Debug, Serialize)]
@@ -95,6 +100,7 @@ pub async fn create_task(
     let policy = state.registry.check(&draft.kind, &draft.payload)?;
     let new = draft.validate(policy, &caller, Utc::now())?;
     let task = state.store.task_insert(&new).await?;
+    crate::telemetry::task_created(&task.kind);
     tracing::info!(
         task.token = %task.token,
         task.kind = %task.kind,
@@ -234,4 +240,258 @@ fn not_modified_if_unchanged(req: &HttpRequest, response: HttpResponse) -> HttpR
         }
     }
     not_modified.finish()
+}
+
+/// `GET /v1/tasks` answers this.
+#[derive(Debug, Serialize)]
+pub struct TaskPage {
+    pub tasks: Vec<TaskView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// The list fields of a filter, which a query string may repeat.
+const LIST_FIELDS: [&str; 5] = ["status", "kind", "queue", "owner", "product"];
+
+/// A listing's query string: the filter, the page size and the cursor.
+fn list_query(
+    query: &str,
+    state: &ApiState,
+) -> Result<(TaskFilter, usize, Option<Cursor>), ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
+    let mut fields = serde_json::Map::new();
+    let (mut limit, mut cursor) = (state.page_size, None);
+    for (key, value) in pairs {
+        match key.as_str() {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=state.max_page_size).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "limit: must be a number from 1 to {} (http.max_page_size), not {value:?}",
+                            state.max_page_size
+                        ))
+                    })?;
+            }
+            "cursor" => {
+                cursor = Some(
+                    value
+                        .parse()
+                        .map_err(|e| ApiError::BadRequest(format!("cursor: {e}")))?,
+                );
+            }
+            list if LIST_FIELDS.contains(&list) => {
+                let entry = fields
+                    .entry(key)
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(values) = entry {
+                    values.push(Value::String(value));
+                }
+            }
+            _ => {
+                let value = match (key.as_str(), value.as_str()) {
+                    ("cancel_requested", "true") => Value::Bool(true),
+                    ("cancel_requested", "false") => Value::Bool(false),
+                    _ => Value::String(value),
+                };
+                if fields.insert(key.clone(), value).is_some() {
+                    return Err(ApiError::BadRequest(format!("{key}: given more than once")));
+                }
+            }
+        }
+    }
+    let filter = serde_path_to_error::deserialize(Value::Object(fields)).map_err(|e| {
+        match e.path().to_string().as_str() {
+            "." => ApiError::BadRequest(format!("invalid filter: {}", e.into_inner())),
+            path => ApiError::BadRequest(format!("{path}: {}", e.into_inner())),
+        }
+    })?;
+    Ok((filter, limit, cursor))
+}
+
+/// `GET /v1/tasks`: the tasks the caller may see (users their own, product
+/// admins their product's, superusers all) that match the filters, newest
+/// first, a page at a time (keyset pagination: stable while tasks are
+/// added). The next page's address is in `next_cursor` and a `Link` header.
+pub async fn list_tasks(
+    req: HttpRequest,
+    Caller(caller): Caller,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let (filter, limit, cursor) = list_query(req.query_string(), &state)?;
+    // One more than asked tells whether there is a next page.
+    let mut tasks = state
+        .store
+        .task_list(
+            &caller.scope(),
+            &filter,
+            cursor.map(|c| c.0),
+            limit + 1,
+            state.query_timeout,
+        )
+        .await?;
+    let next = (tasks.len() > limit).then(|| {
+        tasks.truncate(limit);
+        Cursor(tasks[limit - 1].id)
+    });
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::CACHE_CONTROL, "no-cache"));
+    if let Some(next) = next {
+        let mut pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+        pairs.retain(|(k, _)| k != "cursor");
+        pairs.push(("cursor".into(), next.to_string()));
+        let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        response.insert_header((header::LINK, format!("</v1/tasks?{query}>; rel=\"next\"")));
+    }
+    Ok(response.json(TaskPage {
+        tasks: tasks.into_iter().map(TaskView::from).collect(),
+        next_cursor: next.map(|c| c.to_string()),
+    }))
+}
+
+/// `GET /v1/tasks/stats` answers this.
+#[derive(Debug, Serialize)]
+pub struct TaskStats {
+    /// Tasks in each status (every status is present).
+    pub by_status: BTreeMap<String, i64>,
+    /// Per kind, tasks in each status (only counts above zero).
+    pub by_kind: BTreeMap<String, BTreeMap<String, i64>>,
+    pub total: i64,
+}
+
+/// `GET /v1/tasks/stats` (admins: their product; superusers: all): counts
+/// by status, and by kind and status.
+pub async fn task_stats(
+    Caller(caller): Caller,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    if !caller.is_operator() {
+        return Err(ApiError::Forbidden(
+            "task stats are for admins and superusers".into(),
+        ));
+    }
+    let counts = state
+        .store
+        .task_stats(&caller.scope(), state.query_timeout)
+        .await?;
+    let mut stats = TaskStats {
+        by_status: Status::ALL.iter().map(|s| (s.to_string(), 0)).collect(),
+        by_kind: BTreeMap::new(),
+        total: 0,
+    };
+    for (kind, status, n) in counts {
+        *stats.by_status.entry(status.to_string()).or_default() += n;
+        *stats
+            .by_kind
+            .entry(kind)
+            .or_default()
+            .entry(status.to_string())
+            .or_default() += n;
+        stats.total += n;
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .json(stats))
+}
+
+/// `POST /v1/tasks/{token}/retry` (superusers): re-queues a failed,
+/// cancelled or dropped task for a new attempt, keeping its history; any
+/// other task is 409.
+pub async fn retry_task(
+    Caller(caller): Caller,
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    for _ in 0..5 {
+        let task = visible_task(&state, &caller, &path).await?;
+        if !caller.is_superuser() {
+            return Err(ApiError::Forbidden(
+                "only superusers may retry tasks".into(),
+            ));
+        }
+        if !task.status.can_retry() {
+            return Err(ApiError::Conflict(format!(
+                "only failed, cancelled or dropped tasks can be retried; this one is {}",
+                task.status
+            )));
+        }
+        if let Some(task) = state
+            .store
+            .task_retry(&task, task.attempts_for_retry(), Utc::now())
+            .await?
+        {
+            tracing::info!(task.token = %task.token, by = %caller.name, "task retried");
+            let location = task_path(task.token);
+            let mut response = task_response(StatusCode::ACCEPTED, task, &state);
+            response.headers_mut().insert(
+                header::LOCATION,
+                HeaderValue::from_str(&location).expect("a task path is ASCII"),
+            );
+            return Ok(response);
+        }
+    }
+    Err(ApiError::Conflict(
+        "the task kept changing while it was being retried; try again".into(),
+    ))
+}
+
+/// The body of `POST /v1/tasks/cancel`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelMatching {
+    #[serde(flatten)]
+    pub filter: TaskFilter,
+    /// Required to cancel with an empty filter: every task.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// `POST /v1/tasks/cancel` answers this.
+#[derive(Debug, Serialize)]
+pub struct CancelledCount {
+    /// Tasks that had not started and are now `cancelled`.
+    pub cancelled: u64,
+    /// Running tasks whose workers were asked to stop them.
+    pub cancel_requested: u64,
+}
+
+/// `POST /v1/tasks/cancel` (superusers): cancels every task matching the
+/// filter in the body (the fields of `GET /v1/tasks`). An empty filter is
+/// refused unless `"all": true` says that every task is meant.
+pub async fn cancel_tasks(
+    req: HttpRequest,
+    Caller(caller): Caller,
+    state: web::Data<ApiState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    if !caller.is_superuser() {
+        return Err(ApiError::Forbidden(
+            "only superusers may cancel by filter".into(),
+        ));
+    }
+    let body: CancelMatching = read_json(&req, payload, state.max_body_bytes).await?;
+    if body.filter.is_empty() && !body.all {
+        return Err(ApiError::Unprocessable(
+            "the filter is empty, which would cancel every task; send \"all\": true if that is meant"
+                .into(),
+        ));
+    }
+    let count = state
+        .store
+        .task_cancel_matching(&Scope::everything(), &body.filter, Utc::now())
+        .await?;
+    tracing::info!(
+        cancelled = count.cancelled,
+        asked_to_stop = count.asked_to_stop,
+        by = %caller.name,
+        "cancelled by filter"
+    );
+    Ok(HttpResponse::Ok().json(CancelledCount {
+        cancelled: count.cancelled,
+        cancel_requested: count.asked_to_stop,
+    }))
 }

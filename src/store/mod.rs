@@ -13,6 +13,7 @@ mod postgres;
 mod sqlite;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
@@ -20,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::DatabaseSettings;
 use crate::tasks::{
-    AttemptEnd, NewTask, Principal, Role, Status, Task, TaskId, TaskToken, TokenHash, WorkerId,
+    AttemptEnd, NewTask, Principal, Role, Scope, Status, Task, TaskFilter, TaskId, TaskToken,
+    TokenHash, WorkerId, WorkerInfo,
 };
 
 /// What can go wrong talking to the database, sorted by what to do about it.
@@ -99,6 +101,17 @@ pub struct LeaseRenewal {
     pub id: TaskId,
     pub attempt: i32,
     pub cancel_requested: bool,
+}
+
+/// What cancelling by filter did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CancelCount {
+    /// Tasks that had not started and are now `cancelled`.
+    pub cancelled: u64,
+    /// Running tasks whose workers were asked to stop them.
+    pub asked_to_stop: u64,
+    /// Those workers (to wake, where the backend can't).
+    pub workers: Vec<String>,
 }
 
 /// A new API token's row.
@@ -332,6 +345,101 @@ impl Store {
     pub async fn task_count_by_status(&self) -> Result<HashMap<Status, i64>, StoreError> {
         let counts = dispatch!(self, b => b.task_count_by_status().await)?;
         Ok(counts.into_iter().collect())
+    }
+
+    /// A page of the tasks in `scope` matching `filter`, newest first,
+    /// starting after task `after`; each statement bounded by `timeout`.
+    pub async fn task_list(
+        &self,
+        scope: &Scope,
+        filter: &TaskFilter,
+        after: Option<TaskId>,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Task>, StoreError> {
+        dispatch!(self, b => b.task_list(scope, filter, after, limit, timeout).await)
+    }
+
+    /// Counts of the tasks in `scope`, by kind and status.
+    pub async fn task_stats(
+        &self,
+        scope: &Scope,
+        timeout: Duration,
+    ) -> Result<Vec<(String, Status, i64)>, StoreError> {
+        dispatch!(self, b => b.task_stats(scope, timeout).await)
+    }
+
+    /// Counts of the tasks in `statuses`, by queue and status.
+    pub async fn task_queue_depth(
+        &self,
+        statuses: &[Status],
+    ) -> Result<Vec<(String, Status, i64)>, StoreError> {
+        dispatch!(self, b => b.task_queue_depth(statuses).await)
+    }
+
+    /// Re-queues `seen` (an ended task, as the caller read it) for a new
+    /// attempt, allowing `max_attempts` in all. `None`: it changed meanwhile.
+    pub async fn task_retry(
+        &self,
+        seen: &Task,
+        max_attempts: i32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Task>, StoreError> {
+        let task = dispatch!(self, b => b.task_retry(seen, max_attempts, now).await)?;
+        self.announce_queued(&task);
+        Ok(task)
+    }
+
+    /// Cancels every task in `scope` matching `filter`: unstarted ones at
+    /// once, running ones by asking their workers.
+    pub async fn task_cancel_matching(
+        &self,
+        scope: &Scope,
+        filter: &TaskFilter,
+        now: DateTime<Utc>,
+    ) -> Result<CancelCount, StoreError> {
+        let count = dispatch!(self, b => b.task_cancel_matching(scope, filter, now).await)?;
+        for worker in &count.workers {
+            self.announce(StoreEvent::CancelRequested {
+                worker: worker.clone(),
+            });
+        }
+        Ok(count)
+    }
+
+    /// Retention: deletes up to `limit` tasks that finished before the
+    /// cut-off of their status; returns how many.
+    pub async fn task_prune(
+        &self,
+        cutoffs: &[(Status, DateTime<Utc>)],
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self, b => b.task_prune(cutoffs, limit).await)
+    }
+
+    // ---- workers -------------------------------------------------------------
+
+    /// Registers a worker process, or renews its registration.
+    pub async fn worker_upsert(&self, worker: &WorkerInfo) -> Result<(), StoreError> {
+        dispatch!(self, b => b.worker_upsert(worker).await)
+    }
+
+    /// Forgets a worker process (it is shutting down).
+    pub async fn worker_delete(&self, id: &WorkerId) -> Result<(), StoreError> {
+        dispatch!(self, b => b.worker_delete(id).await)
+    }
+
+    /// The workers heard from since `alive_since`.
+    pub async fn worker_list(
+        &self,
+        alive_since: DateTime<Utc>,
+    ) -> Result<Vec<WorkerInfo>, StoreError> {
+        dispatch!(self, b => b.worker_list(alive_since).await)
+    }
+
+    /// Forgets workers not heard from since `before`; returns how many.
+    pub async fn worker_prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        dispatch!(self, b => b.worker_prune(before).await)
     }
 
     // ---- API tokens --------------------------------------------------------

@@ -49,6 +49,20 @@ fn from_db_time(t: DbTime) -> Result<DateTime<Utc>, StoreError> {
 #[path = "queries.rs"]
 mod queries;
 
+/// A transaction whose statements each stop after `timeout`, answered as
+/// [`StoreError::Timeout`].
+async fn begin_bounded(
+    pool: &PgPool,
+    timeout: Duration,
+) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(sql!("statement_timeout_set"))
+        .bind(format!("{}ms", timeout.as_millis().max(1)))
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// Advisory lock keys (any two distinct numbers; these spell "errand" and a
 /// purpose).
 const LOCK_RESCUE: i64 = 0x6572_7261_6e64_0001;
@@ -78,13 +92,27 @@ impl PgStore {
     }
 
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
-        let migrations = vec![Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            include_str!("../../migrations/postgres/0001_init.sql").into_sql_str(),
-            false,
-        )];
+        let migration = |version, description, sql: &'static str| {
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        };
+        let migrations = vec![
+            migration(
+                1,
+                "init",
+                include_str!("../../migrations/postgres/0001_init.sql"),
+            ),
+            migration(
+                2,
+                "operators",
+                include_str!("../../migrations/postgres/0002_operators.sql"),
+            ),
+        ];
         Migrator::with_migrations(migrations)
             .run(&self.pool)
             .await

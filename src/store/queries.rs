@@ -14,14 +14,42 @@ use serde_json::{Value, json};
 use sqlx::Row;
 use sqlx::types::Json;
 
-use super::{Backend, Db, DbTime, db_time, from_db_time};
-use crate::store::{LeaseRenewal, NewApiToken, StoreError};
+use super::{Backend, Db, DbTime, begin_bounded, db_time, from_db_time};
+use crate::store::{CancelCount, LeaseRenewal, NewApiToken, StoreError};
 use crate::tasks::{
-    AttemptEnd, ErrorEntry, NewTask, Principal, Progress, Status, Task, TaskId, TaskToken,
-    TokenHash, WorkerId,
+    AttemptEnd, CancelAction, ErrorEntry, NewTask, Principal, Progress, Scope, Status, Task,
+    TaskFilter, TaskId, TaskToken, TokenHash, WorkerId, WorkerInfo,
 };
 
 type DbRow = <Db as sqlx::Database>::Row;
+type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>;
+
+/// Binds the caller's scope and a filter: the first twelve parameters of
+/// every query that selects tasks by filter (see `task_list.sql`).
+fn bind_filter<'q>(query: Query<'q>, scope: &Scope, f: &TaskFilter) -> Query<'q> {
+    fn list<T: serde::Serialize>(values: &[T]) -> Option<Value> {
+        (!values.is_empty()).then(|| json!(values))
+    }
+    query
+        .bind(scope.owner.clone())
+        .bind(scope.product.clone())
+        .bind(list(&f.status))
+        .bind(list(&f.kind))
+        .bind(list(&f.queue))
+        .bind(list(&f.owner))
+        .bind(list(&f.product))
+        .bind(f.created_after.map(db_time))
+        .bind(f.created_before.map(db_time))
+        .bind(f.finished_after.map(db_time))
+        .bind(f.finished_before.map(db_time))
+        .bind(f.cancel_requested)
+}
+
+fn status_of(row: &DbRow, column: &str) -> Result<Status, StoreError> {
+    let text: String = row.try_get(column)?;
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("{e}")))
+}
 
 impl Backend {
     pub(in crate::store) async fn ping(&self) -> Result<(), StoreError> {
@@ -172,14 +200,194 @@ impl Backend {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
+            .map(|r| Ok((status_of(r, "status")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    pub(in crate::store) async fn task_list(
+        &self,
+        scope: &Scope,
+        filter: &TaskFilter,
+        after: Option<TaskId>,
+        limit: usize,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<Task>, StoreError> {
+        let mut tx = begin_bounded(&self.pool, timeout).await?;
+        let rows = bind_filter(sqlx::query(sql!("task_list")), scope, filter)
+            .bind(after.map(|id| id.0))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    pub(in crate::store) async fn task_stats(
+        &self,
+        scope: &Scope,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<(String, Status, i64)>, StoreError> {
+        let mut tx = begin_bounded(&self.pool, timeout).await?;
+        let rows = sqlx::query(sql!("task_stats"))
+            .bind(scope.owner.clone())
+            .bind(scope.product.clone())
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("kind")?, status_of(r, "status")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    pub(in crate::store) async fn task_queue_depth(
+        &self,
+        statuses: &[Status],
+    ) -> Result<Vec<(String, Status, i64)>, StoreError> {
+        let rows = sqlx::query(sql!("task_queue_depth"))
+            .bind(json!(statuses))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
             .map(|r| {
-                let status: String = r.try_get("status")?;
-                let status = status
-                    .parse()
-                    .map_err(|e| StoreError::Corrupt(format!("{e}")))?;
-                Ok((status, r.try_get("n")?))
+                Ok((
+                    r.try_get("queue")?,
+                    status_of(r, "status")?,
+                    r.try_get("n")?,
+                ))
             })
             .collect()
+    }
+
+    pub(in crate::store) async fn task_retry(
+        &self,
+        seen: &Task,
+        max_attempts: i32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Task>, StoreError> {
+        let row = sqlx::query(sql!("task_retry"))
+            .bind(seen.id.0)
+            .bind(seen.status.as_str())
+            .bind(seen.attempt)
+            .bind(db_time(now))
+            .bind(max_attempts)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    pub(in crate::store) async fn task_cancel_matching(
+        &self,
+        scope: &Scope,
+        filter: &TaskFilter,
+        now: DateTime<Utc>,
+    ) -> Result<CancelCount, StoreError> {
+        let with = |wanted: CancelAction| -> Value {
+            json!(
+                Status::cancellable()
+                    .filter(|(_, action)| *action == wanted)
+                    .map(|(status, _)| status)
+                    .collect::<Vec<_>>()
+            )
+        };
+        let rows = bind_filter(sqlx::query(sql!("task_cancel_matching")), scope, filter)
+            .bind(db_time(now))
+            .bind(with(CancelAction::CancelNow))
+            .bind(with(CancelAction::RequestStop))
+            .bind("cancelled on request before it started")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut count = CancelCount::default();
+        for row in &rows {
+            if status_of(row, "status")? == Status::Cancelled {
+                count.cancelled += 1;
+            } else {
+                count.asked_to_stop += 1;
+                count
+                    .workers
+                    .extend(row.try_get::<Option<String>, _>("worker_id")?);
+            }
+        }
+        Ok(count)
+    }
+
+    pub(in crate::store) async fn task_prune(
+        &self,
+        cutoffs: &[(Status, DateTime<Utc>)],
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let Some(latest) = cutoffs.iter().map(|(_, t)| *t).max() else {
+            return Ok(0);
+        };
+        let by_status: serde_json::Map<String, Value> = cutoffs
+            .iter()
+            .map(|(status, t)| (status.as_str().to_string(), json!(db_time(*t))))
+            .collect();
+        let done = sqlx::query(sql!("task_prune"))
+            .bind(Value::Object(by_status))
+            .bind(db_time(latest))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub(in crate::store) async fn worker_upsert(&self, w: &WorkerInfo) -> Result<(), StoreError> {
+        sqlx::query(sql!("worker_upsert"))
+            .bind(&w.id.0)
+            .bind(&w.host)
+            .bind(w.pid)
+            .bind(json!(w.queues))
+            .bind(w.concurrency)
+            .bind(db_time(w.started_at))
+            .bind(db_time(w.heartbeat_at))
+            .bind(w.running)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn worker_delete(&self, id: &WorkerId) -> Result<(), StoreError> {
+        sqlx::query(sql!("worker_delete"))
+            .bind(&id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn worker_list(
+        &self,
+        alive_since: DateTime<Utc>,
+    ) -> Result<Vec<WorkerInfo>, StoreError> {
+        let rows = sqlx::query(sql!("worker_list"))
+            .bind(db_time(alive_since))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let Json(queues) = r.try_get("queues")?;
+                Ok(WorkerInfo {
+                    id: WorkerId(r.try_get("id")?),
+                    host: r.try_get("host")?,
+                    pid: r.try_get::<i64, _>("pid")?,
+                    queues,
+                    concurrency: r.try_get::<i64, _>("concurrency")?,
+                    started_at: time(r, "started_at")?,
+                    heartbeat_at: time(r, "heartbeat_at")?,
+                    running: r.try_get::<i64, _>("running")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(in crate::store) async fn worker_prune(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(sql!("worker_prune"))
+            .bind(db_time(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     pub(in crate::store) async fn token_insert(

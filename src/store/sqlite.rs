@@ -64,6 +64,16 @@ fn from_db_time(text: DbTime) -> Result<DateTime<Utc>, StoreError> {
 #[path = "queries.rs"]
 mod queries;
 
+/// A read transaction. SQLite has no statement timeout: `_timeout` is not
+/// enforced (the file is local, and a listing reads with no lock held
+/// against writers, in WAL mode).
+async fn begin_bounded(
+    pool: &SqlitePool,
+    _timeout: std::time::Duration,
+) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
+    Ok(pool.begin().await?)
+}
+
 #[derive(Clone)]
 pub(super) struct SqliteStore {
     pool: SqlitePool,
@@ -100,13 +110,27 @@ impl SqliteStore {
     }
 
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
-        let migrations = vec![Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            include_str!("../../migrations/sqlite/0001_init.sql").into_sql_str(),
-            false,
-        )];
+        let migration = |version, description, sql: &'static str| {
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        };
+        let migrations = vec![
+            migration(
+                1,
+                "init",
+                include_str!("../../migrations/sqlite/0001_init.sql"),
+            ),
+            migration(
+                2,
+                "operators",
+                include_str!("../../migrations/sqlite/0002_operators.sql"),
+            ),
+        ];
         Migrator::with_migrations(migrations)
             .run(&self.pool)
             .await

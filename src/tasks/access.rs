@@ -107,15 +107,20 @@ impl Principal {
     }
 
     /// Users see their own tasks, product admins their product's, superusers
-    /// all. A task the caller may not see must look like no task at all (404).
+    /// all (see [`Principal::scope`]). A task the caller may not see must
+    /// look like no task at all (404).
     pub fn can_see(&self, task: &Task) -> bool {
-        match self.role {
-            Role::Superuser => true,
-            Role::Admin => {
-                task.owner == self.name || (self.product.is_some() && task.product == self.product)
-            }
-            Role::User => task.owner == self.name,
-        }
+        self.scope().allows(task)
+    }
+
+    /// Superusers see and steer everything.
+    pub fn is_superuser(&self) -> bool {
+        self.role == Role::Superuser
+    }
+
+    /// Admins and superusers see counts and workers.
+    pub fn is_operator(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Superuser)
     }
 
     /// Whether the caller may cancel `task`, under the configured policy.

@@ -7,6 +7,7 @@
 
 mod access;
 mod attempt;
+mod filter;
 mod new;
 mod status;
 
@@ -20,6 +21,7 @@ use uuid::Uuid;
 
 pub use access::{ApiToken, CancelRole, Principal, Role, TokenHash, UnknownRole};
 pub use attempt::{AttemptEnd, AttemptOutcome, Backoff, end_attempt};
+pub use filter::{BadCursor, Cursor, Scope, TaskFilter};
 pub use new::{Invalid, KindPolicy, NewTask, TaskDraft, validate_queue_name};
 pub use status::{CancelAction, Status, UnknownStatus};
 
@@ -97,6 +99,29 @@ pub struct WorkerId(pub String);
 impl fmt::Display for WorkerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// One worker process, as it registers itself and heart-beats: what the
+/// workers view shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerInfo {
+    pub id: WorkerId,
+    pub host: String,
+    pub pid: i64,
+    /// Each queue it serves, with its slots.
+    pub queues: std::collections::BTreeMap<String, i64>,
+    /// Its slots in all.
+    pub concurrency: i64,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+    /// Tasks it is running now.
+    pub running: i64,
+}
+
+impl Serialize for WorkerId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 
@@ -192,6 +217,12 @@ impl Task {
     /// Whether the task has reached a terminal status.
     pub fn is_done(&self) -> bool {
         self.status.is_terminal()
+    }
+
+    /// The attempts a retried task gets in all: at least one more than it
+    /// has used.
+    pub fn attempts_for_retry(&self) -> i32 {
+        self.max_attempts.max(self.attempt + 1)
     }
 }
 

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 /// | `running` | `failed` | the worker, after a permanent failure or the last attempt's failure |
 /// | `running` | `cancelled` | the worker, when a requested cancel is honoured |
 /// | `running` | `dropped` | the rescuer or a shutting-down worker, when the worker was lost with no attempts left |
-/// | terminal | `queued` | only an explicit superuser retry, for a new attempt |
+/// | `failed`, `cancelled`, `dropped` | `queued` | only an explicit superuser retry, for a new attempt (keeping its history) |
 ///
 /// Every write about a running task is fenced by `status = 'running' AND
 /// attempt = n`, so only the current attempt moves it.
@@ -74,6 +74,23 @@ impl Status {
             self,
             Status::Completed | Status::Failed | Status::Cancelled | Status::Dropped
         )
+    }
+
+    /// Whether a superuser may retry a task in this status: one that ended
+    /// without a result (failed, cancelled or dropped).
+    pub fn can_retry(self) -> bool {
+        matches!(self, Status::Failed | Status::Cancelled | Status::Dropped)
+    }
+
+    /// The statuses a cancel request acts on, and how (for cancelling many
+    /// tasks at once).
+    pub fn cancellable() -> impl Iterator<Item = (Status, CancelAction)> {
+        Status::ALL
+            .into_iter()
+            .filter_map(|s| match s.cancel_action() {
+                action @ (CancelAction::CancelNow | CancelAction::RequestStop) => Some((s, action)),
+                _ => None,
+            })
     }
 
     /// What a cancel request does to a task in this status.

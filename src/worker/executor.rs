@@ -13,6 +13,7 @@ use tracing::Instrument;
 use super::{FIRST_DELAY, Shared, Stop, StopReason, jitter, next_delay};
 use crate::kinds::{TaskContext, TaskError};
 use crate::tasks::{AttemptEnd, AttemptOutcome, Progress, Task, end_attempt};
+use crate::telemetry;
 
 /// Runs one claimed attempt and records how it ended. Holds its slot
 /// (`_permit`) until done.
@@ -31,8 +32,13 @@ pub(super) async fn run(
     );
     async {
         tracing::debug!("attempt started");
+        let waited = task.started_at.unwrap_or(task.run_at) - task.run_at;
+        telemetry::task_picked_up(&task.kind, waited.to_std().unwrap_or_default());
+        let started = std::time::Instant::now();
         match attempt(&shared, &task, &stop).await {
-            Some((outcome, progress)) => record(&shared, &task, outcome, progress).await,
+            Some((outcome, progress)) => {
+                record(&shared, &task, outcome, progress, started.elapsed()).await
+            }
             None => tracing::warn!("lease lost: this attempt stopped and wrote nothing more"),
         }
         shared.running.remove(task.id);
@@ -174,7 +180,13 @@ async fn write_progress(shared: &Shared, task: &Task, stop: &Stop, progress: &Pr
 /// Writes how the attempt ended, fenced by its attempt number. While the
 /// database is unreachable it tries again, for as long as the lease is ours;
 /// after that the rescuer takes over.
-async fn record(shared: &Shared, task: &Task, outcome: AttemptOutcome, progress: Option<Progress>) {
+async fn record(
+    shared: &Shared,
+    task: &Task,
+    outcome: AttemptOutcome,
+    progress: Option<Progress>,
+    ran: std::time::Duration,
+) {
     let policy = shared.registry.policy(&task.kind);
     let mut delay = FIRST_DELAY;
     loop {
@@ -196,6 +208,10 @@ async fn record(shared: &Shared, task: &Task, outcome: AttemptOutcome, progress:
             .await
         {
             Ok(Some(ended)) => {
+                telemetry::attempt_ended(&ended.kind, ended.status.as_str(), ran);
+                if ended.is_done() {
+                    telemetry::task_finished(&ended.kind, ended.status.as_str());
+                }
                 match &ended.error {
                     Some(error) => tracing::info!(status = %ended.status, error, "attempt ended"),
                     None => tracing::info!(status = %ended.status, "attempt ended"),

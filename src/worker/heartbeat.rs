@@ -49,30 +49,34 @@ pub(super) async fn run_once(shared: &Shared) -> Result<(), StoreError> {
         .store
         .task_heartbeat(&shared.id, &attempts, lease_until)
         .await;
-    let mut held = shared.running.lock();
-    if let Ok(renewed) = &renewed {
-        for (id, attempt) in &attempts {
-            let Some(h) = held.get_mut(id).filter(|h| h.attempt == *attempt) else {
-                continue; // ended meanwhile
-            };
-            match renewed
-                .iter()
-                .find(|r| r.id == *id && r.attempt == *attempt)
-            {
-                Some(r) => {
-                    h.lease_until = lease_until;
-                    if r.cancel_requested {
-                        h.stop.stop(StopReason::CancelRequested);
+    {
+        let mut held = shared.running.lock();
+        if let Ok(renewed) = &renewed {
+            for (id, attempt) in &attempts {
+                let Some(h) = held.get_mut(id).filter(|h| h.attempt == *attempt) else {
+                    continue; // ended meanwhile
+                };
+                match renewed
+                    .iter()
+                    .find(|r| r.id == *id && r.attempt == *attempt)
+                {
+                    Some(r) => {
+                        h.lease_until = lease_until;
+                        if r.cancel_requested {
+                            h.stop.stop(StopReason::CancelRequested);
+                        }
                     }
+                    None => h.stop.stop(StopReason::LeaseLost),
                 }
-                None => h.stop.stop(StopReason::LeaseLost),
             }
         }
+        let now = Utc::now();
+        for h in held.values().filter(|h| h.lease_until <= now) {
+            h.stop.stop(StopReason::LeaseLost);
+        }
     }
-    let now = Utc::now();
-    for h in held.values().filter(|h| h.lease_until <= now) {
-        h.stop.stop(StopReason::LeaseLost);
-    }
-    drop(held);
-    renewed.map(|_| ())
+    crate::telemetry::tasks_running(shared.running.len());
+    renewed?;
+    // The workers view: this process is alive, running so many tasks.
+    shared.store.worker_upsert(&shared.info(now)).await
 }

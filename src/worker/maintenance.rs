@@ -1,8 +1,13 @@
-//! Maintenance: the rescuer. Every `worker.rescue_interval` it finds running
-//! tasks whose lease expired (their worker was killed, froze or lost the
-//! database) and re-queues them with backoff, or ends them `dropped` when no
-//! attempt is left. An advisory lock keeps two nodes from doing the same pass;
-//! each pass is one bounded batch, so claims never stall behind it.
+//! Maintenance, on every `errand worker` and `errand serve`:
+//!
+//! - the rescuer: every `worker.rescue_interval` it finds running tasks whose
+//!   lease expired (their worker was killed, froze or lost the database) and
+//!   re-queues them with backoff, or ends them `dropped` when no attempt is
+//!   left. An advisory lock keeps two nodes from doing the same pass; each
+//!   pass is one bounded batch, so claims never stall behind it;
+//! - retention: every `retention.interval` it deletes finished tasks past
+//!   their retention, in batches of `retention.batch`;
+//! - it forgets workers whose heartbeat stopped.
 
 use std::sync::Arc;
 
@@ -10,24 +15,31 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::{FIRST_DELAY, jitter, next_delay, pause};
-use crate::config::WorkerSettings;
+use crate::config::{RetentionSettings, WorkerSettings};
 use crate::kinds::Registry;
 use crate::store::{Store, StoreError};
-use crate::tasks::{AttemptOutcome, Task, end_attempt};
+use crate::tasks::{AttemptOutcome, Status, Task, end_attempt};
 
 /// The maintenance loop of one process.
 pub struct Maintenance {
     store: Store,
     registry: Arc<Registry>,
     settings: WorkerSettings,
+    retention: RetentionSettings,
 }
 
 impl Maintenance {
-    pub fn new(store: Store, registry: Arc<Registry>, settings: WorkerSettings) -> Maintenance {
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        settings: WorkerSettings,
+        retention: RetentionSettings,
+    ) -> Maintenance {
         Maintenance {
             store,
             registry,
             settings,
+            retention,
         }
     }
 
@@ -35,7 +47,14 @@ impl Maintenance {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut delay = FIRST_DELAY;
         let mut wait = self.settings.rescue_interval;
+        let mut last_cleanup: Option<tokio::time::Instant> = None;
         while pause(wait, &shutdown).await {
+            if last_cleanup.is_none_or(|at| at.elapsed() >= self.retention.interval) {
+                last_cleanup = Some(tokio::time::Instant::now());
+                if let Err(e) = self.clean_up(Utc::now(), &shutdown).await {
+                    tracing::warn!(error = %e, "clean-up pass failed");
+                }
+            }
             wait = match self.run_once(Utc::now()).await {
                 // A full batch: more may be waiting.
                 Ok(rescued) if rescued.len() >= self.settings.rescue_batch => FIRST_DELAY,
@@ -50,6 +69,47 @@ impl Maintenance {
                 }
             };
         }
+    }
+
+    /// Retention and forgetting dead workers, as of `now`: batch after batch
+    /// until nothing is left. Returns how many tasks it deleted.
+    pub async fn clean_up(
+        &self,
+        now: DateTime<Utc>,
+        shutdown: &CancellationToken,
+    ) -> Result<u64, StoreError> {
+        let before = |keep: std::time::Duration| {
+            now - chrono::Duration::from_std(keep).unwrap_or(chrono::TimeDelta::MAX)
+        };
+        let cutoffs: Vec<(Status, DateTime<Utc>)> = Status::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| match s {
+                Status::Completed => (s, before(self.retention.completed)),
+                _ => (s, before(self.retention.failed)),
+            })
+            .collect();
+        let mut deleted = 0;
+        while !shutdown.is_cancelled() {
+            let n = self
+                .store
+                .task_prune(&cutoffs, self.retention.batch)
+                .await?;
+            deleted += n;
+            if n < self.retention.batch as u64 {
+                break;
+            }
+            // Let claims and heartbeats in between batches.
+            tokio::task::yield_now().await;
+        }
+        if deleted > 0 {
+            tracing::info!(deleted, "deleted finished tasks past their retention");
+        }
+        let forgotten = self.store.worker_prune(before(self.settings.lease)).await?;
+        if forgotten > 0 {
+            tracing::info!(forgotten, "forgot workers whose heartbeat stopped");
+        }
+        Ok(deleted)
     }
 
     /// One rescue pass as of `now`; returns the tasks it rescued.

@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{QueueSpec, WorkerSettings};
 use crate::kinds::Registry;
 use crate::store::Store;
-use crate::tasks::{TaskId, WorkerId};
+use crate::tasks::{TaskId, WorkerId, WorkerInfo};
 
 pub use maintenance::Maintenance;
 
@@ -141,6 +141,19 @@ struct Shared {
     registry: Arc<Registry>,
     settings: WorkerSettings,
     running: Running,
+    /// How this process shows in the workers view.
+    info: WorkerInfo,
+}
+
+impl Shared {
+    /// This worker as the workers view shows it now.
+    fn info(&self, now: DateTime<Utc>) -> WorkerInfo {
+        WorkerInfo {
+            heartbeat_at: now,
+            running: self.running.len() as i64,
+            ..self.info.clone()
+        }
+    }
 }
 
 impl Worker {
@@ -152,17 +165,30 @@ impl Worker {
         queues: &[QueueSpec],
         default_slots: usize,
     ) -> Worker {
-        let queues = queues
+        let queues: Vec<(String, usize)> = queues
             .iter()
             .map(|q| (q.name.clone(), q.slots.unwrap_or(default_slots).max(1)))
             .collect();
+        let (id, host) = worker_id();
+        let now = Utc::now();
+        let info = WorkerInfo {
+            id: id.clone(),
+            host,
+            pid: i64::from(std::process::id()),
+            queues: queues.iter().map(|(q, n)| (q.clone(), *n as i64)).collect(),
+            concurrency: queues.iter().map(|(_, n)| *n as i64).sum(),
+            started_at: now,
+            heartbeat_at: now,
+            running: 0,
+        };
         Worker {
             shared: Arc::new(Shared {
-                id: worker_id(),
+                id,
                 store,
                 registry,
                 settings,
                 running: Running::default(),
+                info,
             }),
             queues,
         }
@@ -185,6 +211,10 @@ impl Worker {
             queues = ?self.queues,
             "worker started"
         );
+        // Best effort: the heartbeat registers it again if this fails.
+        if let Err(e) = shared.store.worker_upsert(&shared.info(Utc::now())).await {
+            tracing::warn!(error = %e, "could not register this worker yet");
+        }
         for (queue, slots) in self.queues {
             loops.spawn(claim::run(
                 shared.clone(),
@@ -221,12 +251,16 @@ impl Worker {
         }
         heartbeat_stop.cancel();
         let _ = heartbeat.await;
+        if let Err(e) = shared.store.worker_delete(&shared.id).await {
+            tracing::warn!(error = %e, "could not unregister this worker; maintenance will");
+        }
         tracing::info!(worker.id = %shared.id, "worker stopped");
     }
 }
 
-/// `host-pid-random`: unique across the cluster and readable in a listing.
-fn worker_id() -> WorkerId {
+/// `host-pid-random` (unique across the cluster and readable in a
+/// listing), and the host.
+fn worker_id() -> (WorkerId, String) {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -234,7 +268,8 @@ fn worker_id() -> WorkerId {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into());
     let random = getrandom::u32().unwrap_or(0) & 0xffff;
-    WorkerId(format!("{host}-{}-{random:04x}", std::process::id()))
+    let id = WorkerId(format!("{host}-{}-{random:04x}", std::process::id()));
+    (id, host)
 }
 
 /// A random number in 0..1 for retry jitter.

@@ -240,9 +240,18 @@ fn unix_secs() -> u64 {
 /// processes run in parallel), named after a hash of the migrations so that
 /// a changed schema gets a new one.
 async fn ensure_template(admin: &mut PgConnection) -> String {
-    let schema = include_str!("../../migrations/postgres/0001_init.sql");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the migrations folder")
+        .map(|e| e.expect("a migration").path())
+        .collect();
+    files.sort();
+    let schema: Vec<u8> = files
+        .iter()
+        .flat_map(|f| std::fs::read(f).expect("read a migration"))
+        .collect();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in schema.bytes() {
+    for &byte in &schema {
         hash = (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
     }
     let template = format!("errand_tmpl_{hash:016x}");

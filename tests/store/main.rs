@@ -54,6 +54,10 @@ conformance!(postgres, super::postgres;
     tokens_are_found_by_hash_until_revoked,
     first_token_is_minted_only_on_an_empty_table,
     counts_by_status_cover_every_task,
+    listing_pages_newest_first_within_scope,
+    retry_is_a_compare_and_set_that_keeps_history,
+    prune_deletes_only_what_is_past_its_cutoff,
+    workers_register_renew_and_are_pruned,
 );
 
 conformance!(sqlite, super::sqlite;
@@ -72,6 +76,10 @@ conformance!(sqlite, super::sqlite;
     tokens_are_found_by_hash_until_revoked,
     first_token_is_minted_only_on_an_empty_table,
     counts_by_status_cover_every_task,
+    listing_pages_newest_first_within_scope,
+    retry_is_a_compare_and_set_that_keeps_history,
+    prune_deletes_only_what_is_past_its_cutoff,
+    workers_register_renew_and_are_pruned,
 );
 
 const BACKOFF: Backoff = Backoff {
@@ -587,6 +595,190 @@ mod suite {
         assert_eq!(counts[&Status::Running], 2);
         assert_eq!(counts[&Status::Queued], 2);
         assert_eq!(counts[&Status::Cancelled], 1);
+    }
+
+    pub async fn listing_pages_newest_first_within_scope(store: &Store) {
+        use errand::tasks::{Scope, TaskFilter};
+        let ids = insert(store, 5).await;
+        let mut bob = new_task("default", 0, t0(), 3);
+        bob.owner = "bob".into();
+        bob.product = None;
+        let bob = store.task_insert(&bob).await.unwrap();
+        let all = TaskFilter::default();
+        let timeout = std::time::Duration::from_secs(5);
+        let page = |scope: Scope, after: Option<TaskId>, limit| {
+            let all = all.clone();
+            async move {
+                store
+                    .task_list(&scope, &all, after, limit, timeout)
+                    .await
+                    .unwrap()
+            }
+        };
+        let first = page(Scope::everything(), None, 4).await;
+        let got: Vec<TaskId> = first.iter().map(|t| t.id).collect();
+        assert_eq!(got, [bob.id, ids[4], ids[3], ids[2]]);
+        let rest = page(Scope::everything(), Some(ids[2]), 4).await;
+        assert_eq!(
+            rest.iter().map(|t| t.id).collect::<Vec<_>>(),
+            [ids[1], ids[0]]
+        );
+        let alice = Scope {
+            owner: Some("alice".into()),
+            product: None,
+        };
+        assert_eq!(page(alice, None, 10).await.len(), 5);
+        let shop = Scope {
+            owner: Some("shop-admin".into()),
+            product: Some("shop".into()),
+        };
+        assert!(
+            page(shop, None, 10)
+                .await
+                .iter()
+                .all(|t| t.owner == "alice")
+        );
+        let filter = TaskFilter {
+            owner: vec!["bob".into()],
+            ..Default::default()
+        };
+        let only_bob = store
+            .task_list(&Scope::everything(), &filter, None, 10, timeout)
+            .await
+            .unwrap();
+        assert_eq!(only_bob, [bob]);
+    }
+
+    pub async fn retry_is_a_compare_and_set_that_keeps_history(store: &Store) {
+        store
+            .task_insert(&new_task("default", 0, t0(), 1))
+            .await
+            .unwrap();
+        let t = claim(store, "w", 1, t0()).await.remove(0);
+        let fail = AttemptOutcome::Failed {
+            message: "boom".into(),
+            retryable: true,
+        };
+        let end = end_attempt(1, 1, fail, &BACKOFF, 0.0, t0());
+        let failed = store.task_end(t.id, 1, &end, t0()).await.unwrap().unwrap();
+        assert_eq!(failed.status, Status::Failed);
+        let later = t0() + Duration::seconds(10);
+        let retried = store
+            .task_retry(&failed, failed.attempts_for_retry(), later)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(retried.status, Status::Queued);
+        assert_eq!((retried.attempt, retried.max_attempts), (1, 2));
+        assert_eq!(retried.run_at, later);
+        assert_eq!(retried.finished_at, None);
+        assert_eq!(retried.errors, failed.errors, "history kept");
+        // Stale: the caller saw it failed, but it is queued now.
+        assert!(store.task_retry(&failed, 2, later).await.unwrap().is_none());
+        assert_eq!(claim(store, "w", 1, later).await[0].attempt, 2);
+    }
+
+    pub async fn prune_deletes_only_what_is_past_its_cutoff(store: &Store) {
+        let ids = insert(store, 4).await;
+        let claimed = claim(store, "w", 3, t0()).await;
+        let ok = |n| {
+            end_attempt(
+                1,
+                3,
+                AttemptOutcome::Succeeded(json!(n)),
+                &BACKOFF,
+                0.0,
+                t0(),
+            )
+        };
+        let failed = AttemptOutcome::Failed {
+            message: "x".into(),
+            retryable: false,
+        };
+        let fail = end_attempt(1, 3, failed, &BACKOFF, 0.0, t0());
+        store
+            .task_end(claimed[0].id, 1, &ok(0), t0())
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .task_end(claimed[1].id, 1, &ok(1), t0() + Duration::hours(2))
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .task_end(claimed[2].id, 1, &fail, t0())
+            .await
+            .unwrap()
+            .unwrap();
+        let cutoffs = [
+            (Status::Completed, t0() + Duration::hours(1)),
+            (Status::Failed, t0()),
+        ];
+        assert_eq!(store.task_prune(&cutoffs, 10).await.unwrap(), 1);
+        assert!(
+            store.task_get(claimed[0].token).await.unwrap().is_none(),
+            "old and completed"
+        );
+        assert!(
+            store.task_get(claimed[1].token).await.unwrap().is_some(),
+            "recent"
+        );
+        assert!(
+            store.task_get(claimed[2].token).await.unwrap().is_some(),
+            "failed: its own cutoff"
+        );
+        let queued = store.task_count_by_status().await.unwrap()[&Status::Queued];
+        assert_eq!(queued, 1, "unfinished tasks stay");
+        let _ = ids;
+        // Batches: at most `limit` a statement.
+        let far = [
+            (Status::Completed, t0() + Duration::days(1)),
+            (Status::Failed, t0() + Duration::days(1)),
+        ];
+        assert_eq!(store.task_prune(&far, 1).await.unwrap(), 1);
+        assert_eq!(store.task_prune(&far, 1).await.unwrap(), 1);
+        assert_eq!(store.task_prune(&far, 1).await.unwrap(), 0);
+    }
+
+    pub async fn workers_register_renew_and_are_pruned(store: &Store) {
+        use errand::tasks::WorkerInfo;
+        let info = |id: &str, at| WorkerInfo {
+            id: worker(id),
+            host: "box".into(),
+            pid: 42,
+            queues: [("default".to_string(), 4)].into_iter().collect(),
+            concurrency: 4,
+            started_at: t0(),
+            heartbeat_at: at,
+            running: 1,
+        };
+        store.worker_upsert(&info("a", t0())).await.unwrap();
+        store.worker_upsert(&info("b", t0())).await.unwrap();
+        store
+            .worker_upsert(&info("a", t0() + Duration::seconds(60)))
+            .await
+            .unwrap();
+        let alive = store
+            .worker_list(t0() + Duration::seconds(30))
+            .await
+            .unwrap();
+        assert_eq!(alive, [info("a", t0() + Duration::seconds(60))]);
+        assert_eq!(
+            store
+                .worker_prune(t0() + Duration::seconds(30))
+                .await
+                .unwrap(),
+            1
+        );
+        store.worker_delete(&worker("a")).await.unwrap();
+        assert!(
+            store
+                .worker_list(t0() - Duration::days(1))
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     pub async fn first_token_is_minted_only_on_an_empty_table(store: &Store) {

@@ -711,7 +711,12 @@ impl InProcess {
             }],
             4,
         );
-        let maintenance = Maintenance::new(store.clone(), registry, settings.worker.clone());
+        let maintenance = Maintenance::new(
+            store.clone(),
+            registry,
+            settings.worker.clone(),
+            settings.retention.clone(),
+        );
         let listener = {
             let store = store.clone();
             let stop = shutdown.clone();

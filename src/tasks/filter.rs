@@ -1,0 +1,211 @@
+//! Which tasks an operator means: a [`TaskFilter`] (AND across fields, OR
+//! within one field, as CodeChecker's `getTasks()`), the caller's
+//! [`Scope`], and the keyset [`Cursor`] of a listing.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer};
+
+use super::{Principal, Role, Status, Task, TaskId};
+
+/// A filter over tasks. Every field left empty matches everything; a task
+/// matches when it matches every field given, and a field when it equals any
+/// of its values. Times: `*_after` is inclusive, `*_before` exclusive.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskFilter {
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub status: Vec<Status>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub kind: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub queue: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub owner: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub product: Vec<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    pub finished_after: Option<DateTime<Utc>>,
+    pub finished_before: Option<DateTime<Utc>>,
+    pub cancel_requested: Option<bool>,
+}
+
+/// A field given as one value or a list of them: `"a"`, `["a", "b"]`, or a
+/// comma-separated `"a,b"`.
+fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let texts = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(text) => vec![text],
+        OneOrMany::Many(texts) => texts,
+    };
+    texts
+        .iter()
+        .flat_map(|t| t.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().map_err(serde::de::Error::custom))
+        .collect()
+}
+
+impl TaskFilter {
+    /// Whether the filter matches every task.
+    pub fn is_empty(&self) -> bool {
+        *self == TaskFilter::default()
+    }
+
+    /// Whether `task` matches, exactly as the stores' queries decide. (The
+    /// stores filter in SQL; this is the rule they implement, and what tests
+    /// check them against.)
+    pub fn matches(&self, task: &Task) -> bool {
+        fn any<T: PartialEq + ?Sized>(values: &[impl AsRef<T>], value: &T) -> bool {
+            values.is_empty() || values.iter().any(|v| v.as_ref() == value)
+        }
+        (self.status.is_empty() || self.status.contains(&task.status))
+            && any::<str>(&self.kind, &task.kind)
+            && any::<str>(&self.queue, &task.queue)
+            && any::<str>(&self.owner, &task.owner)
+            && (self.product.is_empty()
+                || task
+                    .product
+                    .as_ref()
+                    .is_some_and(|p| self.product.contains(p)))
+            && self.created_after.is_none_or(|t| task.created_at >= t)
+            && self.created_before.is_none_or(|t| task.created_at < t)
+            && self
+                .finished_after
+                .is_none_or(|t| task.finished_at.is_some_and(|f| f >= t))
+            && self
+                .finished_before
+                .is_none_or(|t| task.finished_at.is_some_and(|f| f < t))
+            && self
+                .cancel_requested
+                .is_none_or(|c| task.cancel_requested_at.is_some() == c)
+    }
+}
+
+/// The tasks a caller may see, as a store can query it: all of them, or
+/// those with this owner, or (for an admin) this product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// `None` with `product` `None`: everything.
+    pub owner: Option<String>,
+    pub product: Option<String>,
+}
+
+impl Scope {
+    pub fn everything() -> Scope {
+        Scope {
+            owner: None,
+            product: None,
+        }
+    }
+
+    pub fn allows(&self, task: &Task) -> bool {
+        match (&self.owner, &self.product) {
+            (None, None) => true,
+            (owner, product) => {
+                owner.as_ref() == Some(&task.owner)
+                    || (product.is_some() && task.product == *product)
+            }
+        }
+    }
+}
+
+impl Principal {
+    /// What this caller may see: users their own tasks, product admins their
+    /// product's (and their own), superusers everything.
+    pub fn scope(&self) -> Scope {
+        match self.role {
+            Role::Superuser => Scope::everything(),
+            Role::Admin => Scope {
+                owner: Some(self.name.clone()),
+                product: self.product.clone(),
+            },
+            Role::User => Scope {
+                owner: Some(self.name.clone()),
+                product: None,
+            },
+        }
+    }
+}
+
+/// Where a page of a listing ends, to ask for the next: opaque to clients.
+/// Listings are newest first, by id, so tasks created while a client pages
+/// come before its cursor and never shift what follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor(pub TaskId);
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t{:x}", self.0.0)
+    }
+}
+
+/// A cursor that this server did not hand out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a cursor from a previous page")]
+pub struct BadCursor(pub String);
+
+impl FromStr for Cursor {
+    type Err = BadCursor;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.strip_prefix('t')
+            .and_then(|hex| i64::from_str_radix(hex, 16).ok())
+            .filter(|id| *id > 0)
+            .map(|id| Cursor(TaskId(id)))
+            .ok_or_else(|| BadCursor(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lists_come_as_one_value_many_or_comma_separated() {
+        let f: TaskFilter = serde_json::from_value(json!({
+            "status": "failed,dropped", "kind": ["sleep", "mail"], "owner": "alice"
+        }))
+        .unwrap();
+        assert_eq!(f.status, [Status::Failed, Status::Dropped]);
+        assert_eq!(f.kind, ["sleep", "mail"]);
+        assert_eq!(f.owner, ["alice"]);
+        assert!(!f.is_empty());
+        assert!(TaskFilter::default().is_empty());
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let err = serde_json::from_value::<TaskFilter>(json!({"status": "finished"})).unwrap_err();
+        assert!(err.to_string().contains("finished"), "{err}");
+        let err = serde_json::from_value::<TaskFilter>(json!({"colour": "red"})).unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+        assert!(
+            serde_json::from_value::<TaskFilter>(json!({"created_after": "yesterday"})).is_err()
+        );
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_forgeries() {
+        let c = Cursor(TaskId(12345));
+        assert_eq!(c.to_string().parse::<Cursor>().unwrap(), c);
+        for bad in ["", "t", "x10", "t-5", "tzz", "t0"] {
+            assert!(bad.parse::<Cursor>().is_err(), "{bad}");
+        }
+    }
+}
