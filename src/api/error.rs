@@ -70,8 +70,8 @@ impl From<Invalid> for ApiError {
     }
 }
 
-/// RFC 9457 problem details.
-#[derive(Debug, Serialize)]
+/// RFC 9457 problem details: every error errand answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem (`urn:errand:problem:<slug>`).
     #[serde(rename = "type")]

@@ -10,6 +10,7 @@
 mod auth;
 mod error;
 mod health;
+mod openapi;
 mod operations;
 mod tasks;
 
@@ -25,6 +26,7 @@ use serde::de::DeserializeOwned;
 
 pub use auth::{Caller, TokenCache};
 pub use error::{ApiError, Problem};
+pub use openapi::ApiDoc;
 pub use tasks::TaskView;
 
 use crate::config::Settings;
@@ -147,6 +149,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(operations::metrics))
             .default_service(web::to(method_not_allowed)),
     )
+    .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(openapi::openapi_json))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(web::resource("/docs").route(web::get().to(openapi::docs)))
+    .service(openapi::docs_service())
     .service(
         web::resource("/healthz")
             .route(web::get().to(health::healthz))

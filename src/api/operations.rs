@@ -9,17 +9,28 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Serialize;
 
-use super::{ApiError, ApiState, Caller, MetricsExposure};
+use super::{ApiError, ApiState, Caller, MetricsExposure, Problem};
 use crate::tasks::{Status, WorkerInfo};
 
 /// `GET /v1/workers` answers this.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkerList {
     pub workers: Vec<WorkerInfo>,
 }
 
 /// `GET /v1/workers` (admins, superusers): the worker processes alive now
 /// (heard from within one lease), with their queues and running tasks.
+#[utoipa::path(
+    get, path = "/v1/workers", tag = "operators",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The live workers", body = WorkerList),
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin or superuser", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list_workers(
     Caller(caller): Caller,
     state: web::Data<ApiState>,
@@ -37,7 +48,7 @@ pub async fn list_workers(
 }
 
 /// One kind in `GET /v1/kinds`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KindView {
     pub name: String,
     pub queue: String,
@@ -50,20 +61,29 @@ pub struct KindView {
 }
 
 /// Retry delays: `base * 2^(attempt-1)`, at most `max`, in seconds.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BackoffView {
     pub base: f64,
     pub max: f64,
 }
 
 /// `GET /v1/kinds` answers this.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KindList {
     pub kinds: Vec<KindView>,
 }
 
 /// `GET /v1/kinds` (anyone with a token): the kinds this API accepts, with
 /// their queue and defaults.
+#[utoipa::path(
+    get, path = "/v1/kinds", tag = "tasks",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The registered kinds", body = KindList),
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable (to check the token)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list_kinds(
     Caller(_): Caller,
     state: web::Data<ApiState>,
@@ -93,6 +113,15 @@ pub async fn list_kinds(
 
 /// `GET /metrics`: Prometheus text format. Who may read it is
 /// `metrics.expose`; queue depths are sampled from the database here.
+#[utoipa::path(
+    get, path = "/metrics", tag = "service",
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "`metrics.expose = \"superuser\"` and no token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`metrics.expose = \"superuser\"` and not a superuser", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`metrics.expose = \"off\"`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn metrics(
     req: HttpRequest,
     state: web::Data<ApiState>,

@@ -11,15 +11,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, ApiState, Caller, read_json};
+use super::{ApiError, ApiState, Caller, Problem, read_json};
 use crate::tasks::{
     CancelAction, Cursor, ErrorEntry, Progress, Scope, Status, Task, TaskDraft, TaskFilter,
     TaskToken,
 };
 
 /// A task's JSON (the "Fixed interface" of the design).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TaskView {
+    /// The task's public name: 32 hex digits.
+    #[schema(value_type = String, example = "6f1c2a9e0d3b4c5f8a7e6d5c4b3a2f10")]
     pub token: TaskToken,
     pub kind: String,
     pub queue: String,
@@ -37,6 +39,7 @@ pub struct TaskView {
     /// Whether the task has ended (its status is terminal).
     pub done: bool,
     pub cancel_requested: bool,
+    #[schema(value_type = Vec<String>)]
     pub depends_on: Vec<TaskToken>,
     pub created_at: DateTime<Utc>,
     pub run_at: DateTime<Utc>,
@@ -46,7 +49,7 @@ pub struct TaskView {
 }
 
 /// Where to find a task and what to do with it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Links {
     #[serde(rename = "self")]
     pub self_: String,
@@ -90,6 +93,22 @@ fn task_path(token: TaskToken) -> String {
 /// `POST /v1/tasks`: checks everything, queues the task, and answers
 /// `202 Accepted` at once with its `Location`. Nothing is written unless the
 /// whole request is good.
+#[utoipa::path(
+    post, path = "/v1/tasks", tag = "tasks",
+    request_body = TaskDraft,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Accepted: the task is queued; poll its `Location`", body = TaskView,
+            headers(("Location" = String), ("Retry-After" = u64, description = "Seconds until the next poll is worth it"), ("ETag" = String))),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over `http.max_body_bytes`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown kind, a payload the kind refuses, or a bad field (named)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64))),
+    )
+)]
 pub async fn create_task(
     req: HttpRequest,
     Caller(caller): Caller,
@@ -119,6 +138,21 @@ pub async fn create_task(
 /// `GET /v1/tasks/{token}`: the task, if the caller may see it (else 404,
 /// exactly as for a task that does not exist). Strong `ETag`, so a poller
 /// can send `If-None-Match` and get `304` while nothing changed.
+#[utoipa::path(
+    get, path = "/v1/tasks/{token}", tag = "tasks",
+    params(("token" = String, Path, description = "The task's token"),
+           ("If-None-Match" = Option<String>, Header, description = "The ETag of the copy you have")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The task", body = TaskView,
+            headers(("ETag" = String), ("Cache-Control" = String), ("Retry-After" = u64, description = "Only while the task has not ended"))),
+        (status = 304, description = "Unchanged since the ETag you sent"),
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such task, or one you may not see", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get_task(
     req: HttpRequest,
     Caller(caller): Caller,
@@ -134,6 +168,21 @@ pub async fn get_task(
 /// `cancelled` at once (200); a running one is asked to stop (202) and ends
 /// `cancelled` when its worker notices, within one heartbeat; cancelling a
 /// cancelled task again is harmless (200); any other ended task is 409.
+#[utoipa::path(
+    post, path = "/v1/tasks/{token}/cancel", tag = "tasks",
+    params(("token" = String, Path, description = "The task's token")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Cancelled (it had not started, or was cancelled already)", body = TaskView),
+        (status = 202, description = "Running: its worker is asked to stop it", body = TaskView),
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "You see the task but may not cancel it (`auth.cancel_role`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such task, or one you may not see", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It has already ended otherwise", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn cancel_task(
     Caller(caller): Caller,
     state: web::Data<ApiState>,
@@ -243,7 +292,7 @@ fn not_modified_if_unchanged(req: &HttpRequest, response: HttpResponse) -> HttpR
 }
 
 /// `GET /v1/tasks` answers this.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TaskPage {
     pub tasks: Vec<TaskView>,
     /// Pass as `cursor` for the next page; `null` on the last one.
@@ -316,6 +365,19 @@ fn list_query(
 /// admins their product's, superusers all) that match the filters, newest
 /// first, a page at a time (keyset pagination: stable while tasks are
 /// added). The next page's address is in `next_cursor` and a `Link` header.
+#[utoipa::path(
+    get, path = "/v1/tasks", tag = "tasks",
+    params(TaskFilter, PageParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of tasks, newest first", body = TaskPage,
+            headers(("Link" = String, description = "`<…>; rel=\"next\"` while there is a next page"))),
+        (status = 400, description = "A bad filter value, limit or cursor (named)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, or the query ran past `http.query_timeout`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list_tasks(
     req: HttpRequest,
     Caller(caller): Caller,
@@ -353,8 +415,19 @@ pub async fn list_tasks(
     }))
 }
 
+/// Paging of `GET /v1/tasks`.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the parameters; `list_query` reads them
+pub struct PageParams {
+    /// Tasks per page: 1 to `http.max_page_size` (1000); default `http.page_size` (50).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
 /// `GET /v1/tasks/stats` answers this.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TaskStats {
     /// Tasks in each status (every status is present).
     pub by_status: BTreeMap<String, i64>,
@@ -365,6 +438,17 @@ pub struct TaskStats {
 
 /// `GET /v1/tasks/stats` (admins: their product; superusers: all): counts
 /// by status, and by kind and status.
+#[utoipa::path(
+    get, path = "/v1/tasks/stats", tag = "operators",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Counts", body = TaskStats),
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin or superuser", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, or the query ran past `http.query_timeout`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn task_stats(
     Caller(caller): Caller,
     state: web::Data<ApiState>,
@@ -401,6 +485,20 @@ pub async fn task_stats(
 /// `POST /v1/tasks/{token}/retry` (superusers): re-queues a failed,
 /// cancelled or dropped task for a new attempt, keeping its history; any
 /// other task is 409.
+#[utoipa::path(
+    post, path = "/v1/tasks/{token}/retry", tag = "operators",
+    params(("token" = String, Path, description = "The task's token")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Re-queued for a new attempt", body = TaskView, headers(("Location" = String))),
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a superuser", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such task, or one you may not see", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The task is not failed, cancelled or dropped", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn retry_task(
     Caller(caller): Caller,
     state: web::Data<ApiState>,
@@ -440,7 +538,7 @@ pub async fn retry_task(
 }
 
 /// The body of `POST /v1/tasks/cancel`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelMatching {
     #[serde(flatten)]
@@ -451,7 +549,7 @@ pub struct CancelMatching {
 }
 
 /// `POST /v1/tasks/cancel` answers this.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CancelledCount {
     /// Tasks that had not started and are now `cancelled`.
     pub cancelled: u64,
@@ -462,6 +560,21 @@ pub struct CancelledCount {
 /// `POST /v1/tasks/cancel` (superusers): cancels every task matching the
 /// filter in the body (the fields of `GET /v1/tasks`). An empty filter is
 /// refused unless `"all": true` says that every task is meant.
+#[utoipa::path(
+    post, path = "/v1/tasks/cancel", tag = "operators",
+    request_body = CancelMatching,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "How many were cancelled, and how many asked to stop", body = CancelledCount),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a superuser", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over `http.max_body_bytes`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad filter value (named), or an empty filter without `all: true`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn cancel_tasks(
     req: HttpRequest,
     Caller(caller): Caller,

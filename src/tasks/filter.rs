@@ -13,23 +13,39 @@ use super::{Principal, Role, Status, Task, TaskId};
 /// A filter over tasks. Every field left empty matches everything; a task
 /// matches when it matches every field given, and a field when it equals any
 /// of its values. Times: `*_after` is inclusive, `*_before` exclusive.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TaskFilter {
+    /// Any of these statuses (repeat the parameter, or separate with commas).
     #[serde(default, deserialize_with = "one_or_many")]
+    #[param(explode = true)]
     pub status: Vec<Status>,
+    /// Any of these kinds.
     #[serde(default, deserialize_with = "one_or_many")]
+    #[param(explode = true)]
     pub kind: Vec<String>,
+    /// Any of these queues.
     #[serde(default, deserialize_with = "one_or_many")]
+    #[param(explode = true)]
     pub queue: Vec<String>,
+    /// Any of these owners (token names).
     #[serde(default, deserialize_with = "one_or_many")]
+    #[param(explode = true)]
     pub owner: Vec<String>,
+    /// Any of these products.
     #[serde(default, deserialize_with = "one_or_many")]
+    #[param(explode = true)]
     pub product: Vec<String>,
+    /// Created at or after (RFC 3339).
     pub created_after: Option<DateTime<Utc>>,
+    /// Created before (RFC 3339).
     pub created_before: Option<DateTime<Utc>>,
+    /// Finished at or after (RFC 3339).
     pub finished_after: Option<DateTime<Utc>>,
+    /// Finished before (RFC 3339).
     pub finished_before: Option<DateTime<Utc>>,
+    /// Whether a cancel was requested while it ran.
     pub cancel_requested: Option<bool>,
 }
 

@@ -104,8 +104,10 @@ impl fmt::Display for WorkerId {
 
 /// One worker process, as it registers itself and heart-beats: what the
 /// workers view shows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct WorkerInfo {
+    /// `host-pid-random`.
+    #[schema(value_type = String)]
     pub id: WorkerId,
     pub host: String,
     pub pid: i64,
@@ -126,7 +128,7 @@ impl Serialize for WorkerId {
 }
 
 /// How far a running task has come, as its handler last reported it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct Progress {
     /// From 0 to 1.
     pub fraction: f64,
@@ -151,7 +153,7 @@ impl Progress {
 }
 
 /// One failed (or lost, or cancelled) attempt in a task's error history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorEntry {
     pub attempt: i32,
     pub message: String,

@@ -12,22 +12,31 @@ use serde_json::Value;
 use super::{Backoff, Principal, Status, TaskToken};
 
 /// The body of `POST /v1/tasks`, as the client sent it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"kind": "sleep", "payload": {"seconds": 2.5}}))]
 pub struct TaskDraft {
+    /// A registered kind (see `GET /v1/kinds`).
     pub kind: String,
+    /// The kind's input; checked against the kind before anything is queued.
     #[serde(default = "empty_object")]
     pub payload: Value,
+    /// Default: the kind's queue.
     pub queue: Option<String>,
+    /// Higher runs first within a queue. Default 0.
     pub priority: Option<i32>,
-    /// RFC 3339.
+    /// Not before this time (RFC 3339). Not with `delay`.
     pub run_at: Option<DateTime<Utc>>,
-    /// Seconds from now.
+    /// Not before this many seconds from now. Not with `run_at`.
     pub delay: Option<f64>,
+    /// Attempts in all, from 1 to `tasks.max_attempts_limit`. Default: the kind's.
     pub max_attempts: Option<i32>,
-    /// Seconds one attempt may run.
+    /// Seconds one attempt may run, up to `tasks.timeout_limit`. Default: the kind's.
     pub timeout: Option<f64>,
+    /// Not supported yet: refused with 422 unless empty.
+    #[schema(value_type = Option<Vec<String>>)]
     pub depends_on: Option<Vec<TaskToken>>,
+    /// Not supported yet: refused with 422.
     pub callback_url: Option<String>,
 }
 

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Every write about a running task is fenced by `status = 'running' AND
 /// attempt = n`, so only the current attempt moves it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Waiting,

@@ -787,3 +787,113 @@ async fn slow_listing_answers_503_on_postgres() {
     locker.execute("ROLLBACK").await.unwrap();
     assert_eq!(send(&c.root, "GET", "/v1/tasks", None).await.status(), 200);
 }
+
+/// The OpenAPI description names every route and every schema, and the docs
+/// page loads nothing from the internet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_describes_every_route_and_docs_need_no_internet() {
+    let db = TestDb::sqlite().await;
+    let app = TestApp::spawn(&db, Mode::Api, |_| {}).await;
+    let spec: Value = reqwest::get(app.url("/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let mut routes: Vec<String> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| format!("{} {path}", m.to_uppercase()))
+        })
+        .collect();
+    routes.sort();
+    let mut expected = vec![
+        "POST /v1/tasks",
+        "GET /v1/tasks",
+        "GET /v1/tasks/{token}",
+        "POST /v1/tasks/{token}/cancel",
+        "POST /v1/tasks/{token}/retry",
+        "GET /v1/tasks/stats",
+        "POST /v1/tasks/cancel",
+        "GET /v1/workers",
+        "GET /v1/kinds",
+        "GET /healthz",
+        "GET /readyz",
+        "GET /metrics",
+        "GET /openapi.json",
+        "GET /docs",
+    ];
+    expected.sort_unstable();
+    assert_eq!(routes, expected);
+    // Every route that takes a token says so, and says 401.
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if op.get("security").is_some() {
+                assert!(
+                    op["responses"].get("401").is_some(),
+                    "{method} {path} lacks 401"
+                );
+            }
+        }
+    }
+    let schemas = spec["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "TaskView",
+        "TaskDraft",
+        "Problem",
+        "TaskPage",
+        "TaskFilter",
+        "WorkerInfo",
+        "Status",
+    ] {
+        assert!(schemas.contains_key(name), "schema {name}");
+    }
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+
+    // The docs page and everything it loads come from errand itself.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build()
+        .unwrap();
+    let page = http.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external links:\n{html}"
+    );
+    for asset in [
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-initializer.js",
+    ] {
+        assert!(html.contains(asset));
+        let r = http
+            .get(app.url(&format!("/docs/{asset}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{asset}");
+    }
+    let init = http
+        .get(app.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        init.contains("/openapi.json"),
+        "the page renders our spec:\n{init}"
+    );
+}

@@ -1,0 +1,84 @@
+//! The OpenAPI 3.1 description, generated from the handlers and types
+//! themselves (so it can't drift from them), at `/openapi.json`, and the
+//! API docs page at `/docs` (Swagger UI, served from the binary: no CDN).
+
+use std::sync::OnceLock;
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::{error, health, operations, tasks};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "errand",
+        description = "A durable background-task service: POST slow work, get 202 and a token at once, poll for the result.",
+    ),
+    paths(
+        tasks::create_task,
+        tasks::list_tasks,
+        tasks::get_task,
+        tasks::cancel_task,
+        tasks::retry_task,
+        tasks::task_stats,
+        tasks::cancel_tasks,
+        operations::list_workers,
+        operations::list_kinds,
+        operations::metrics,
+        health::healthz,
+        health::readyz,
+        openapi_json,
+        docs,
+    ),
+    components(schemas(error::Problem)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "tasks", description = "Create, poll and cancel tasks"),
+        (name = "operators", description = "For admins and superusers"),
+        (name = "service", description = "Health, readiness, metrics, this description"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the `bearer` scheme the paths refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
+    }
+}
+
+/// `GET /openapi.json`: this API's OpenAPI 3.1 description.
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "The OpenAPI description", body = Object)))]
+pub async fn openapi_json() -> HttpResponse {
+    static SPEC: OnceLock<String> = OnceLock::new();
+    let spec = SPEC.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default());
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(spec.as_str())
+}
+
+/// `GET /docs`: the API docs page, rendering `/openapi.json`.
+#[utoipa::path(get, path = "/docs", tag = "service",
+    responses((status = 308, description = "To the docs page, `/docs/`")))]
+pub async fn docs() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header(("Location", "/docs/"))
+        .finish()
+}
+
+/// The docs page's routes (its HTML and assets, under `/docs/`).
+pub fn docs_service() -> SwaggerUi {
+    // The page loads the spec from /openapi.json, served above.
+    SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json"))
+}
