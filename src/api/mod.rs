@@ -103,83 +103,45 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .error_handler(|e, _| ApiError::NotFound(format!("no such resource: {e}")).into()),
     )
     .service(
-        web::resource("/v1/tasks")
+        resource("/v1/tasks", "GET, POST")
             .route(web::post().to(tasks::create_task))
-            .route(web::get().to(tasks::list_tasks))
-            .default_service(web::to(method_not_allowed)),
+            .route(web::get().to(tasks::list_tasks)),
     )
     // Before /v1/tasks/{token}, which would match them too.
-    .service(
-        web::resource("/v1/tasks/stats")
-            .route(web::get().to(tasks::task_stats))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/tasks/cancel")
-            .route(web::post().to(tasks::cancel_tasks))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/tasks/{token}")
-            .route(web::get().to(tasks::get_task))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/tasks/{token}/cancel")
-            .route(web::post().to(tasks::cancel_task))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/tasks/{token}/retry")
-            .route(web::post().to(tasks::retry_task))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/workers")
-            .route(web::get().to(operations::list_workers))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/kinds")
-            .route(web::get().to(operations::list_kinds))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/metrics")
-            .route(web::get().to(operations::metrics))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/openapi.json")
-            .route(web::get().to(openapi::openapi_json))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(web::resource("/docs").route(web::get().to(openapi::docs)))
+    .service(resource("/v1/tasks/stats", "GET").route(web::get().to(tasks::task_stats)))
+    .service(resource("/v1/tasks/cancel", "POST").route(web::post().to(tasks::cancel_tasks)))
+    .service(resource("/v1/tasks/{token}", "GET").route(web::get().to(tasks::get_task)))
+    .service(resource("/v1/tasks/{token}/cancel", "POST").route(web::post().to(tasks::cancel_task)))
+    .service(resource("/v1/tasks/{token}/retry", "POST").route(web::post().to(tasks::retry_task)))
+    .service(resource("/v1/workers", "GET").route(web::get().to(operations::list_workers)))
+    .service(resource("/v1/kinds", "GET").route(web::get().to(operations::list_kinds)))
+    .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+    .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
+    .service(resource("/metrics", "GET").route(web::get().to(operations::metrics)))
+    .service(resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_json)))
+    .service(resource("/docs", "GET").route(web::get().to(openapi::docs)))
     .service(openapi::docs_service())
-    .service(
-        web::resource("/healthz")
-            .route(web::get().to(health::healthz))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/readyz")
-            .route(web::get().to(health::readyz))
-            .default_service(web::to(method_not_allowed)),
-    )
     .default_service(web::to(not_found));
+}
+
+/// A resource that answers any method but `allow` (which its routes take)
+/// with 405 and an `Allow` header.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+            allow,
+            detail: format!(
+                "{} is not allowed on {}; use {allow}",
+                req.method(),
+                req.path()
+            ),
+        })
+    }))
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!(
         "no route for {} {}",
-        req.method(),
-        req.path()
-    )))
-}
-
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(format!(
-        "{} is not allowed on {}",
         req.method(),
         req.path()
     )))

@@ -325,6 +325,8 @@ fn list_query(
                         ))
                     })?;
             }
+            // An empty cursor is the first page.
+            "cursor" if value.is_empty() => {}
             "cursor" => {
                 cursor = Some(
                     value
@@ -421,6 +423,7 @@ pub async fn list_tasks(
 #[allow(dead_code)] // documents the parameters; `list_query` reads them
 pub struct PageParams {
     /// Tasks per page: 1 to `http.max_page_size` (1000); default `http.page_size` (50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,

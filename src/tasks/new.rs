@@ -28,10 +28,15 @@ pub struct TaskDraft {
     /// Not before this time (RFC 3339). Not with `delay`.
     pub run_at: Option<DateTime<Utc>>,
     /// Not before this many seconds from now. Not with `run_at`.
+    #[schema(minimum = 0)]
     pub delay: Option<f64>,
-    /// Attempts in all, from 1 to `tasks.max_attempts_limit`. Default: the kind's.
+    /// Attempts in all, from 1 to `tasks.max_attempts_limit` (100 unless
+    /// configured). Default: the kind's.
+    #[schema(minimum = 1)]
     pub max_attempts: Option<i32>,
-    /// Seconds one attempt may run, up to `tasks.timeout_limit`. Default: the kind's.
+    /// Seconds one attempt may run, up to `tasks.timeout_limit` (7 days
+    /// unless configured). Default: the kind's.
+    #[schema(exclusive_minimum = 0)]
     pub timeout: Option<f64>,
     /// Not supported yet: refused with 422 unless empty.
     #[schema(value_type = Option<Vec<String>>)]

@@ -361,7 +361,13 @@ async fn unknown_routes_and_methods_and_tokens_are_problems(backend: Backend) {
     let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
     let http = reqwest::Client::new();
     problem(http.get(app.url("/v2/things")).send().await.unwrap(), 404).await;
-    problem(http.delete(app.url("/v1/tasks")).send().await.unwrap(), 405).await;
+    let r = http.delete(app.url("/v1/tasks")).send().await.unwrap();
+    assert_eq!(
+        r.headers()["allow"],
+        "GET, POST",
+        "a 405 says what is allowed"
+    );
+    problem(r, 405).await;
     problem(alice.get("not-a-token").await, 404).await;
     problem(alice.get(&"f".repeat(32)).await, 404).await;
     problem(alice.cancel("not-a-token").await, 404).await;
