@@ -136,6 +136,7 @@ pub struct TaskSettings {
     pub max_attempts_limit: u32,
     #[serde(with = "duration")]
     pub timeout_limit: Duration,
+    pub max_dependencies: usize,
 }
 
 /// `[kinds.NAME]`: one kind's overrides of `[tasks]`.

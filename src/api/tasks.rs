@@ -118,7 +118,11 @@ pub async fn create_task(
     let draft: TaskDraft = read_json(&req, payload, state.max_body_bytes).await?;
     let policy = state.registry.check(&draft.kind, &draft.payload)?;
     let new = draft.validate(policy, &caller, Utc::now())?;
-    let task = state.store.task_insert(&new).await?;
+    let task = state
+        .store
+        .task_insert(&new, &caller.scope())
+        .await?
+        .map_err(|refused| ApiError::Unprocessable(refused.to_string()))?;
     crate::telemetry::task_created(&task.kind);
     tracing::info!(
         task.token = %task.token,

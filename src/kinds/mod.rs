@@ -222,6 +222,7 @@ impl Registry {
             },
             max_attempts_limit: to_i32(t.max_attempts_limit),
             timeout_limit: t.timeout_limit,
+            max_dependencies: t.max_dependencies,
         };
         Registry {
             kinds: BTreeMap::new(),

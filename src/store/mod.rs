@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::DatabaseSettings;
 use crate::tasks::{
-    AttemptEnd, NewTask, Principal, Role, Scope, Status, Task, TaskFilter, TaskId, TaskToken,
-    TokenHash, WorkerId, WorkerInfo,
+    AttemptEnd, DependencyError, NewTask, Principal, Role, Scope, Status, Task, TaskFilter, TaskId,
+    TaskToken, TokenHash, WorkerId, WorkerInfo,
 };
 
 /// What can go wrong talking to the database, sorted by what to do about it.
@@ -225,10 +225,18 @@ impl Store {
 
     // ---- tasks -----------------------------------------------------------
 
-    /// Inserts a checked new task.
-    pub async fn task_insert(&self, task: &NewTask) -> Result<Task, StoreError> {
-        let inserted = dispatch!(self, b => b.task_insert(task).await)?;
-        self.announce_queued([&inserted]);
+    /// Inserts a checked new task, with its dependencies: every parent must
+    /// exist, be visible to `creator`, and not have ended badly (else the
+    /// `DependencyError`, and nothing is written).
+    pub async fn task_insert(
+        &self,
+        task: &NewTask,
+        creator: &Scope,
+    ) -> Result<Result<Task, DependencyError>, StoreError> {
+        let inserted = dispatch!(self, b => b.task_insert(task, creator).await)?;
+        if let Ok(task) = &inserted {
+            self.announce_queued([task]);
+        }
         Ok(inserted)
     }
 

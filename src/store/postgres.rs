@@ -49,6 +49,11 @@ fn from_db_time(t: DbTime) -> Result<DateTime<Utc>, StoreError> {
 #[path = "queries.rs"]
 mod queries;
 
+/// A transaction for a write that reads first (row locks keep it safe).
+async fn begin_write(pool: &PgPool) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
+    Ok(pool.begin().await?)
+}
+
 /// A transaction whose statements each stop after `timeout`, answered as
 /// [`StoreError::Timeout`].
 async fn begin_bounded(
@@ -111,6 +116,11 @@ impl PgStore {
                 2,
                 "operators",
                 include_str!("../../migrations/postgres/0002_operators.sql"),
+            ),
+            migration(
+                3,
+                "dependencies",
+                include_str!("../../migrations/postgres/0003_dependencies.sql"),
             ),
         ];
         Migrator::with_migrations(migrations)

@@ -14,11 +14,11 @@ use serde_json::{Value, json};
 use sqlx::Row;
 use sqlx::types::Json;
 
-use super::{Backend, Db, DbTime, begin_bounded, db_time, from_db_time};
+use super::{Backend, Db, DbTime, begin_bounded, begin_write, db_time, from_db_time};
 use crate::store::{CancelCount, LeaseRenewal, NewApiToken, StoreError};
 use crate::tasks::{
-    AttemptEnd, CancelAction, ErrorEntry, NewTask, Principal, Progress, Scope, Status, Task,
-    TaskFilter, TaskId, TaskToken, TokenHash, WorkerId, WorkerInfo,
+    AttemptEnd, CancelAction, DependencyError, ErrorEntry, NewTask, Principal, Progress, Scope,
+    Status, Task, TaskFilter, TaskId, TaskToken, TokenHash, WorkerId, WorkerInfo,
 };
 
 type DbRow = <Db as sqlx::Database>::Row;
@@ -61,23 +61,40 @@ impl Backend {
         self.pool.close().await;
     }
 
-    pub(in crate::store) async fn task_insert(&self, t: &NewTask) -> Result<Task, StoreError> {
-        let row = sqlx::query(sql!("task_insert"))
-            .bind(t.token.as_uuid())
-            .bind(&t.kind)
-            .bind(&t.queue)
-            .bind(t.priority)
-            .bind(t.status.as_str())
-            .bind(&t.payload)
-            .bind(t.max_attempts)
-            .bind(t.timeout_ms)
-            .bind(&t.owner)
-            .bind(&t.product)
-            .bind(db_time(t.created_at))
-            .bind(db_time(t.run_at))
-            .fetch_one(&self.pool)
+    pub(in crate::store) async fn task_insert(
+        &self,
+        t: &NewTask,
+        creator: &Scope,
+    ) -> Result<Result<Task, DependencyError>, StoreError> {
+        if t.depends_on.is_empty() {
+            let row = insert_query(t, t.status, 0).fetch_one(&self.pool).await?;
+            return Ok(Ok(task_from_row(&row)?));
+        }
+        // Parents are read and the child written in one transaction, so that
+        // no parent ends unseen in between (see task_parents.sql).
+        let mut tx = begin_write(&self.pool).await?;
+        let tokens: Vec<String> = t.depends_on.iter().map(TaskToken::to_string).collect();
+        let parents: Vec<Task> = sqlx::query(sql!("task_parents"))
+            .bind(json!(tokens))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(task_from_row)
+            .collect::<Result<_, _>>()?;
+        let (status, pending) = match t.check_parents(&parents, creator) {
+            Ok(checked) => checked,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let row = insert_query(t, status, pending).fetch_one(&mut *tx).await?;
+        let task = task_from_row(&row)?;
+        let ids: Vec<i64> = parents.iter().map(|p| p.id.0).collect();
+        sqlx::query(sql!("task_dependencies_insert"))
+            .bind(task.id.0)
+            .bind(json!(ids))
+            .execute(&mut *tx)
             .await?;
-        task_from_row(&row)
+        tx.commit().await?;
+        Ok(Ok(task))
     }
 
     pub(in crate::store) async fn task_get(
@@ -431,6 +448,26 @@ impl Backend {
     }
 }
 
+/// The insert of a new task, in `status`, waiting for `pending` parents.
+fn insert_query(t: &NewTask, status: Status, pending: usize) -> Query<'_> {
+    let depends_on: Vec<String> = t.depends_on.iter().map(TaskToken::to_string).collect();
+    sqlx::query(sql!("task_insert"))
+        .bind(t.token.as_uuid())
+        .bind(&t.kind)
+        .bind(&t.queue)
+        .bind(t.priority)
+        .bind(status.as_str())
+        .bind(&t.payload)
+        .bind(t.max_attempts)
+        .bind(t.timeout_ms)
+        .bind(&t.owner)
+        .bind(&t.product)
+        .bind(db_time(t.created_at))
+        .bind(db_time(t.run_at))
+        .bind(i32::try_from(pending).unwrap_or(i32::MAX))
+        .bind(json!(depends_on))
+}
+
 /// Ends attempts in one statement, on a pool or inside a transaction.
 pub(super) async fn task_end_on<'c>(
     executor: impl sqlx::Executor<'c, Database = Db>,
@@ -517,6 +554,7 @@ fn maybe_time(row: &DbRow, column: &str) -> Result<Option<DateTime<Utc>>, StoreE
 fn task_from_row(row: &DbRow) -> Result<Task, StoreError> {
     let status: String = row.try_get("status")?;
     let Json(errors): Json<Vec<ErrorEntry>> = row.try_get("errors")?;
+    let Json(depends_on): Json<Vec<TaskToken>> = row.try_get("depends_on")?;
     Ok(Task {
         id: TaskId(row.try_get("id")?),
         token: TaskToken::from_uuid(row.try_get("token")?),
@@ -540,7 +578,7 @@ fn task_from_row(row: &DbRow) -> Result<Task, StoreError> {
         errors,
         cancel_requested_at: maybe_time(row, "cancel_requested_at")?,
         timeout_ms: row.try_get("timeout_ms")?,
-        depends_on: Vec::new(),
+        depends_on,
         created_at: time(row, "created_at")?,
         run_at: time(row, "run_at")?,
         started_at: maybe_time(row, "started_at")?,

@@ -64,6 +64,12 @@ fn from_db_time(text: DbTime) -> Result<DateTime<Utc>, StoreError> {
 #[path = "queries.rs"]
 mod queries;
 
+/// A transaction for a write that reads first: `BEGIN IMMEDIATE` takes the
+/// write lock at once, so nothing changes between the read and the write.
+async fn begin_write(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
+
 /// A read transaction. SQLite has no statement timeout: `_timeout` is not
 /// enforced (the file is local, and a listing reads with no lock held
 /// against writers, in WAL mode).
@@ -90,7 +96,10 @@ impl SqliteStore {
             // crash (only, perhaps, the last ones on a power cut).
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(settings.acquire_timeout)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // So that cancelling a task cancels its waiting children, and
+            // theirs (see migrations/sqlite/0003_dependencies.sql).
+            .pragma("recursive_triggers", "ON");
         let path = std::path::absolute(options.get_filename())
             .unwrap_or_else(|_| options.get_filename().to_path_buf());
         if let Some(dir) = path.parent() {
@@ -129,6 +138,11 @@ impl SqliteStore {
                 2,
                 "operators",
                 include_str!("../../migrations/sqlite/0002_operators.sql"),
+            ),
+            migration(
+                3,
+                "dependencies",
+                include_str!("../../migrations/sqlite/0003_dependencies.sql"),
             ),
         ];
         Migrator::with_migrations(migrations)

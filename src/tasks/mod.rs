@@ -22,7 +22,7 @@ use uuid::Uuid;
 pub use access::{ApiToken, CancelRole, Principal, Role, TokenHash, UnknownRole};
 pub use attempt::{AttemptEnd, AttemptOutcome, Backoff, end_attempt};
 pub use filter::{BadCursor, Cursor, Scope, TaskFilter};
-pub use new::{Invalid, KindPolicy, NewTask, TaskDraft, validate_queue_name};
+pub use new::{DependencyError, Invalid, KindPolicy, NewTask, TaskDraft, validate_queue_name};
 pub use status::{CancelAction, Status, UnknownStatus};
 
 /// The internal row id of a task. Never leaves the server: clients see the

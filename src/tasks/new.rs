@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Backoff, Principal, Status, TaskToken};
+use super::{Backoff, Principal, Scope, Status, Task, TaskToken};
 
 /// The body of `POST /v1/tasks`, as the client sent it.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -38,7 +38,9 @@ pub struct TaskDraft {
     /// unless configured). Default: the kind's.
     #[schema(exclusive_minimum = 0)]
     pub timeout: Option<f64>,
-    /// Not supported yet: refused with 422 unless empty.
+    /// Tokens of tasks this one waits for: it is `waiting` until every one
+    /// has completed, and ends `cancelled` if one ends otherwise. Each must
+    /// exist and be visible to you (else 422).
     #[schema(value_type = Option<Vec<String>>)]
     pub depends_on: Option<Vec<TaskToken>>,
     /// Not supported yet: refused with 422.
@@ -61,6 +63,8 @@ pub struct KindPolicy {
     pub max_attempts_limit: i32,
     /// Longest `timeout` a request may ask for.
     pub timeout_limit: Duration,
+    /// Most parents a task may depend on.
+    pub max_dependencies: usize,
 }
 
 /// A checked task, ready to insert.
@@ -78,6 +82,59 @@ pub struct NewTask {
     pub product: Option<String>,
     pub created_at: DateTime<Utc>,
     pub run_at: DateTime<Utc>,
+    /// Parents, each once, in the order given. The task is `waiting` while
+    /// any of them has not completed.
+    pub depends_on: Vec<TaskToken>,
+}
+
+/// Why a new task's dependencies can't be accepted; found by the store,
+/// which reads the parents in the transaction that writes the child.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DependencyError {
+    /// No such task, or one the creator may not see.
+    #[error("depends_on: no task {0}")]
+    Unknown(TaskToken),
+    /// It ended without completing, so the new task could never run.
+    #[error("depends_on: task {0} has already ended {1}; a task depending on it could never run")]
+    Ended(TaskToken, Status),
+}
+
+impl NewTask {
+    /// Checks this task's parents, as the store found them (`found`: the
+    /// tasks whose tokens were asked for, whoever they belong to). Every
+    /// parent must exist, be visible to the creator, and not have ended
+    /// badly. Returns the status to create the task in (`waiting` while a
+    /// parent has not completed) and how many parents it waits for.
+    pub fn check_parents(
+        &self,
+        found: &[Task],
+        creator: &Scope,
+    ) -> Result<(Status, usize), DependencyError> {
+        let mut pending = 0;
+        for token in &self.depends_on {
+            let parent = found
+                .iter()
+                .find(|p| p.token == *token && creator.allows(p))
+                .ok_or(DependencyError::Unknown(*token))?;
+            if parent.status.dooms_dependents() {
+                return Err(DependencyError::Ended(*token, parent.status));
+            }
+            pending += usize::from(parent.status != Status::Completed);
+        }
+        let status = if pending > 0 {
+            Status::Waiting
+        } else {
+            self.status
+        };
+        Ok((status, pending))
+    }
+}
+
+impl Status {
+    /// Whether a child waiting for a parent in this status can never run.
+    pub fn dooms_dependents(self) -> bool {
+        self.is_terminal() && self != Status::Completed
+    }
 }
 
 /// A create request that can't be accepted, and which field is at fault.
@@ -106,10 +163,17 @@ impl TaskDraft {
         owner: &Principal,
         now: DateTime<Utc>,
     ) -> Result<NewTask, Invalid> {
-        if self.depends_on.as_ref().is_some_and(|d| !d.is_empty()) {
+        let mut seen = std::collections::HashSet::new();
+        let depends_on: Vec<TaskToken> = (self.depends_on.unwrap_or_default().into_iter())
+            .filter(|token| seen.insert(*token))
+            .collect();
+        if depends_on.len() > policy.max_dependencies {
             return Err(Invalid::new(
                 "depends_on",
-                "task dependencies are not supported by this version of errand",
+                format!(
+                    "at most {} parents (tasks.max_dependencies)",
+                    policy.max_dependencies
+                ),
             ));
         }
         if self.callback_url.is_some() {
@@ -170,6 +234,7 @@ impl TaskDraft {
             product: owner.product.clone(),
             created_at: now,
             run_at,
+            depends_on,
         })
     }
 }
@@ -230,6 +295,7 @@ mod tests {
             },
             max_attempts_limit: 100,
             timeout_limit: Duration::from_secs(3600),
+            max_dependencies: 3,
         }
     }
 
@@ -303,7 +369,7 @@ mod tests {
             (json!({"kind": "sleep", "queue": "no spaces"}), "queue"),
             (json!({"kind": "sleep", "queue": ""}), "queue"),
             (
-                json!({"kind": "sleep", "depends_on": [TaskToken::generate()]}),
+                json!({"kind": "sleep", "depends_on": (0..4).map(|_| TaskToken::generate()).collect::<Vec<_>>()}),
                 "depends_on",
             ),
             (
@@ -317,6 +383,17 @@ mod tests {
                 .unwrap_err();
             assert_eq!(err.field, field, "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn dependencies_are_kept_once_each_in_order() {
+        let (a, b) = (TaskToken::generate(), TaskToken::generate());
+        let t = draft(json!({"kind": "sleep", "depends_on": [a, b, a, b, a]}))
+            .validate(&policy(), &alice(), now())
+            .unwrap();
+        assert_eq!(t.depends_on, [a, b]);
+        assert!(Status::Failed.dooms_dependents() && Status::Dropped.dooms_dependents());
+        assert!(!Status::Completed.dooms_dependents() && !Status::Running.dooms_dependents());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 mod operators;
+mod workflows;
 
 use std::time::{Duration, Instant};
 

@@ -325,6 +325,16 @@ async fn sweep_old_databases(admin: &mut PgConnection) {
     }
 }
 
+/// Inserts a task through the store, as anyone (no dependency checks to
+/// fail on visibility).
+pub async fn insert_task(store: &Store, task: &errand::tasks::NewTask) -> errand::tasks::Task {
+    store
+        .task_insert(task, &errand::tasks::Scope::everything())
+        .await
+        .expect("insert a task")
+        .expect("its dependencies are fine")
+}
+
 /// Settings for a test: the defaults, on this database, on a free port,
 /// with quick timings.
 pub fn test_settings(db: &TestDb) -> Settings {

@@ -58,6 +58,9 @@ conformance!(postgres, super::postgres;
     retry_is_a_compare_and_set_that_keeps_history,
     prune_deletes_only_what_is_past_its_cutoff,
     workers_register_renew_and_are_pruned,
+    child_waits_for_every_parent_and_is_released_by_the_last,
+    parent_ending_badly_cancels_waiting_descendants,
+    dependencies_must_exist_be_visible_and_not_have_failed,
 );
 
 conformance!(sqlite, super::sqlite;
@@ -80,6 +83,9 @@ conformance!(sqlite, super::sqlite;
     retry_is_a_compare_and_set_that_keeps_history,
     prune_deletes_only_what_is_past_its_cutoff,
     workers_register_renew_and_are_pruned,
+    child_waits_for_every_parent_and_is_released_by_the_last,
+    parent_ending_badly_cancels_waiting_descendants,
+    dependencies_must_exist_be_visible_and_not_have_failed,
 );
 
 const BACKOFF: Backoff = Backoff {
@@ -105,6 +111,7 @@ fn new_task(queue: &str, priority: i32, run_at: DateTime<Utc>, max_attempts: i32
         product: Some("shop".into()),
         created_at: t0(),
         run_at,
+        depends_on: vec![],
     }
 }
 
@@ -119,10 +126,8 @@ mod suite {
         let mut ids = Vec::new();
         for _ in 0..n {
             ids.push(
-                store
-                    .task_insert(&new_task("default", 0, t0(), 3))
+                common::insert_task(store, &new_task("default", 0, t0(), 3))
                     .await
-                    .unwrap()
                     .id,
             );
         }
@@ -152,7 +157,7 @@ mod suite {
             timeout_ms: Some(1500),
             ..new_task("default", 7, t0(), 4)
         };
-        let inserted = store.task_insert(&new).await.unwrap();
+        let inserted = common::insert_task(store, &new).await;
         let read = store.task_get(new.token).await.unwrap().unwrap();
         assert_eq!(inserted, read);
         assert_eq!(read.token, new.token);
@@ -195,22 +200,10 @@ mod suite {
 
     pub async fn claim_takes_priority_then_run_at_then_id(store: &Store) {
         let early = t0() - Duration::seconds(10);
-        let low_old = store
-            .task_insert(&new_task("default", 0, early, 3))
-            .await
-            .unwrap();
-        let high = store
-            .task_insert(&new_task("default", 5, t0(), 3))
-            .await
-            .unwrap();
-        let low_new = store
-            .task_insert(&new_task("default", 0, t0(), 3))
-            .await
-            .unwrap();
-        let low_new_2 = store
-            .task_insert(&new_task("default", 0, t0(), 3))
-            .await
-            .unwrap();
+        let low_old = common::insert_task(store, &new_task("default", 0, early, 3)).await;
+        let high = common::insert_task(store, &new_task("default", 5, t0(), 3)).await;
+        let low_new = common::insert_task(store, &new_task("default", 0, t0(), 3)).await;
+        let low_new_2 = common::insert_task(store, &new_task("default", 0, t0(), 3)).await;
         let order: Vec<TaskId> = claim(store, "w", 10, t0())
             .await
             .iter()
@@ -221,19 +214,13 @@ mod suite {
 
     pub async fn claim_waits_for_run_at(store: &Store) {
         let later = t0() + Duration::seconds(60);
-        store
-            .task_insert(&new_task("default", 0, later, 3))
-            .await
-            .unwrap();
+        common::insert_task(store, &new_task("default", 0, later, 3)).await;
         assert!(claim(store, "w", 10, t0()).await.is_empty());
         assert_eq!(claim(store, "w", 10, later).await.len(), 1);
     }
 
     pub async fn claim_takes_only_its_queue(store: &Store) {
-        store
-            .task_insert(&new_task("gpu", 0, t0(), 3))
-            .await
-            .unwrap();
+        common::insert_task(store, &new_task("gpu", 0, t0(), 3)).await;
         assert!(claim(store, "w", 10, t0()).await.is_empty());
         let gpu = store
             .task_claim("gpu", &worker("w"), 10, t0() + Duration::seconds(30), t0())
@@ -368,10 +355,7 @@ mod suite {
     }
 
     pub async fn rescue_requeues_with_history_then_drops_when_attempts_run_out(store: &Store) {
-        store
-            .task_insert(&new_task("default", 0, t0(), 2))
-            .await
-            .unwrap();
+        common::insert_task(store, &new_task("default", 0, t0(), 2)).await;
         let decide = |now| {
             move |t: &errand::tasks::Task| {
                 end_attempt(
@@ -603,7 +587,7 @@ mod suite {
         let mut bob = new_task("default", 0, t0(), 3);
         bob.owner = "bob".into();
         bob.product = None;
-        let bob = store.task_insert(&bob).await.unwrap();
+        let bob = common::insert_task(store, &bob).await;
         let all = TaskFilter::default();
         let timeout = std::time::Duration::from_secs(5);
         let page = |scope: Scope, after: Option<TaskId>, limit| {
@@ -650,10 +634,7 @@ mod suite {
     }
 
     pub async fn retry_is_a_compare_and_set_that_keeps_history(store: &Store) {
-        store
-            .task_insert(&new_task("default", 0, t0(), 1))
-            .await
-            .unwrap();
+        common::insert_task(store, &new_task("default", 0, t0(), 1)).await;
         let t = claim(store, "w", 1, t0()).await.remove(0);
         let fail = AttemptOutcome::Failed {
             message: "boom".into(),
@@ -781,6 +762,188 @@ mod suite {
         );
     }
 
+    fn child_of(parents: &[&errand::tasks::Task]) -> NewTask {
+        NewTask {
+            depends_on: parents.iter().map(|p| p.token).collect(),
+            ..new_task("default", 0, t0(), 3)
+        }
+    }
+
+    async fn complete(store: &Store, task: &errand::tasks::Task, at: DateTime<Utc>) {
+        let claimed = store
+            .task_claim(
+                &task.queue,
+                &worker("w"),
+                100,
+                at + Duration::seconds(30),
+                at,
+            )
+            .await
+            .unwrap();
+        let mine = claimed.iter().find(|t| t.id == task.id).expect("claimable");
+        let ok = end_attempt(
+            mine.attempt,
+            3,
+            AttemptOutcome::Succeeded(json!(1)),
+            &BACKOFF,
+            0.0,
+            at,
+        );
+        store
+            .task_end(mine.id, mine.attempt, &ok, at)
+            .await
+            .unwrap()
+            .unwrap();
+        for other in claimed.iter().filter(|t| t.id != task.id) {
+            // Hand back what was claimed along: re-queued at once.
+            let back = end_attempt(
+                other.attempt,
+                other.max_attempts,
+                AttemptOutcome::shut_down(),
+                &BACKOFF,
+                0.0,
+                at,
+            );
+            store
+                .task_end(other.id, other.attempt, &back, at)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn get(store: &Store, task: &errand::tasks::Task) -> errand::tasks::Task {
+        store.task_get(task.token).await.unwrap().unwrap()
+    }
+
+    pub async fn child_waits_for_every_parent_and_is_released_by_the_last(store: &Store) {
+        let p1 = common::insert_task(store, &new_task("default", 0, t0(), 3)).await;
+        let p2 = common::insert_task(store, &new_task("other", 0, t0(), 3)).await;
+        let child = common::insert_task(store, &child_of(&[&p1, &p2])).await;
+        assert_eq!(child.status, Status::Waiting);
+        assert_eq!(child.depends_on, [p1.token, p2.token]);
+
+        complete(store, &p1, t0() + Duration::seconds(1)).await;
+        assert_eq!(
+            get(store, &child).await.status,
+            Status::Waiting,
+            "one parent left"
+        );
+        let done_at = t0() + Duration::seconds(2);
+        complete(store, &p2, done_at).await;
+        let released = get(store, &child).await;
+        assert_eq!(
+            released.status,
+            Status::Queued,
+            "released with the last parent"
+        );
+        assert_eq!(
+            released.run_at, done_at,
+            "runnable from the moment the last parent ended"
+        );
+        // A child of a completed parent is queued at once.
+        let late = common::insert_task(store, &child_of(&[&p1])).await;
+        assert_eq!(late.status, Status::Queued);
+    }
+
+    pub async fn parent_ending_badly_cancels_waiting_descendants(store: &Store) {
+        let a = common::insert_task(store, &new_task("default", 0, t0(), 1)).await;
+        let x = common::insert_task(store, &new_task("elsewhere", 0, t0(), 1)).await;
+        let b = common::insert_task(store, &child_of(&[&a])).await;
+        let c = common::insert_task(store, &child_of(&[&b])).await;
+        let d = common::insert_task(store, &child_of(&[&a, &x])).await;
+        let at = t0() + Duration::seconds(5);
+        let claimed = claim(store, "w", 1, at).await.remove(0);
+        assert_eq!(claimed.id, a.id);
+        let fail = AttemptOutcome::Failed {
+            message: "no".into(),
+            retryable: false,
+        };
+        let end = end_attempt(1, 1, fail, &BACKOFF, 0.0, at);
+        store.task_end(a.id, 1, &end, at).await.unwrap().unwrap();
+        for (task, cause) in [(&b, &a), (&c, &b), (&d, &a)] {
+            let t = get(store, task).await;
+            assert_eq!(t.status, Status::Cancelled);
+            assert_eq!(t.finished_at, Some(at));
+            let why = format!("dependency {} ended ", cause.token);
+            assert!(
+                t.error.as_deref().unwrap().starts_with(&why),
+                "{:?}",
+                t.error
+            );
+            assert_eq!(t.errors.len(), 1);
+            assert!(t.errors[0].message.starts_with(&why));
+        }
+        assert_eq!(
+            get(store, &x).await.status,
+            Status::Queued,
+            "other parents are untouched"
+        );
+
+        // Cancelling a waiting task cancels its own children too.
+        let p = common::insert_task(store, &new_task("elsewhere", 0, t0(), 1)).await;
+        let q = common::insert_task(store, &child_of(&[&p])).await;
+        let r = common::insert_task(store, &child_of(&[&q])).await;
+        store
+            .task_cancel_unstarted(q.id, Status::Waiting, at)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(get(store, &r).await.status, Status::Cancelled);
+        assert_eq!(get(store, &p).await.status, Status::Queued);
+    }
+
+    pub async fn dependencies_must_exist_be_visible_and_not_have_failed(store: &Store) {
+        use errand::tasks::{DependencyError, Scope};
+        let mine = common::insert_task(store, &new_task("default", 0, t0(), 1)).await;
+        let theirs = common::insert_task(
+            store,
+            &NewTask {
+                owner: "bob".into(),
+                product: None,
+                ..new_task("default", 0, t0(), 1)
+            },
+        )
+        .await;
+        let alice = Scope {
+            owner: Some("alice".into()),
+            product: None,
+        };
+        let ghost = TaskToken::generate();
+        let ghostly = NewTask {
+            depends_on: vec![mine.token, ghost],
+            ..new_task("default", 0, t0(), 1)
+        };
+        assert_eq!(
+            store.task_insert(&ghostly, &alice).await.unwrap(),
+            Err(DependencyError::Unknown(ghost))
+        );
+        let nosy = child_of(&[&mine, &theirs]);
+        assert_eq!(
+            store.task_insert(&nosy, &alice).await.unwrap(),
+            Err(DependencyError::Unknown(theirs.token))
+        );
+        store
+            .task_cancel_unstarted(mine.id, Status::Queued, t0())
+            .await
+            .unwrap()
+            .unwrap();
+        let doomed = child_of(&[&mine]);
+        assert_eq!(
+            store.task_insert(&doomed, &alice).await.unwrap(),
+            Err(DependencyError::Ended(mine.token, Status::Cancelled))
+        );
+        assert_eq!(
+            store
+                .task_count_by_status()
+                .await
+                .unwrap()
+                .values()
+                .sum::<i64>(),
+            2,
+            "nothing was written"
+        );
+    }
+
     pub async fn first_token_is_minted_only_on_an_empty_table(store: &Store) {
         use errand::store::NewApiToken;
         use errand::tasks::{ApiToken, Role};
@@ -809,14 +972,8 @@ mod schema {
     async fn schema_enforces_task_invariants(backend: common::Backend) {
         let db = common::TestDb::of(backend).await;
         let store = db.store();
-        let task = store
-            .task_insert(&new_task("default", 0, t0(), 3))
-            .await
-            .unwrap();
-        let other = store
-            .task_insert(&new_task("default", 0, t0(), 3))
-            .await
-            .unwrap();
+        let task = common::insert_task(&store, &new_task("default", 0, t0(), 3)).await;
+        let other = common::insert_task(&store, &new_task("default", 0, t0(), 3)).await;
         for (statement, constraint) in [
             (
                 "UPDATE tasks SET finished_at = created_at WHERE id = ?1",
@@ -841,6 +998,10 @@ mod schema {
             (
                 "UPDATE tasks SET progress_fraction = 2 WHERE id = ?1",
                 "tasks_progress_fraction_valid",
+            ),
+            (
+                "UPDATE tasks SET status = 'waiting' WHERE id = ?1",
+                "tasks_waiting_has_pending_parents",
             ),
             (
                 "UPDATE tasks SET token = (SELECT token FROM tasks WHERE id = ?1) WHERE id <> ?1",

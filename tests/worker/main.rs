@@ -43,8 +43,9 @@ async fn insert_sleeps(store: &Store, n: usize, seconds: f64, max_attempts: i32)
     let mut tokens = Vec::with_capacity(n);
     for _ in 0..n {
         let now = Utc::now();
-        let task = store
-            .task_insert(&NewTask {
+        let task = common::insert_task(
+            &store,
+            &NewTask {
                 token: TaskToken::generate(),
                 kind: "sleep".into(),
                 queue: "default".into(),
@@ -57,9 +58,10 @@ async fn insert_sleeps(store: &Store, n: usize, seconds: f64, max_attempts: i32)
                 product: None,
                 created_at: now,
                 run_at: now,
-            })
-            .await
-            .expect("insert");
+                depends_on: vec![],
+            },
+        )
+        .await;
         tokens.push(task.token);
     }
     tokens
@@ -747,8 +749,9 @@ async fn insert_kind(
     timeout_ms: Option<i64>,
 ) -> TaskToken {
     let now = Utc::now();
-    store
-        .task_insert(&NewTask {
+    common::insert_task(
+        &store,
+        &NewTask {
             token: TaskToken::generate(),
             kind: kind.into(),
             queue: "default".into(),
@@ -761,10 +764,11 @@ async fn insert_kind(
             product: None,
             created_at: now,
             run_at: now,
-        })
-        .await
-        .unwrap()
-        .token
+            depends_on: vec![],
+        },
+    )
+    .await
+    .token
 }
 
 async fn always_failing_task_fails_after_exactly_max_attempts_with_backoff(backend: Backend) {
