@@ -44,7 +44,7 @@ async fn insert_sleeps(store: &Store, n: usize, seconds: f64, max_attempts: i32)
     for _ in 0..n {
         let now = Utc::now();
         let task = common::insert_task(
-            &store,
+            store,
             &NewTask {
                 token: TaskToken::generate(),
                 kind: "sleep".into(),
@@ -750,7 +750,7 @@ async fn insert_kind(
 ) -> TaskToken {
     let now = Utc::now();
     common::insert_task(
-        &store,
+        store,
         &NewTask {
             token: TaskToken::generate(),
             kind: kind.into(),
