@@ -2,6 +2,6 @@
 -- until the new task and its dependencies are written: a parent that ends
 -- meanwhile waits for that, and then its trigger sees the new child.
 SELECT * FROM tasks
-WHERE token IN (SELECT (jsonb_array_elements_text($1::jsonb))::uuid)
+WHERE token = ANY (ARRAY(SELECT (jsonb_array_elements_text($1::jsonb))::uuid))
 ORDER BY id
 FOR SHARE
