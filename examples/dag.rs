@@ -52,7 +52,7 @@ fn new_task(depends_on: Vec<TaskToken>) -> NewTask {
 
 async fn insert(store: &Store, task: &NewTask) -> Task {
     store
-        .task_insert(task, &Scope::everything())
+        .task_insert(task, &Scope::everything(), None)
         .await
         .unwrap()
         .unwrap()
@@ -96,7 +96,9 @@ async fn main() {
     errand::telemetry::init("warn", "text").unwrap();
     let store = Store::connect(&settings.database).unwrap();
     store.migrate().await.unwrap();
-    let token = app::token_create(&settings, "dag", "user", None).await.unwrap();
+    let token = app::token_create(&settings, "dag", "user", None)
+        .await
+        .unwrap();
     println!("errand dependencies: store {store_kind}, n = {n}");
 
     // Fan-in: n parents, one child.
@@ -149,7 +151,9 @@ async fn main() {
     println!(
         "fan-in:  {n} parents drained and the child run in {:?}; the child started {:?} after the last parent completed",
         started.elapsed(),
-        (child.started_at.unwrap() - last_parent).to_std().unwrap_or_default()
+        (child.started_at.unwrap() - last_parent)
+            .to_std()
+            .unwrap_or_default()
     );
     stop.cancel();
     running.await.unwrap().unwrap();
@@ -166,18 +170,40 @@ async fn main() {
     );
     let now = chrono::Utc::now();
     let claimed = store
-        .task_claim("default", &WorkerId("dag".into()), 1, now + chrono::Duration::seconds(60), now)
+        .task_claim(
+            "default",
+            &WorkerId("dag".into()),
+            1,
+            now + chrono::Duration::seconds(60),
+            now,
+        )
         .await
         .unwrap()
         .remove(0);
     assert_eq!(claimed.id, parent.id);
-    let backoff = Backoff { base: Duration::from_secs(1), max: Duration::from_secs(1) };
-    let end = end_attempt(1, 3, AttemptOutcome::Succeeded(json!(1)), &backoff, 0.0, now);
+    let backoff = Backoff {
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(1),
+    };
+    let end = end_attempt(
+        1,
+        3,
+        AttemptOutcome::Succeeded(json!(1)),
+        &backoff,
+        0.0,
+        now,
+    );
     let started = Instant::now();
-    store.task_end(parent.id, 1, &end, now).await.unwrap().unwrap();
+    store
+        .task_end(parent.id, 1, &end, now)
+        .await
+        .unwrap()
+        .unwrap();
     let released = started.elapsed();
     let queued = count(&store, Status::Queued).await;
-    println!("fan-out: completing the parent released {queued} waiting children in one statement: {released:?}");
+    println!(
+        "fan-out: completing the parent released {queued} waiting children in one statement: {released:?}"
+    );
     let worker = App::build(settings.clone(), Mode::Worker).unwrap();
     let stop = CancellationToken::new();
     let started = Instant::now();
@@ -185,7 +211,10 @@ async fn main() {
     while count(&store, Status::Completed).await < (2 * n + 2) as i64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    println!("fan-out: the {n} children drained in {:?}", started.elapsed());
+    println!(
+        "fan-out: the {n} children drained in {:?}",
+        started.elapsed()
+    );
     stop.cancel();
     running.await.unwrap().unwrap();
     store.close().await;

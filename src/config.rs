@@ -27,6 +27,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub auth: AuthSettings,
     pub worker: WorkerSettings,
+    pub idempotency: IdempotencySettings,
     pub retention: RetentionSettings,
     pub metrics: MetricsSettings,
     pub tasks: TaskSettings,
@@ -62,6 +63,16 @@ pub struct HttpSettings {
     pub max_page_size: usize,
     #[serde(with = "duration")]
     pub query_timeout: Duration,
+}
+
+/// `[idempotency]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotencySettings {
+    #[serde(with = "duration")]
+    pub ttl: Duration,
+    #[serde(with = "duration")]
+    pub in_flight_timeout: Duration,
 }
 
 /// `[retention]`.

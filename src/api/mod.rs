@@ -29,7 +29,7 @@ pub use error::{ApiError, Problem};
 pub use openapi::ApiDoc;
 pub use tasks::TaskView;
 
-use crate::config::Settings;
+use crate::config::{IdempotencySettings, Settings};
 use crate::kinds::Registry;
 use crate::store::Store;
 use crate::tasks::{CancelRole, UnknownRole};
@@ -51,6 +51,7 @@ pub struct ApiState {
     pub metrics: MetricsExposure,
     /// A worker not heard from for this long is not shown.
     pub worker_lease: Duration,
+    pub idempotency: IdempotencySettings,
     /// Queue-depth gauges already set, so that emptied ones go back to 0.
     pub depth_gauges: Mutex<HashSet<(String, String)>>,
 }
@@ -86,6 +87,7 @@ impl ApiState {
                 _ => MetricsExposure::Public,
             },
             worker_lease: settings.worker.lease,
+            idempotency: settings.idempotency.clone(),
             depth_gauges: Mutex::new(HashSet::new()),
         })
     }
@@ -173,9 +175,18 @@ pub async fn record_request(
 /// 400 if it is not JSON, 422 if it is JSON of the wrong shape.
 async fn read_json<T: DeserializeOwned>(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
 ) -> Result<T, ApiError> {
+    json_into(read_json_value(req, payload, limit).await?)
+}
+
+/// Reads a JSON object body of at most `limit` bytes (see [`read_json`]).
+async fn read_json_value(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<serde_json::Value, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -205,12 +216,16 @@ async fn read_json<T: DeserializeOwned>(
             "the request body must be a JSON object".into(),
         ));
     }
-    let value = serde_path_to_error::deserialize(value).map_err(|e| {
+    Ok(value)
+}
+
+/// A JSON object as `T`: 422 naming the field at fault.
+fn json_into<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
         // Name the field at fault ("priority: invalid type…") when there is one.
         match e.path().to_string().as_str() {
             "." => ApiError::Unprocessable(e.into_inner().to_string()),
             path => ApiError::Unprocessable(format!("{path}: {}", e.into_inner())),
         }
-    })?;
-    Ok(value)
+    })
 }

@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, ApiState, Caller, Problem, read_json};
+use super::{ApiError, ApiState, Caller, Problem, json_into, read_json, read_json_value};
+use crate::store::KeyClaim;
 use crate::tasks::{
-    CancelAction, Cursor, ErrorEntry, Progress, Scope, Status, Task, TaskDraft, TaskFilter,
-    TaskToken,
+    CancelAction, Cursor, ErrorEntry, IdempotencyKey, Progress, Scope, Status, Task, TaskDraft,
+    TaskFilter, TaskToken,
 };
 
 /// A task's JSON (the "Fixed interface" of the design).
@@ -96,14 +97,17 @@ fn task_path(token: TaskToken) -> String {
 #[utoipa::path(
     post, path = "/v1/tasks", tag = "tasks",
     request_body = TaskDraft,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Names this request (1 to 255 visible ASCII characters), per token name, for `idempotency.ttl` (24 h): sending it again with the same body answers the same task, with `Idempotent-Replayed: true`")),
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Accepted: the task is queued; poll its `Location`", body = TaskView,
             headers(("Location" = String), ("Retry-After" = u64, description = "Seconds until the next poll is worth it"), ("ETag" = String))),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this Idempotency-Key is still in flight", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over `http.max_body_bytes`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "An unknown kind, a payload the kind refuses, or a bad field (named)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown kind, a payload the kind refuses, a bad field (named), an unknown or failed dependency, or an Idempotency-Key used with another body", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64))),
@@ -115,14 +119,60 @@ pub async fn create_task(
     state: web::Data<ApiState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let draft: TaskDraft = read_json(&req, payload, state.max_body_bytes).await?;
+    let body = read_json_value(&req, payload, state.max_body_bytes).await?;
+    let key = idempotency_key(&req, &caller, &body)?;
+    let draft: TaskDraft = json_into(body)?;
     let policy = state.registry.check(&draft.kind, &draft.payload)?;
-    let new = draft.validate(policy, &caller, Utc::now())?;
-    let task = state
+    let now = Utc::now();
+    let new = draft.validate(policy, &caller, now)?;
+    if let Some(key) = &key {
+        let settings = &state.idempotency;
+        let expires_at = now + chrono::Duration::from_std(settings.ttl).unwrap_or_default();
+        let stale_before =
+            now - chrono::Duration::from_std(settings.in_flight_timeout).unwrap_or_default();
+        match state
+            .store
+            .idempotency_claim(key, now, expires_at, stale_before)
+            .await?
+        {
+            KeyClaim::Claimed => {}
+            KeyClaim::InFlight => {
+                return Err(ApiError::Conflict(
+                    "a request with this Idempotency-Key is still in flight; try again shortly"
+                        .into(),
+                ));
+            }
+            KeyClaim::Mismatch => {
+                return Err(ApiError::Unprocessable(
+                    "this Idempotency-Key was used for a request with another body".into(),
+                ));
+            }
+            KeyClaim::Done(task) => {
+                let mut response = accepted(*task, &state);
+                response.headers_mut().insert(
+                    header::HeaderName::from_static("idempotent-replayed"),
+                    HeaderValue::from_static("true"),
+                );
+                return Ok(response);
+            }
+        }
+    }
+    let inserted = state
         .store
-        .task_insert(&new, &caller.scope())
-        .await?
-        .map_err(|refused| ApiError::Unprocessable(refused.to_string()))?;
+        .task_insert(&new, &caller.scope(), key.as_ref())
+        .await;
+    let task = match inserted {
+        Ok(Ok(task)) => task,
+        failed => {
+            if let Some(key) = &key {
+                // Free the key, so that a retry of this request may proceed.
+                if let Err(e) = state.store.idempotency_release(key).await {
+                    tracing::warn!(error = %e, "could not free an idempotency key");
+                }
+            }
+            failed?.map_err(|refused| ApiError::Unprocessable(refused.to_string()))?
+        }
+    };
     crate::telemetry::task_created(&task.kind);
     tracing::info!(
         task.token = %task.token,
@@ -130,13 +180,35 @@ pub async fn create_task(
         owner = %task.owner,
         "task created"
     );
+    Ok(accepted(task, &state))
+}
+
+/// `202 Accepted` for a task, with its `Location`.
+fn accepted(task: Task, state: &ApiState) -> HttpResponse {
     let location = task_path(task.token);
-    let mut response = task_response(StatusCode::ACCEPTED, task, &state);
+    let mut response = task_response(StatusCode::ACCEPTED, task, state);
     response.headers_mut().insert(
         header::LOCATION,
         HeaderValue::from_str(&location).expect("a task path is ASCII"),
     );
-    Ok(response)
+    response
+}
+
+/// The request's `Idempotency-Key`, if it has one, for this caller and body.
+fn idempotency_key(
+    req: &HttpRequest,
+    caller: &crate::tasks::Principal,
+    body: &Value,
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("Idempotency-Key: must be visible ASCII".into()))?;
+    IdempotencyKey::new(&caller.name, text, body)
+        .map(Some)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 /// `GET /v1/tasks/{token}`: the task, if the caller may see it (else 404,
@@ -530,13 +602,7 @@ pub async fn retry_task(
             .await?
         {
             tracing::info!(task.token = %task.token, by = %caller.name, "task retried");
-            let location = task_path(task.token);
-            let mut response = task_response(StatusCode::ACCEPTED, task, &state);
-            response.headers_mut().insert(
-                header::LOCATION,
-                HeaderValue::from_str(&location).expect("a task path is ASCII"),
-            );
-            return Ok(response);
+            return Ok(accepted(task, &state));
         }
     }
     Err(ApiError::Conflict(

@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::DatabaseSettings;
 use crate::tasks::{
-    AttemptEnd, DependencyError, NewTask, Principal, Role, Scope, Status, Task, TaskFilter, TaskId,
-    TaskToken, TokenHash, WorkerId, WorkerInfo,
+    AttemptEnd, DependencyError, IdempotencyKey, NewTask, Principal, Role, Scope, Status, Task,
+    TaskFilter, TaskId, TaskToken, TokenHash, WorkerId, WorkerInfo,
 };
 
 /// What can go wrong talking to the database, sorted by what to do about it.
@@ -112,6 +112,19 @@ pub struct CancelCount {
     pub asked_to_stop: u64,
     /// Those workers (to wake, where the backend can't).
     pub workers: Vec<String>,
+}
+
+/// What claiming an `Idempotency-Key` found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyClaim {
+    /// The key is this request's now: go on and create the task.
+    Claimed,
+    /// Another request holds it and has not finished.
+    InFlight,
+    /// It names a request with another body.
+    Mismatch,
+    /// It names this task, created by an earlier request with the same body.
+    Done(Box<Task>),
 }
 
 /// A new API token's row.
@@ -227,13 +240,15 @@ impl Store {
 
     /// Inserts a checked new task, with its dependencies: every parent must
     /// exist, be visible to `creator`, and not have ended badly (else the
-    /// `DependencyError`, and nothing is written).
+    /// `DependencyError`, and nothing is written). `key`, claimed before,
+    /// names the new task in the same transaction.
     pub async fn task_insert(
         &self,
         task: &NewTask,
         creator: &Scope,
+        key: Option<&IdempotencyKey>,
     ) -> Result<Result<Task, DependencyError>, StoreError> {
-        let inserted = dispatch!(self, b => b.task_insert(task, creator).await)?;
+        let inserted = dispatch!(self, b => b.task_insert(task, creator, key).await)?;
         if let Ok(task) = &inserted {
             self.announce_queued([task]);
         }
@@ -423,6 +438,34 @@ impl Store {
         limit: usize,
     ) -> Result<u64, StoreError> {
         dispatch!(self, b => b.task_prune(cutoffs, limit).await)
+    }
+
+    // ---- idempotency keys ------------------------------------------------------
+
+    /// Claims an `Idempotency-Key` for a create request, or says what
+    /// another request with that key did.
+    pub async fn idempotency_claim(
+        &self,
+        key: &IdempotencyKey,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<KeyClaim, StoreError> {
+        dispatch!(self, b => b.idempotency_claim(key, now, expires_at, stale_before).await)
+    }
+
+    /// Frees a claimed key whose request failed, so a retry may proceed.
+    pub async fn idempotency_release(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
+        dispatch!(self, b => b.idempotency_release(key).await)
+    }
+
+    /// Forgets up to `limit` keys that expired before `now`.
+    pub async fn idempotency_prune(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self, b => b.idempotency_prune(now, limit).await)
     }
 
     // ---- workers -------------------------------------------------------------

@@ -122,6 +122,11 @@ impl PgStore {
                 "dependencies",
                 include_str!("../../migrations/postgres/0003_dependencies.sql"),
             ),
+            migration(
+                4,
+                "idempotency",
+                include_str!("../../migrations/postgres/0004_idempotency.sql"),
+            ),
         ];
         Migrator::with_migrations(migrations)
             .run(&self.pool)

@@ -15,10 +15,10 @@ use sqlx::Row;
 use sqlx::types::Json;
 
 use super::{Backend, Db, DbTime, begin_bounded, begin_write, db_time, from_db_time};
-use crate::store::{CancelCount, LeaseRenewal, NewApiToken, StoreError};
+use crate::store::{CancelCount, KeyClaim, LeaseRenewal, NewApiToken, StoreError};
 use crate::tasks::{
-    AttemptEnd, CancelAction, DependencyError, ErrorEntry, NewTask, Principal, Progress, Scope,
-    Status, Task, TaskFilter, TaskId, TaskToken, TokenHash, WorkerId, WorkerInfo,
+    AttemptEnd, CancelAction, DependencyError, ErrorEntry, IdempotencyKey, NewTask, Principal,
+    Progress, Scope, Status, Task, TaskFilter, TaskId, TaskToken, TokenHash, WorkerId, WorkerInfo,
 };
 
 type DbRow = <Db as sqlx::Database>::Row;
@@ -65,36 +65,121 @@ impl Backend {
         &self,
         t: &NewTask,
         creator: &Scope,
+        key: Option<&IdempotencyKey>,
     ) -> Result<Result<Task, DependencyError>, StoreError> {
-        if t.depends_on.is_empty() {
+        if t.depends_on.is_empty() && key.is_none() {
             let row = insert_query(t, t.status, 0).fetch_one(&self.pool).await?;
             return Ok(Ok(task_from_row(&row)?));
         }
         // Parents are read and the child written in one transaction, so that
-        // no parent ends unseen in between (see task_parents.sql).
+        // no parent ends unseen in between (see task_parents.sql); the
+        // idempotency key gets its task in the same transaction.
         let mut tx = begin_write(&self.pool).await?;
-        let tokens: Vec<String> = t.depends_on.iter().map(TaskToken::to_string).collect();
-        let parents: Vec<Task> = sqlx::query(sql!("task_parents"))
-            .bind(json!(tokens))
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(task_from_row)
-            .collect::<Result<_, _>>()?;
+        let mut parents: Vec<Task> = Vec::new();
+        if !t.depends_on.is_empty() {
+            let tokens: Vec<String> = t.depends_on.iter().map(TaskToken::to_string).collect();
+            parents = sqlx::query(sql!("task_parents"))
+                .bind(json!(tokens))
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(task_from_row)
+                .collect::<Result<_, _>>()?;
+        }
         let (status, pending) = match t.check_parents(&parents, creator) {
             Ok(checked) => checked,
             Err(refused) => return Ok(Err(refused)),
         };
         let row = insert_query(t, status, pending).fetch_one(&mut *tx).await?;
         let task = task_from_row(&row)?;
-        let ids: Vec<i64> = parents.iter().map(|p| p.id.0).collect();
-        sqlx::query(sql!("task_dependencies_insert"))
-            .bind(task.id.0)
-            .bind(json!(ids))
-            .execute(&mut *tx)
-            .await?;
+        if !parents.is_empty() {
+            let ids: Vec<i64> = parents.iter().map(|p| p.id.0).collect();
+            sqlx::query(sql!("task_dependencies_insert"))
+                .bind(task.id.0)
+                .bind(json!(ids))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(key) = key {
+            sqlx::query(sql!("idempotency_complete"))
+                .bind(&key.owner)
+                .bind(&key.key)
+                .bind(task.id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(Ok(task))
+    }
+
+    pub(in crate::store) async fn idempotency_claim(
+        &self,
+        key: &IdempotencyKey,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<KeyClaim, StoreError> {
+        let claimed = sqlx::query(sql!("idempotency_claim"))
+            .bind(&key.owner)
+            .bind(&key.key)
+            .bind(key.request_hash.as_slice())
+            .bind(db_time(now))
+            .bind(db_time(expires_at))
+            .bind(db_time(stale_before))
+            .fetch_optional(&self.pool)
+            .await?;
+        if claimed.is_some() {
+            return Ok(KeyClaim::Claimed);
+        }
+        let Some(row) = sqlx::query(sql!("idempotency_get"))
+            .bind(&key.owner)
+            .bind(&key.key)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            // Deleted just now (it expired): as good as in flight; retry.
+            return Ok(KeyClaim::InFlight);
+        };
+        let hash: Vec<u8> = row.try_get("request_hash")?;
+        if hash != key.request_hash {
+            return Ok(KeyClaim::Mismatch);
+        }
+        let Some(task_id) = row.try_get::<Option<i64>, _>("task_id")? else {
+            return Ok(KeyClaim::InFlight);
+        };
+        let task = sqlx::query(sql!("task_get_by_id"))
+            .bind(task_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match task {
+            Some(row) => Ok(KeyClaim::Done(Box::new(task_from_row(&row)?))),
+            None => Ok(KeyClaim::InFlight),
+        }
+    }
+
+    pub(in crate::store) async fn idempotency_release(
+        &self,
+        key: &IdempotencyKey,
+    ) -> Result<(), StoreError> {
+        sqlx::query(sql!("idempotency_release"))
+            .bind(&key.owner)
+            .bind(&key.key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn idempotency_prune(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(sql!("idempotency_prune"))
+            .bind(db_time(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     pub(in crate::store) async fn task_get(

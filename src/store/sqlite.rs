@@ -144,6 +144,11 @@ impl SqliteStore {
                 "dependencies",
                 include_str!("../../migrations/sqlite/0003_dependencies.sql"),
             ),
+            migration(
+                4,
+                "idempotency",
+                include_str!("../../migrations/sqlite/0004_idempotency.sql"),
+            ),
         ];
         Migrator::with_migrations(migrations)
             .run(&self.pool)

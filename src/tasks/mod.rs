@@ -8,6 +8,7 @@
 mod access;
 mod attempt;
 mod filter;
+mod idempotency;
 mod new;
 mod status;
 
@@ -22,6 +23,7 @@ use uuid::Uuid;
 pub use access::{ApiToken, CancelRole, Principal, Role, TokenHash, UnknownRole};
 pub use attempt::{AttemptEnd, AttemptOutcome, Backoff, end_attempt};
 pub use filter::{BadCursor, Cursor, Scope, TaskFilter};
+pub use idempotency::IdempotencyKey;
 pub use new::{DependencyError, Invalid, KindPolicy, NewTask, TaskDraft, validate_queue_name};
 pub use status::{CancelAction, Status, UnknownStatus};
 

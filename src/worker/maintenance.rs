@@ -6,7 +6,8 @@
 //!   left. An advisory lock keeps two nodes from doing the same pass; each
 //!   pass is one bounded batch, so claims never stall behind it;
 //! - retention: every `retention.interval` it deletes finished tasks past
-//!   their retention, in batches of `retention.batch`;
+//!   their retention, and expired idempotency keys, in batches of
+//!   `retention.batch`;
 //! - it forgets workers whose heartbeat stopped.
 
 use std::sync::Arc;
@@ -104,6 +105,21 @@ impl Maintenance {
         }
         if deleted > 0 {
             tracing::info!(deleted, "deleted finished tasks past their retention");
+        }
+        let mut keys = 0;
+        while !shutdown.is_cancelled() {
+            let n = self
+                .store
+                .idempotency_prune(now, self.retention.batch)
+                .await?;
+            keys += n;
+            if n < self.retention.batch as u64 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        if keys > 0 {
+            tracing::info!(keys, "forgot expired idempotency keys");
         }
         let forgotten = self.store.worker_prune(before(self.settings.lease)).await?;
         if forgotten > 0 {

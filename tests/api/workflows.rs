@@ -12,6 +12,9 @@ on_both_stores!(
     send_tickets_waits_for_every_ticket,
     child_of_a_failed_parent_is_cancelled_down_the_chain,
     dependencies_must_be_known_visible_and_not_failed,
+    same_idempotency_key_and_body_answer_the_same_task,
+    idempotency_key_in_flight_is_409_until_abandoned,
+    idempotency_races_across_two_api_nodes_create_one_task,
 );
 
 fn time(task: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {
@@ -114,4 +117,165 @@ async fn dependencies_must_be_known_visible_and_not_failed(backend: Backend) {
     assert_eq!(db.count("SELECT count(*) FROM tasks").await, 3);
     let r = alice.get(&bobs).await;
     assert_eq!(r.status(), 404);
+}
+
+async fn post_keyed(client: &Client, key: &str, body: String) -> reqwest::Response {
+    client
+        .http
+        .post(format!("{}/v1/tasks", client.base))
+        .bearer_auth(&client.token)
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn same_idempotency_key_and_body_answer_the_same_task(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let app = TestApp::spawn(&db, Mode::Api, |_| {}).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    let bob = Client::new(&app.base, &app.token("bob", "user", None).await);
+    let body = r#"{"kind": "sleep", "payload": {"seconds": 1, "fail": false}}"#;
+    let first = post_keyed(&alice, "order-42", body.into()).await;
+    assert_eq!(first.status(), 202);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+
+    // A retry, written differently but meaning the same.
+    let again = post_keyed(
+        &alice,
+        "order-42",
+        r#"{ "payload": {"fail": false, "seconds": 1}, "kind": "sleep" }"#.into(),
+    )
+    .await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        again.headers()["location"].to_str().unwrap(),
+        format!("/v1/tasks/{}", first["token"].as_str().unwrap())
+    );
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["token"], first["token"]);
+
+    let other = post_keyed(
+        &alice,
+        "order-42",
+        r#"{"kind": "sleep", "payload": {"seconds": 2}}"#.into(),
+    )
+    .await;
+    assert_eq!(other.status(), 422, "the same key with another body");
+    let detail = other.json::<Value>().await.unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(detail.contains("Idempotency-Key"), "{detail}");
+
+    // Keys are per owner.
+    let bobs = post_keyed(&bob, "order-42", body.into()).await;
+    assert_eq!(bobs.status(), 202);
+    assert_ne!(bobs.json::<Value>().await.unwrap()["token"], first["token"]);
+
+    let bad = post_keyed(&alice, &"k".repeat(300), body.into()).await;
+    assert_eq!(bad.status(), 400);
+    // A refused request frees nothing and takes no key: a bad body with a
+    // new key can be corrected and sent again with that key.
+    let broken = post_keyed(
+        &alice,
+        "order-43",
+        r#"{"kind": "sleep", "payload": {}}"#.into(),
+    )
+    .await;
+    assert_eq!(broken.status(), 422);
+    let fixed = post_keyed(&alice, "order-43", body.into()).await;
+    assert_eq!(fixed.status(), 202);
+    assert_eq!(db.count("SELECT count(*) FROM tasks").await, 3);
+}
+
+async fn idempotency_key_in_flight_is_409_until_abandoned(backend: Backend) {
+    use errand::tasks::IdempotencyKey;
+    let db = TestDb::of(backend).await;
+    let app = TestApp::spawn(&db, Mode::Api, |s| {
+        s.idempotency.in_flight_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    let body = json!({"kind": "sleep", "payload": {"seconds": 1}});
+    // Another request holds the key and has not finished (or died).
+    let key = IdempotencyKey::new("alice", "slow-1", &body).unwrap();
+    let now = chrono::Utc::now();
+    let claim = db
+        .store()
+        .idempotency_claim(
+            &key,
+            now,
+            now + chrono::Duration::hours(1),
+            now - chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claim, errand::store::KeyClaim::Claimed);
+    let r = post_keyed(&alice, "slow-1", body.to_string()).await;
+    assert_eq!(r.status(), 409);
+    // Once the holder has been gone for in_flight_timeout, a retry takes over.
+    crate::common::eventually(
+        "the abandoned key to be taken over",
+        Duration::from_secs(5),
+        || async {
+            let r = post_keyed(&alice, "slow-1", body.to_string()).await;
+            (r.status() == 202).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(db.count("SELECT count(*) FROM tasks").await, 1);
+}
+
+async fn idempotency_races_across_two_api_nodes_create_one_task(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let one = TestApp::spawn(&db, Mode::Api, |_| {}).await;
+    let two = TestApp::spawn(&db, Mode::Api, |_| {}).await;
+    let token = one.token("alice", "user", None).await;
+    let nodes = [
+        Client::new(&one.base, &token),
+        Client::new(&two.base, &token),
+    ];
+    let body = r#"{"kind": "sleep", "payload": {"seconds": 1}}"#;
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        let requests = (0..16).map(|i| {
+            let client = nodes[i % 2].clone();
+            let key = key.clone();
+            tokio::spawn(async move { post_keyed(&client, &key, body.into()).await })
+        });
+        let mut tokens = std::collections::HashSet::new();
+        let mut accepted = 0;
+        for request in requests.collect::<Vec<_>>() {
+            let r = request.await.unwrap();
+            match r.status().as_u16() {
+                202 => {
+                    accepted += 1;
+                    tokens.insert(
+                        r.json::<Value>().await.unwrap()["token"]
+                            .as_str()
+                            .unwrap()
+                            .to_string(),
+                    );
+                }
+                409 => {}
+                other => panic!("unexpected {other}"),
+            }
+        }
+        assert!(accepted >= 1, "round {round}: someone created it");
+        assert_eq!(
+            tokens.len(),
+            1,
+            "round {round}: every 202 names the same task"
+        );
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM tasks").await,
+        5,
+        "one task per key"
+    );
 }

@@ -329,7 +329,7 @@ async fn sweep_old_databases(admin: &mut PgConnection) {
 /// fail on visibility).
 pub async fn insert_task(store: &Store, task: &errand::tasks::NewTask) -> errand::tasks::Task {
     store
-        .task_insert(task, &errand::tasks::Scope::everything())
+        .task_insert(task, &errand::tasks::Scope::everything(), None)
         .await
         .expect("insert a task")
         .expect("its dependencies are fine")

@@ -914,12 +914,12 @@ mod suite {
             ..new_task("default", 0, t0(), 1)
         };
         assert_eq!(
-            store.task_insert(&ghostly, &alice).await.unwrap(),
+            store.task_insert(&ghostly, &alice, None).await.unwrap(),
             Err(DependencyError::Unknown(ghost))
         );
         let nosy = child_of(&[&mine, &theirs]);
         assert_eq!(
-            store.task_insert(&nosy, &alice).await.unwrap(),
+            store.task_insert(&nosy, &alice, None).await.unwrap(),
             Err(DependencyError::Unknown(theirs.token))
         );
         store
@@ -929,7 +929,7 @@ mod suite {
             .unwrap();
         let doomed = child_of(&[&mine]);
         assert_eq!(
-            store.task_insert(&doomed, &alice).await.unwrap(),
+            store.task_insert(&doomed, &alice, None).await.unwrap(),
             Err(DependencyError::Ended(mine.token, Status::Cancelled))
         );
         assert_eq!(

@@ -1,0 +1,2 @@
+-- The request holding key $2 of owner $1 created task $3.
+UPDATE idempotency_keys SET task_id = $3 WHERE owner = $1 AND key = $2
