@@ -176,6 +176,7 @@ async fn main() {
             1,
             now + chrono::Duration::seconds(60),
             now,
+            None,
         )
         .await
         .unwrap()

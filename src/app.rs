@@ -19,7 +19,7 @@ use crate::config::{self, ConfigError, Settings};
 use crate::kinds::{Registry, RegistryError};
 use crate::store::{NewApiToken, Store, StoreError};
 use crate::tasks::{ApiToken, Principal, Role, UnknownRole};
-use crate::worker::{Maintenance, Worker};
+use crate::worker::{Maintenance, ServedQueue, Worker};
 
 /// What a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,13 +167,13 @@ impl App {
         // Workers and maintenance watch `shutdown` themselves.
         let loops = TaskTracker::new();
         if mode.runs_workers() {
-            let queues = config::parse_queues(&settings.worker.queues)?;
+            let specs = config::parse_queues(&settings.worker.queues)?;
+            let queues = ServedQueue::from_settings(&specs, settings.default_slots(), &settings);
             let worker = Worker::new(
                 store.clone(),
                 registry.clone(),
                 settings.worker.clone(),
-                &queues,
-                settings.default_slots(),
+                queues,
             );
             loops.spawn(worker.run(shutdown.clone()));
             let maintenance = Maintenance::new(

@@ -32,6 +32,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub tasks: TaskSettings,
     #[serde(default)]
+    pub queues: BTreeMap<String, QueueSettings>,
+    #[serde(default)]
     pub kinds: BTreeMap<String, KindSettings>,
     pub log: LogSettings,
 }
@@ -150,6 +152,14 @@ pub struct TaskSettings {
     pub max_dependencies: usize,
 }
 
+/// `[queues.NAME]`: one queue's settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    /// Most tasks of this queue running at once across all workers.
+    pub global_limit: Option<usize>,
+}
+
 /// `[kinds.NAME]`: one kind's overrides of `[tasks]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -227,6 +237,11 @@ impl Settings {
         load(None, &HashMap::new()).expect("compiled-in defaults are valid")
     }
 
+    /// The global concurrency limit of `queue`, if it has one.
+    pub fn global_limit(&self, queue: &str) -> Option<usize> {
+        self.queues.get(queue).and_then(|q| q.global_limit)
+    }
+
     /// Worker slots per queue when not given: `worker.concurrency`, or one per
     /// CPU when that is 0 (as CodeChecker's `background_worker_processes`).
     pub fn default_slots(&self) -> usize {
@@ -284,6 +299,9 @@ impl Settings {
             return bad("database.max_connections must be at least 2".into());
         }
         parse_queues(&w.queues)?;
+        if let Some((name, _)) = self.queues.iter().find(|(_, q)| q.global_limit == Some(0)) {
+            return bad(format!("queues.{name}.global_limit must be at least 1"));
+        }
         Ok(())
     }
 }

@@ -262,7 +262,8 @@ impl Store {
 
     /// Claims up to `limit` runnable tasks of `queue` for `worker`: each
     /// becomes `running`, its attempt goes up by one, and it is leased until
-    /// `lease_until`. Returned in claim order.
+    /// `lease_until`. With a `global_limit`, never so many that the queue's
+    /// running tasks, across all workers, exceed it. Returned in claim order.
     pub async fn task_claim(
         &self,
         queue: &str,
@@ -270,9 +271,11 @@ impl Store {
         limit: usize,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
+        global_limit: Option<usize>,
     ) -> Result<Vec<Task>, StoreError> {
-        let mut tasks =
-            dispatch!(self, b => b.task_claim(queue, worker, limit, lease_until, now).await)?;
+        let mut tasks = dispatch!(self, b => b
+            .task_claim(queue, worker, limit, lease_until, now, global_limit)
+            .await)?;
         // RETURNING keeps no order; run them in the order they were picked.
         tasks.sort_by(|a, b| {
             (b.priority.cmp(&a.priority))

@@ -49,6 +49,19 @@ fn from_db_time(t: DbTime) -> Result<DateTime<Utc>, StoreError> {
 #[path = "queries.rs"]
 mod queries;
 
+/// A transaction in which claims of `queue` take turns (an advisory lock).
+async fn begin_queue_claim(
+    pool: &PgPool,
+    queue: &str,
+) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(sql!("queue_lock"))
+        .bind(queue)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// A transaction for a write that reads first (row locks keep it safe).
 async fn begin_write(pool: &PgPool) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
     Ok(pool.begin().await?)
@@ -126,6 +139,11 @@ impl PgStore {
                 4,
                 "idempotency",
                 include_str!("../../migrations/postgres/0004_idempotency.sql"),
+            ),
+            migration(
+                5,
+                "queues",
+                include_str!("../../migrations/postgres/0005_queues.sql"),
             ),
         ];
         Migrator::with_migrations(migrations)

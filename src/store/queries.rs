@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use sqlx::Row;
 use sqlx::types::Json;
 
-use super::{Backend, Db, DbTime, begin_bounded, begin_write, db_time, from_db_time};
+use super::{
+    Backend, Db, DbTime, begin_bounded, begin_queue_claim, begin_write, db_time, from_db_time,
+};
 use crate::store::{CancelCount, KeyClaim, LeaseRenewal, NewApiToken, StoreError};
 use crate::tasks::{
     AttemptEnd, CancelAction, DependencyError, ErrorEntry, IdempotencyKey, NewTask, Principal,
@@ -200,15 +202,28 @@ impl Backend {
         limit: usize,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
+        global_limit: Option<usize>,
     ) -> Result<Vec<Task>, StoreError> {
-        let rows = sqlx::query(sql!("task_claim"))
-            .bind(queue)
-            .bind(db_time(now))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .bind(&worker.0)
-            .bind(db_time(lease_until))
-            .fetch_all(&self.pool)
-            .await?;
+        let claim = |sql| {
+            sqlx::query(sql)
+                .bind(queue)
+                .bind(db_time(now))
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(&worker.0)
+                .bind(db_time(lease_until))
+        };
+        let rows = match global_limit {
+            None => claim(sql!("task_claim")).fetch_all(&self.pool).await?,
+            Some(cap) => {
+                let mut tx = begin_queue_claim(&self.pool, queue).await?;
+                let rows = claim(sql!("task_claim_limited"))
+                    .bind(i64::try_from(cap).unwrap_or(i64::MAX))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                rows
+            }
+        };
         rows.iter().map(task_from_row).collect()
     }
 

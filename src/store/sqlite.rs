@@ -70,6 +70,15 @@ async fn begin_write(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, Db>
     Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
+/// A transaction in which claims of a queue take turns: `BEGIN IMMEDIATE`
+/// makes every write wait its turn anyway.
+async fn begin_queue_claim(
+    pool: &SqlitePool,
+    _queue: &str,
+) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
+    begin_write(pool).await
+}
+
 /// A read transaction. SQLite has no statement timeout: `_timeout` is not
 /// enforced (the file is local, and a listing reads with no lock held
 /// against writers, in WAL mode).
@@ -148,6 +157,11 @@ impl SqliteStore {
                 4,
                 "idempotency",
                 include_str!("../../migrations/sqlite/0004_idempotency.sql"),
+            ),
+            migration(
+                5,
+                "queues",
+                include_str!("../../migrations/sqlite/0005_queues.sql"),
             ),
         ];
         Migrator::with_migrations(migrations)

@@ -9,17 +9,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{FIRST_DELAY, Shared, executor, next_delay, pause};
+use super::{FIRST_DELAY, ServedQueue, Shared, executor, next_delay, pause};
 use crate::store::{StoreError, StoreEvent};
 
 pub(super) async fn run(
     shared: Arc<Shared>,
-    queue: String,
-    slots: usize,
+    queue: ServedQueue,
     executors: TaskTracker,
     shutdown: CancellationToken,
 ) {
-    let semaphore = Arc::new(Semaphore::new(slots));
+    let semaphore = Arc::new(Semaphore::new(queue.slots));
     let mut events = shared.store.subscribe();
     let mut delay = FIRST_DELAY;
     loop {
@@ -46,12 +45,12 @@ pub(super) async fn run(
             Ok(claimed) if claimed == wanted => delay = FIRST_DELAY,
             Ok(_) => {
                 delay = FIRST_DELAY;
-                if !wait_for_work(&shared, &queue, &mut events, &shutdown).await {
+                if !wait_for_work(&shared, &queue.name, &mut events, &shutdown).await {
                     return;
                 }
             }
             Err(e) => {
-                tracing::warn!(queue, error = %e, retry_in = ?delay, "claim failed");
+                tracing::warn!(queue = queue.name, error = %e, retry_in = ?delay, "claim failed");
                 if !pause(delay, &shutdown).await {
                     return;
                 }
@@ -65,7 +64,7 @@ pub(super) async fn run(
 /// back. Returns how many were claimed.
 async fn run_once(
     shared: &Arc<Shared>,
-    queue: &str,
+    queue: &ServedQueue,
     mut permits: Vec<OwnedSemaphorePermit>,
     executors: &TaskTracker,
 ) -> Result<usize, StoreError> {
@@ -73,7 +72,14 @@ async fn run_once(
     let lease_until = now + shared.settings.lease;
     let tasks = shared
         .store
-        .task_claim(queue, &shared.id, permits.len(), lease_until, now)
+        .task_claim(
+            &queue.name,
+            &shared.id,
+            permits.len(),
+            lease_until,
+            now,
+            queue.global_limit,
+        )
         .await?;
     let claimed = tasks.len();
     for task in tasks {

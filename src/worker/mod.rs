@@ -131,7 +131,36 @@ impl Running {
 /// heartbeat.
 pub struct Worker {
     shared: Arc<Shared>,
-    queues: Vec<(String, usize)>,
+    queues: Vec<ServedQueue>,
+}
+
+/// A queue this worker serves.
+#[derive(Debug, Clone)]
+pub struct ServedQueue {
+    pub name: String,
+    /// Tasks of it this process runs at once.
+    pub slots: usize,
+    /// Most tasks of it running at once across all workers.
+    pub global_limit: Option<usize>,
+}
+
+impl ServedQueue {
+    /// The queues of `specs`, each with its slots (or `default_slots`) and
+    /// the global limit `settings` gives it.
+    pub fn from_settings(
+        specs: &[QueueSpec],
+        default_slots: usize,
+        settings: &crate::config::Settings,
+    ) -> Vec<ServedQueue> {
+        specs
+            .iter()
+            .map(|q| ServedQueue {
+                name: q.name.clone(),
+                slots: q.slots.unwrap_or(default_slots).max(1),
+                global_limit: settings.global_limit(&q.name),
+            })
+            .collect()
+    }
 }
 
 /// What the claim loops, executors and heartbeat share.
@@ -157,26 +186,24 @@ impl Shared {
 }
 
 impl Worker {
-    /// A worker serving `queues`, each with its slots (or `default_slots`).
+    /// A worker serving `queues`.
     pub fn new(
         store: Store,
         registry: Arc<Registry>,
         settings: WorkerSettings,
-        queues: &[QueueSpec],
-        default_slots: usize,
+        queues: Vec<ServedQueue>,
     ) -> Worker {
-        let queues: Vec<(String, usize)> = queues
-            .iter()
-            .map(|q| (q.name.clone(), q.slots.unwrap_or(default_slots).max(1)))
-            .collect();
         let (id, host) = worker_id();
         let now = Utc::now();
         let info = WorkerInfo {
             id: id.clone(),
             host,
             pid: i64::from(std::process::id()),
-            queues: queues.iter().map(|(q, n)| (q.clone(), *n as i64)).collect(),
-            concurrency: queues.iter().map(|(_, n)| *n as i64).sum(),
+            queues: queues
+                .iter()
+                .map(|q| (q.name.clone(), q.slots as i64))
+                .collect(),
+            concurrency: queues.iter().map(|q| q.slots as i64).sum(),
             started_at: now,
             heartbeat_at: now,
             running: 0,
@@ -215,11 +242,10 @@ impl Worker {
         if let Err(e) = shared.store.worker_upsert(&shared.info(Utc::now())).await {
             tracing::warn!(error = %e, "could not register this worker yet");
         }
-        for (queue, slots) in self.queues {
+        for queue in self.queues {
             loops.spawn(claim::run(
                 shared.clone(),
                 queue,
-                slots,
                 executors.clone(),
                 shutdown.clone(),
             ));

@@ -238,6 +238,7 @@ async fn filters_match_exactly_and_combine(backend: Backend) {
                     1,
                     now + chrono::Duration::seconds(60),
                     now,
+                    None,
                 )
                 .await
                 .unwrap()

@@ -15,6 +15,8 @@ on_both_stores!(
     same_idempotency_key_and_body_answer_the_same_task,
     idempotency_key_in_flight_is_409_until_abandoned,
     idempotency_races_across_two_api_nodes_create_one_task,
+    higher_priority_runs_first_on_a_single_slot_worker,
+    queue_tasks_wait_for_a_worker_of_their_queue,
 );
 
 fn time(task: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {
@@ -278,4 +280,59 @@ async fn idempotency_races_across_two_api_nodes_create_one_task(backend: Backend
         5,
         "one task per key"
     );
+}
+
+async fn higher_priority_runs_first_on_a_single_slot_worker(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let app = TestApp::spawn(&db, Mode::Serve, |s| s.worker.queues = "default=1".into()).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    // Keep the only slot busy while the others queue up.
+    let blocker = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 0.5}}))
+        .await;
+    crate::common::eventually("the blocker to run", Duration::from_secs(10), || async {
+        (alice.task(&blocker).await["status"] == "running").then_some(())
+    })
+    .await;
+    let low = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 0}, "priority": 0}))
+        .await;
+    let high = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 0}, "priority": 10}))
+        .await;
+    let low = alice.wait_done(&low, Duration::from_secs(10)).await;
+    let high = alice.wait_done(&high, Duration::from_secs(10)).await;
+    assert!(
+        time(&high, "started_at") <= time(&low, "started_at"),
+        "the priority-10 task, queued later, started first"
+    );
+}
+
+async fn queue_tasks_wait_for_a_worker_of_their_queue(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let app = TestApp::spawn(&db, Mode::Serve, |_| {}).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    let gpu = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 0}, "queue": "gpu"}))
+        .await;
+    // A default task created after it runs; the gpu task is left alone.
+    let plain = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 0}}))
+        .await;
+    alice.wait_done(&plain, Duration::from_secs(10)).await;
+    for _ in 0..3 {
+        let more = alice
+            .create_ok(json!({"kind": "sleep", "payload": {"seconds": 0}}))
+            .await;
+        alice.wait_done(&more, Duration::from_secs(10)).await;
+    }
+    assert_eq!(
+        alice.task(&gpu).await["status"],
+        "queued",
+        "no default worker takes it"
+    );
+    // A worker of the gpu queue runs it.
+    let _gpu_worker = TestApp::spawn(&db, Mode::Worker, |s| s.worker.queues = "gpu=1".into()).await;
+    let done = alice.wait_done(&gpu, Duration::from_secs(10)).await;
+    assert_eq!(done["status"], "completed");
 }

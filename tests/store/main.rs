@@ -61,6 +61,7 @@ conformance!(postgres, super::postgres;
     child_waits_for_every_parent_and_is_released_by_the_last,
     parent_ending_badly_cancels_waiting_descendants,
     dependencies_must_exist_be_visible_and_not_have_failed,
+    global_limit_caps_running_tasks_across_workers,
 );
 
 conformance!(sqlite, super::sqlite;
@@ -86,6 +87,7 @@ conformance!(sqlite, super::sqlite;
     child_waits_for_every_parent_and_is_released_by_the_last,
     parent_ending_badly_cancels_waiting_descendants,
     dependencies_must_exist_be_visible_and_not_have_failed,
+    global_limit_caps_running_tasks_across_workers,
 );
 
 const BACKOFF: Backoff = Backoff {
@@ -147,6 +149,7 @@ mod suite {
                 limit,
                 now + Duration::seconds(30),
                 now,
+                None,
             )
             .await
             .unwrap()
@@ -223,7 +226,14 @@ mod suite {
         common::insert_task(store, &new_task("gpu", 0, t0(), 3)).await;
         assert!(claim(store, "w", 10, t0()).await.is_empty());
         let gpu = store
-            .task_claim("gpu", &worker("w"), 10, t0() + Duration::seconds(30), t0())
+            .task_claim(
+                "gpu",
+                &worker("w"),
+                10,
+                t0() + Duration::seconds(30),
+                t0(),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(gpu.len(), 1);
@@ -777,6 +787,7 @@ mod suite {
                 100,
                 at + Duration::seconds(30),
                 at,
+                None,
             )
             .await
             .unwrap();
@@ -942,6 +953,38 @@ mod suite {
             2,
             "nothing was written"
         );
+    }
+
+    pub async fn global_limit_caps_running_tasks_across_workers(store: &Store) {
+        for _ in 0..8 {
+            common::insert_task(store, &new_task("gpu", 0, t0(), 3)).await;
+        }
+        let lease = t0() + Duration::seconds(30);
+        let gpu = |who: &'static str, n| async move {
+            store
+                .task_claim("gpu", &worker(who), n, lease, t0(), Some(3))
+                .await
+                .unwrap()
+        };
+        // Racing claims from four workers: never more than 3 in all.
+        let (a, b, c, d) = tokio::join!(gpu("a", 2), gpu("b", 2), gpu("c", 2), gpu("d", 2));
+        let running: Vec<_> = [a, b, c, d].into_iter().flatten().collect();
+        assert_eq!(running.len(), 3);
+        assert!(gpu("e", 5).await.is_empty(), "at the limit");
+        let t = &running[0];
+        let ok = end_attempt(
+            1,
+            3,
+            AttemptOutcome::Succeeded(json!(1)),
+            &BACKOFF,
+            0.0,
+            t0(),
+        );
+        store.task_end(t.id, 1, &ok, t0()).await.unwrap().unwrap();
+        assert_eq!(gpu("e", 5).await.len(), 1, "one slot freed");
+        // Other queues are not limited by it.
+        common::insert_task(store, &new_task("default", 0, t0(), 3)).await;
+        assert_eq!(claim(store, "w", 5, t0()).await.len(), 1);
     }
 
     pub async fn first_token_is_minted_only_on_an_empty_table(store: &Store) {

@@ -17,11 +17,10 @@ use common::{
     Backend, Client, Proc, TestApp, TestDb, eventually, proc_env, proc_env_for_url, test_settings,
 };
 use errand::app::Mode;
-use errand::config::QueueSpec;
 use errand::kinds::{Kind, Registry, TaskContext, TaskError};
 use errand::store::Store;
 use errand::tasks::{NewTask, Status, Task, TaskToken};
-use errand::worker::{Maintenance, Worker};
+use errand::worker::{Maintenance, ServedQueue, Worker};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +35,7 @@ on_both_stores!(
     task_over_its_timeout_fails_saying_so,
     handler_that_ignores_cancel_is_aborted_after_the_grace,
     graceful_stop_waits_for_short_tasks,
+    global_limit_holds_across_worker_processes,
 );
 
 /// Inserts `n` sleep tasks straight into the store.
@@ -707,11 +707,11 @@ impl InProcess {
             store.clone(),
             registry.clone(),
             settings.worker.clone(),
-            &[QueueSpec {
+            vec![ServedQueue {
                 name: "default".into(),
-                slots: Some(4),
+                slots: 4,
+                global_limit: None,
             }],
-            4,
         );
         let maintenance = Maintenance::new(
             store.clone(),
@@ -893,4 +893,70 @@ async fn graceful_stop_waits_for_short_tasks(backend: Backend) {
         Status::Completed,
         "finished within the grace"
     );
+}
+
+/// `queues.gpu.global_limit = 2`: three worker processes with three gpu
+/// slots each never run more than two gpu tasks at once between them.
+async fn global_limit_holds_across_worker_processes(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let store = db.store();
+    let mut tokens = Vec::new();
+    for _ in 0..18 {
+        let now = Utc::now();
+        let task = common::insert_task(
+            &store,
+            &NewTask {
+                token: TaskToken::generate(),
+                kind: "sleep".into(),
+                queue: "gpu".into(),
+                priority: 0,
+                status: Status::Queued,
+                payload: json!({"seconds": 0.2}),
+                max_attempts: 3,
+                timeout_ms: None,
+                owner: "test".into(),
+                product: None,
+                created_at: now,
+                run_at: now,
+                depends_on: vec![],
+            },
+        )
+        .await;
+        tokens.push(task.token);
+    }
+    let mut env = proc_env(&db);
+    env.insert("ERRAND__QUEUES__GPU__GLOBAL_LIMIT".into(), "2".into());
+    env.insert("ERRAND__WORKER__POLL_INTERVAL".into(), "50ms".into());
+    let workers: Vec<Proc> = (0..3)
+        .map(|_| Proc::spawn(&["worker", "--queues", "gpu=3"], &env))
+        .collect();
+    let most = std::sync::atomic::AtomicI64::new(0);
+    eventually(
+        "every gpu task to complete",
+        Duration::from_secs(60),
+        || async {
+            let counts = status_counts(&db).await;
+            let running = counts.get("running").copied().unwrap_or(0);
+            most.fetch_max(running, Ordering::SeqCst);
+            (counts.get("completed") == Some(&18)).then_some(())
+        },
+    )
+    .await;
+    let most = most.load(Ordering::SeqCst);
+    assert!(most <= 2, "sampled {most} running at once");
+    // The attempts' own start and end lines, from all three processes.
+    let mut edges: Vec<(DateTime<Utc>, i32)> = Vec::new();
+    for worker in &workers {
+        for run in runs(worker, None) {
+            edges.push((run.started, 1));
+            edges.push((run.ended.expect("every attempt finished"), -1));
+        }
+    }
+    edges.sort();
+    let (mut live, mut peak) = (0, 0);
+    for (_, step) in edges {
+        live += step;
+        peak = peak.max(live);
+    }
+    assert_eq!(peak, 2, "the limit was reached and never exceeded");
 }

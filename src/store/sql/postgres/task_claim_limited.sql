@@ -1,0 +1,23 @@
+-- task_claim, for a queue whose running tasks across all workers may not
+-- exceed $6. Runs after queue_lock.sql, in the same transaction, so the
+-- count of running tasks is exact.
+WITH picked AS (
+    SELECT id FROM tasks
+    WHERE status = 'queued' AND queue = $1 AND run_at <= $2
+      AND attempt < max_attempts
+    ORDER BY priority DESC, run_at, id
+    LIMIT LEAST($3, GREATEST(0, $6 - (SELECT count(*) FROM tasks
+                                      WHERE queue = $1 AND status = 'running')))
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks t
+SET status = 'running',
+    attempt = t.attempt + 1,
+    worker_id = $4,
+    lease_expires_at = $5,
+    started_at = $2,
+    progress_fraction = 0,
+    progress_message = NULL
+FROM picked
+WHERE t.id = picked.id
+RETURNING t.*
