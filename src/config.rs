@@ -61,6 +61,8 @@ pub struct HttpSettings {
     pub retry_after: Duration,
     /// 0: one per CPU.
     pub workers: usize,
+    #[serde(with = "duration")]
+    pub max_wait: Duration,
     pub page_size: usize,
     pub max_page_size: usize,
     #[serde(with = "duration")]

@@ -43,6 +43,8 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     /// What `Retry-After` says while a task has not ended, in seconds.
     pub retry_after_secs: u64,
+    /// Longest a request may wait for a task to change.
+    pub max_wait: Duration,
     pub page_size: usize,
     pub max_page_size: usize,
     /// Bound on each statement of listings, stats and metrics.
@@ -77,6 +79,7 @@ impl ApiState {
             cancel_role: settings.auth.cancel_role.parse()?,
             max_body_bytes: settings.http.max_body_bytes,
             retry_after_secs: settings.http.retry_after.as_secs().max(1),
+            max_wait: settings.http.max_wait,
             page_size: settings.http.page_size,
             max_page_size: settings.http.max_page_size,
             query_timeout: settings.http.query_timeout,

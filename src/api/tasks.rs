@@ -12,7 +12,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, ApiState, Caller, Problem, json_into, read_json, read_json_value};
-use crate::store::KeyClaim;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::store::{KeyClaim, StoreEvent};
 use crate::tasks::{
     CancelAction, Cursor, ErrorEntry, IdempotencyKey, Progress, Scope, Status, Task, TaskDraft,
     TaskFilter, TaskToken,
@@ -148,7 +152,8 @@ pub async fn create_task(
                 ));
             }
             KeyClaim::Done(task) => {
-                let mut response = accepted(*task, &state);
+                let waited = prefer_wait(&req, state.max_wait);
+                let mut response = created(*task, &state, waited).await?;
                 response.headers_mut().insert(
                     header::HeaderName::from_static("idempotent-replayed"),
                     HeaderValue::from_static("true"),
@@ -157,6 +162,7 @@ pub async fn create_task(
             }
         }
     }
+    let waited = prefer_wait(&req, state.max_wait);
     let inserted = state
         .store
         .task_insert(&new, &caller.scope(), key.as_ref())
@@ -180,7 +186,94 @@ pub async fn create_task(
         owner = %task.owner,
         "task created"
     );
-    Ok(accepted(task, &state))
+    created(task, &state, waited).await
+}
+
+/// The answer to a create: `202 Accepted` with the task's `Location`; or,
+/// when the client asked to wait (`Prefer: wait=N`) and the task ended in
+/// that time, `200` with the finished task and `Preference-Applied`.
+async fn created(
+    task: Task,
+    state: &ApiState,
+    wait: Option<Duration>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(wait) = wait.filter(|_| !task.is_done()) else {
+        return Ok(accepted(task, state));
+    };
+    let until = tokio::time::Instant::now() + wait;
+    let task = wait_for(state, task.token, until, |t| t.is_done()).await?;
+    if !task.is_done() {
+        return Ok(accepted(task, state));
+    }
+    let location = task_path(task.token);
+    let mut response = task_response(StatusCode::OK, task, state);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).expect("a task path is ASCII"),
+    );
+    headers.insert(
+        header::HeaderName::from_static("preference-applied"),
+        HeaderValue::from_str(&format!("wait={}", wait.as_secs())).expect("digits are ASCII"),
+    );
+    Ok(response)
+}
+
+/// How long `Prefer: wait=N` (RFC 7240) asks to wait, capped at `max`.
+/// Other preferences, and ones that can't be read, are ignored, as the RFC
+/// says.
+fn prefer_wait(req: &HttpRequest, max: Duration) -> Option<Duration> {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|pref| pref.trim().strip_prefix("wait="))
+        .find_map(|n| n.trim().parse::<u64>().ok())
+        .map(|n| Duration::from_secs(n).min(max))
+        .filter(|d| !d.is_zero())
+}
+
+/// How often a waiting request looks at its task again even without a
+/// notification (progress changes, and other processes' tasks on SQLite).
+const WAIT_RECHECK: Duration = Duration::from_secs(1);
+
+/// Reads the task until `done` says so or `until` comes, woken early when
+/// the store says the task ended.
+async fn wait_for(
+    state: &ApiState,
+    token: TaskToken,
+    until: tokio::time::Instant,
+    done: impl Fn(&Task) -> bool,
+) -> Result<Task, ApiError> {
+    // Subscribed before the first read, so no ending is missed in between.
+    let mut events = state.store.subscribe();
+    loop {
+        let task = state
+            .store
+            .task_get(token)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no task {token}")))?;
+        let now = tokio::time::Instant::now();
+        if done(&task) || now >= until {
+            return Ok(task);
+        }
+        let recheck = tokio::time::sleep_until(until.min(now + WAIT_RECHECK));
+        tokio::pin!(recheck);
+        loop {
+            tokio::select! {
+                _ = &mut recheck => break,
+                event = events.recv() => match event {
+                    Ok(StoreEvent::Ended { token: ended }) if ended == token => break,
+                    Ok(StoreEvent::Resync) | Err(RecvError::Lagged(_)) => break,
+                    Ok(_) => {}
+                    Err(RecvError::Closed) => {
+                        (&mut recheck).await;
+                        break;
+                    }
+                },
+            }
+        }
+    }
 }
 
 /// `202 Accepted` for a task, with its `Location`.
@@ -217,12 +310,14 @@ fn idempotency_key(
 #[utoipa::path(
     get, path = "/v1/tasks/{token}", tag = "tasks",
     params(("token" = String, Path, description = "The task's token"),
-           ("If-None-Match" = Option<String>, Header, description = "The ETag of the copy you have")),
+           ("If-None-Match" = Option<String>, Header, description = "The ETag of the copy you have"),
+           PollParams),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The task", body = TaskView,
             headers(("ETag" = String), ("Cache-Control" = String), ("Retry-After" = u64, description = "Only while the task has not ended"))),
         (status = 304, description = "Unchanged since the ETag you sent"),
+        (status = 400, description = "A bad `wait`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task, or one you may not see", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
@@ -234,10 +329,50 @@ pub async fn get_task(
     Caller(caller): Caller,
     state: web::Data<ApiState>,
     path: web::Path<String>,
+    query: web::Query<PollParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let task = visible_task(&state, &caller, &path).await?;
+    let mut task = visible_task(&state, &caller, &path).await?;
+    if let Some(wait) = query.wait_for(state.max_wait)? {
+        // Long poll: until the task differs from the copy the client has
+        // (If-None-Match), or from what it is now, or ends.
+        let since = if_none_match(&req).unwrap_or_else(|| etag(&render(&task)));
+        if !(task.is_done() || etag(&render(&task)) != since) {
+            let until = tokio::time::Instant::now() + wait;
+            task = wait_for(&state, task.token, until, |t| {
+                t.is_done() || etag(&render(t)) != since
+            })
+            .await?;
+        }
+    }
     let response = task_response(StatusCode::OK, task, &state);
     Ok(not_modified_if_unchanged(&req, response))
+}
+
+/// `GET /v1/tasks/{token}?wait=S`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PollParams {
+    /// Long poll: answer when the task changes (from your `If-None-Match`
+    /// copy, or from what it is now) or ends, or after this many seconds
+    /// (at most `http.max_wait`, 30 s), whichever comes first.
+    #[param(minimum = 0)]
+    wait: Option<f64>,
+}
+
+impl PollParams {
+    fn wait_for(&self, max: Duration) -> Result<Option<Duration>, ApiError> {
+        match self.wait {
+            None => Ok(None),
+            Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(
+                s.min(max.as_secs_f64()),
+            ))
+            .filter(|d| !d.is_zero())),
+            Some(_) => Err(ApiError::BadRequest(
+                "wait: must be 0 or more seconds".into(),
+            )),
+        }
+    }
 }
 
 /// `POST /v1/tasks/{token}/cancel`: a task that has not started ends
@@ -326,21 +461,42 @@ async fn visible_task(
 /// `Retry-After` while it has not ended.
 fn task_response(status: StatusCode, task: Task, state: &ApiState) -> HttpResponse {
     let done = task.is_done();
-    // Serialising plain data can't fail.
-    let body = serde_json::to_vec(&TaskView::from(task)).unwrap_or_default();
-    let digest = Sha256::digest(&body);
-    let mut first = [0u8; 16];
-    first.copy_from_slice(&digest[..16]);
-    let etag = format!("\"{:032x}\"", u128::from_be_bytes(first));
+    let body = render(&task);
     let mut response = HttpResponse::build(status);
     response
         .content_type("application/json")
-        .insert_header((header::ETAG, etag))
+        .insert_header((header::ETAG, etag(&body)))
         .insert_header((header::CACHE_CONTROL, "no-cache"));
     if !done {
         response.insert_header((header::RETRY_AFTER, state.retry_after_secs));
     }
     response.body(body)
+}
+
+/// The task's JSON.
+fn render(task: &Task) -> Vec<u8> {
+    // Serialising plain data can't fail.
+    serde_json::to_vec(&TaskView::from(task.clone())).unwrap_or_default()
+}
+
+/// A strong ETag of a rendered task: any change to what the client sees
+/// changes it.
+fn etag(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    format!("\"{:032x}\"", u128::from_be_bytes(first))
+}
+
+/// The first ETag of `If-None-Match`, if any.
+fn if_none_match(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::IF_NONE_MATCH)?
+        .to_str()
+        .ok()?
+        .split(',')
+        .map(|tag| tag.trim().trim_start_matches("W/").to_string())
+        .find(|tag| tag.starts_with('"'))
 }
 
 /// Turns a 200 into a bodiless 304 when the client already has this version.

@@ -91,6 +91,8 @@ pub enum StoreEvent {
     Queued { queue: String },
     /// A cancel was requested for a task this worker runs.
     CancelRequested { worker: String },
+    /// A task reached a terminal status.
+    Ended { token: TaskToken },
     /// Events may have been missed (the listener reconnected): look again.
     Resync,
 }
@@ -194,13 +196,15 @@ impl Store {
         }
     }
 
-    /// Announces the tasks that just became runnable.
-    fn announce_queued<'t>(&self, tasks: impl IntoIterator<Item = &'t Task>) {
+    /// Announces the tasks that just became runnable or ended.
+    fn announce_changes<'t>(&self, tasks: impl IntoIterator<Item = &'t Task>) {
         for task in tasks {
             if task.status == Status::Queued {
                 self.announce(StoreEvent::Queued {
                     queue: task.queue.clone(),
                 });
+            } else if task.is_done() {
+                self.announce(StoreEvent::Ended { token: task.token });
             }
         }
     }
@@ -250,7 +254,7 @@ impl Store {
     ) -> Result<Result<Task, DependencyError>, StoreError> {
         let inserted = dispatch!(self, b => b.task_insert(task, creator, key).await)?;
         if let Ok(task) = &inserted {
-            self.announce_queued([task]);
+            self.announce_changes([task]);
         }
         Ok(inserted)
     }
@@ -333,7 +337,9 @@ impl Store {
         expected: Status,
         now: DateTime<Utc>,
     ) -> Result<Option<Task>, StoreError> {
-        dispatch!(self, b => b.task_cancel_unstarted(id, expected, now).await)
+        let task = dispatch!(self, b => b.task_cancel_unstarted(id, expected, now).await)?;
+        self.announce_changes(&task);
+        Ok(task)
     }
 
     /// Asks the worker running attempt `attempt` to stop. `None`: that
@@ -362,7 +368,7 @@ impl Store {
         decide: impl Fn(&Task) -> AttemptEnd + Send,
     ) -> Result<Vec<Task>, StoreError> {
         let rescued = dispatch!(self, b => b.task_rescue_expired(now, limit, decide).await)?;
-        self.announce_queued(&rescued);
+        self.announce_changes(&rescued);
         Ok(rescued)
     }
 
@@ -412,7 +418,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<Task>, StoreError> {
         let task = dispatch!(self, b => b.task_retry(seen, max_attempts, now).await)?;
-        self.announce_queued(&task);
+        self.announce_changes(&task);
         Ok(task)
     }
 

@@ -89,6 +89,41 @@ const LOCK_TOKENS: i64 = 0x6572_7261_6e64_0002;
 /// Notification channels, fed by the triggers in the migrations.
 const CHANNEL_QUEUED: &str = "errand_queued";
 const CHANNEL_CANCEL: &str = "errand_cancel";
+const CHANNEL_ENDED: &str = "errand_ended";
+
+/// The schema, in order: `migrations/postgres/`, compiled in.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "operators",
+        include_str!("../../migrations/postgres/0002_operators.sql"),
+    ),
+    (
+        3,
+        "dependencies",
+        include_str!("../../migrations/postgres/0003_dependencies.sql"),
+    ),
+    (
+        4,
+        "idempotency",
+        include_str!("../../migrations/postgres/0004_idempotency.sql"),
+    ),
+    (
+        5,
+        "queues",
+        include_str!("../../migrations/postgres/0005_queues.sql"),
+    ),
+    (
+        6,
+        "ended notifications",
+        include_str!("../../migrations/postgres/0006_ended_notifications.sql"),
+    ),
+];
 
 #[derive(Clone)]
 pub(super) struct PgStore {
@@ -110,42 +145,18 @@ impl PgStore {
     }
 
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
-        let migration = |version, description, sql: &'static str| {
-            Migration::new(
-                version,
-                Cow::Borrowed(description),
-                MigrationType::Simple,
-                sql.into_sql_str(),
-                false,
-            )
-        };
-        let migrations = vec![
-            migration(
-                1,
-                "init",
-                include_str!("../../migrations/postgres/0001_init.sql"),
-            ),
-            migration(
-                2,
-                "operators",
-                include_str!("../../migrations/postgres/0002_operators.sql"),
-            ),
-            migration(
-                3,
-                "dependencies",
-                include_str!("../../migrations/postgres/0003_dependencies.sql"),
-            ),
-            migration(
-                4,
-                "idempotency",
-                include_str!("../../migrations/postgres/0004_idempotency.sql"),
-            ),
-            migration(
-                5,
-                "queues",
-                include_str!("../../migrations/postgres/0005_queues.sql"),
-            ),
-        ];
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
         Migrator::with_migrations(migrations)
             .run(&self.pool)
             .await
@@ -184,7 +195,7 @@ impl PgStore {
     ) -> Result<(), StoreError> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener
-            .listen_all([CHANNEL_QUEUED, CHANNEL_CANCEL])
+            .listen_all([CHANNEL_QUEUED, CHANNEL_CANCEL, CHANNEL_ENDED])
             .await?;
         *delay = Duration::from_millis(100);
         // Anything sent before LISTEN took effect was missed.
@@ -196,6 +207,10 @@ impl PgStore {
                 },
                 CHANNEL_CANCEL => StoreEvent::CancelRequested {
                     worker: n.payload().to_string(),
+                },
+                CHANNEL_ENDED => match n.payload().parse() {
+                    Ok(token) => StoreEvent::Ended { token },
+                    Err(_) => continue,
                 },
                 _ => continue,
             };

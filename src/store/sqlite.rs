@@ -89,6 +89,40 @@ async fn begin_bounded(
     Ok(pool.begin().await?)
 }
 
+/// The schema, in order: `migrations/sqlite/`, compiled in.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "operators",
+        include_str!("../../migrations/sqlite/0002_operators.sql"),
+    ),
+    (
+        3,
+        "dependencies",
+        include_str!("../../migrations/sqlite/0003_dependencies.sql"),
+    ),
+    (
+        4,
+        "idempotency",
+        include_str!("../../migrations/sqlite/0004_idempotency.sql"),
+    ),
+    (
+        5,
+        "queues",
+        include_str!("../../migrations/sqlite/0005_queues.sql"),
+    ),
+    (
+        6,
+        "ended notifications",
+        include_str!("../../migrations/sqlite/0006_ended_notifications.sql"),
+    ),
+];
+
 #[derive(Clone)]
 pub(super) struct SqliteStore {
     pool: SqlitePool,
@@ -128,42 +162,18 @@ impl SqliteStore {
     }
 
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
-        let migration = |version, description, sql: &'static str| {
-            Migration::new(
-                version,
-                Cow::Borrowed(description),
-                MigrationType::Simple,
-                sql.into_sql_str(),
-                false,
-            )
-        };
-        let migrations = vec![
-            migration(
-                1,
-                "init",
-                include_str!("../../migrations/sqlite/0001_init.sql"),
-            ),
-            migration(
-                2,
-                "operators",
-                include_str!("../../migrations/sqlite/0002_operators.sql"),
-            ),
-            migration(
-                3,
-                "dependencies",
-                include_str!("../../migrations/sqlite/0003_dependencies.sql"),
-            ),
-            migration(
-                4,
-                "idempotency",
-                include_str!("../../migrations/sqlite/0004_idempotency.sql"),
-            ),
-            migration(
-                5,
-                "queues",
-                include_str!("../../migrations/sqlite/0005_queues.sql"),
-            ),
-        ];
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
         Migrator::with_migrations(migrations)
             .run(&self.pool)
             .await

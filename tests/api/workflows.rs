@@ -17,6 +17,8 @@ on_both_stores!(
     idempotency_races_across_two_api_nodes_create_one_task,
     higher_priority_runs_first_on_a_single_slot_worker,
     queue_tasks_wait_for_a_worker_of_their_queue,
+    prefer_wait_answers_the_finished_task_when_it_ends_in_time,
+    get_with_wait_long_polls_until_the_task_changes,
 );
 
 fn time(task: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {
@@ -335,4 +337,129 @@ async fn queue_tasks_wait_for_a_worker_of_their_queue(backend: Backend) {
     let _gpu_worker = TestApp::spawn(&db, Mode::Worker, |s| s.worker.queues = "gpu=1".into()).await;
     let done = alice.wait_done(&gpu, Duration::from_secs(10)).await;
     assert_eq!(done["status"], "completed");
+}
+
+async fn post_preferring(client: &Client, prefer: &str, body: Value) -> reqwest::Response {
+    client
+        .http
+        .post(format!("{}/v1/tasks", client.base))
+        .bearer_auth(&client.token)
+        .header("prefer", prefer)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn prefer_wait_answers_the_finished_task_when_it_ends_in_time(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let app = TestApp::spawn(&db, Mode::Serve, |s| {
+        s.http.max_wait = Duration::from_secs(3)
+    })
+    .await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+
+    let asked = std::time::Instant::now();
+    let r = post_preferring(
+        &alice,
+        "respond-async, wait=10",
+        json!({"kind": "sleep", "payload": {"seconds": 0.3}}),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "it ended within the wait");
+    assert_eq!(
+        r.headers()["preference-applied"],
+        "wait=3",
+        "capped at http.max_wait"
+    );
+    assert!(r.headers().contains_key("location"));
+    let done: Value = r.json().await.unwrap();
+    assert_eq!(done["status"], "completed");
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "answered when it ended, not at the cap"
+    );
+
+    let asked = std::time::Instant::now();
+    let r = post_preferring(
+        &alice,
+        "wait=1",
+        json!({"kind": "sleep", "payload": {"seconds": 5}}),
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        202,
+        "still running after the wait: the usual answer"
+    );
+    assert!(r.headers().get("preference-applied").is_none());
+    let waited = asked.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    let pending: Value = r.json().await.unwrap();
+    assert_eq!(pending["done"], false);
+
+    let r = post_preferring(
+        &alice,
+        "wait=nonsense",
+        json!({"kind": "sleep", "payload": {"seconds": 0}}),
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        202,
+        "a preference that can't be read is ignored"
+    );
+}
+
+async fn get_with_wait_long_polls_until_the_task_changes(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let app = TestApp::spawn(&db, Mode::Serve, |_| {}).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    let task = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 0.5}, "delay": 1}))
+        .await;
+    let first = alice.get(&task).await;
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
+    let poll = |wait: &str, etag: &str| {
+        alice
+            .http
+            .get(format!("{}/v1/tasks/{task}?wait={wait}", alice.base))
+            .bearer_auth(&alice.token)
+            .header("if-none-match", etag)
+            .send()
+    };
+    // Queued (delayed 1 s): the long poll answers when it starts running.
+    let asked = std::time::Instant::now();
+    let r = poll("10", &etag).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_ne!(
+        r.headers()["etag"].to_str().unwrap(),
+        etag,
+        "a changed task"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    let done = alice.wait_done(&task, Duration::from_secs(10)).await;
+    assert_eq!(done["status"], "completed");
+    let final_etag = alice.get(&task).await.headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let asked = std::time::Instant::now();
+    let r = poll("10", &final_etag).await.unwrap();
+    assert_eq!(
+        r.status(),
+        304,
+        "an ended task will not change: answered at once"
+    );
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    let r = poll("-1", &final_etag).await.unwrap();
+    assert_eq!(r.status(), 400);
 }
