@@ -47,6 +47,7 @@ fn new_task(depends_on: Vec<TaskToken>) -> NewTask {
         created_at: now,
         run_at: now,
         depends_on,
+        callback_url: None,
     }
 }
 

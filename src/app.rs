@@ -83,14 +83,14 @@ impl App {
     /// Checks the settings, opens the (lazy) database pool and binds the HTTP
     /// listener, so the port is known before anything runs.
     pub fn build(settings: Settings, mode: Mode) -> Result<App, AppError> {
-        let registry = Arc::new(Registry::with_builtins(&settings)?);
+        let store = Store::connect(&settings.database)?;
+        let registry = Arc::new(Registry::with_builtins(&settings, &store)?);
         crate::telemetry::init_metrics();
         settings
             .auth
             .cancel_role
             .parse::<crate::tasks::CancelRole>()?;
         config::parse_queues(&settings.worker.queues)?;
-        let store = Store::connect(&settings.database)?;
         let listener = if mode.serves_http() {
             let bind = &settings.http.bind;
             let listener = TcpListener::bind(bind).map_err(|source| AppError::Bind {
@@ -176,12 +176,13 @@ impl App {
                 queues,
             );
             loops.spawn(worker.run(shutdown.clone()));
-            let maintenance = Maintenance::new(
+            let maintenance = Arc::new(Maintenance::new(
                 store.clone(),
                 registry.clone(),
                 settings.worker.clone(),
                 settings.retention.clone(),
-            );
+            ));
+            loops.spawn(maintenance.clone().run_callbacks(shutdown.clone()));
             loops.spawn(maintenance.run(shutdown.clone()));
         }
         loops.close();

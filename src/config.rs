@@ -28,6 +28,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub worker: WorkerSettings,
     pub idempotency: IdempotencySettings,
+    pub callbacks: CallbackSettings,
     pub retention: RetentionSettings,
     pub metrics: MetricsSettings,
     pub tasks: TaskSettings,
@@ -77,6 +78,17 @@ pub struct IdempotencySettings {
     pub ttl: Duration,
     #[serde(with = "duration")]
     pub in_flight_timeout: Duration,
+}
+
+/// `[callbacks]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackSettings {
+    /// `whsec_…`; empty: callbacks are off. Checked at start.
+    pub secret: String,
+    pub allow_private_networks: bool,
+    #[serde(with = "duration")]
+    pub timeout: Duration,
 }
 
 /// `[retention]`.

@@ -27,9 +27,8 @@ use serde::de::DeserializeOwned;
 pub use auth::{Caller, TokenCache};
 pub use error::{ApiError, Problem};
 pub use openapi::ApiDoc;
-pub use tasks::TaskView;
 
-use crate::config::{IdempotencySettings, Settings};
+use crate::config::{CallbackSettings, IdempotencySettings, Settings};
 use crate::kinds::Registry;
 use crate::store::Store;
 use crate::tasks::{CancelRole, UnknownRole};
@@ -54,6 +53,7 @@ pub struct ApiState {
     /// A worker not heard from for this long is not shown.
     pub worker_lease: Duration,
     pub idempotency: IdempotencySettings,
+    pub callbacks: CallbackSettings,
     /// Queue-depth gauges already set, so that emptied ones go back to 0.
     pub depth_gauges: Mutex<HashSet<(String, String)>>,
 }
@@ -91,6 +91,7 @@ impl ApiState {
             },
             worker_lease: settings.worker.lease,
             idempotency: settings.idempotency.clone(),
+            callbacks: settings.callbacks.clone(),
             depth_gauges: Mutex::new(HashSet::new()),
         })
     }

@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -16,83 +16,15 @@ use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::kinds::resolve_destination;
 use crate::store::{KeyClaim, StoreEvent};
 use crate::tasks::{
-    CancelAction, Cursor, ErrorEntry, IdempotencyKey, Progress, Scope, Status, Task, TaskDraft,
-    TaskFilter, TaskToken,
+    CancelAction, Cursor, IdempotencyKey, Scope, Status, Task, TaskDraft, TaskFilter, TaskToken,
+    TaskView,
 };
 
-/// A task's JSON (the "Fixed interface" of the design).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TaskView {
-    /// The task's public name: 32 hex digits.
-    #[schema(value_type = String, example = "6f1c2a9e0d3b4c5f8a7e6d5c4b3a2f10")]
-    pub token: TaskToken,
-    pub kind: String,
-    pub queue: String,
-    pub priority: i32,
-    pub status: Status,
-    pub progress: Progress,
-    pub attempt: i32,
-    pub max_attempts: i32,
-    pub owner: String,
-    pub product: Option<String>,
-    pub payload: Value,
-    pub result: Option<Value>,
-    pub error: Option<String>,
-    pub errors: Vec<ErrorEntry>,
-    /// Whether the task has ended (its status is terminal).
-    pub done: bool,
-    pub cancel_requested: bool,
-    #[schema(value_type = Vec<String>)]
-    pub depends_on: Vec<TaskToken>,
-    pub created_at: DateTime<Utc>,
-    pub run_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub links: Links,
-}
-
-/// Where to find a task and what to do with it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Links {
-    #[serde(rename = "self")]
-    pub self_: String,
-}
-
-impl From<Task> for TaskView {
-    fn from(t: Task) -> TaskView {
-        TaskView {
-            links: Links {
-                self_: task_path(t.token),
-            },
-            done: t.is_done(),
-            cancel_requested: t.cancel_requested_at.is_some(),
-            token: t.token,
-            kind: t.kind,
-            queue: t.queue,
-            priority: t.priority,
-            status: t.status,
-            progress: t.progress,
-            attempt: t.attempt,
-            max_attempts: t.max_attempts,
-            owner: t.owner,
-            product: t.product,
-            payload: t.payload,
-            result: t.result,
-            error: t.error,
-            errors: t.errors,
-            depends_on: t.depends_on,
-            created_at: t.created_at,
-            run_at: t.run_at,
-            started_at: t.started_at,
-            finished_at: t.finished_at,
-        }
-    }
-}
-
 fn task_path(token: TaskToken) -> String {
-    format!("/v1/tasks/{token}")
+    TaskView::path(token)
 }
 
 /// `POST /v1/tasks`: checks everything, queues the task, and answers
@@ -129,6 +61,9 @@ pub async fn create_task(
     let policy = state.registry.check(&draft.kind, &draft.payload)?;
     let now = Utc::now();
     let new = draft.validate(policy, &caller, now)?;
+    if let Some(url) = &new.callback_url {
+        check_callback_destination(url, &state).await?;
+    }
     if let Some(key) = &key {
         let settings = &state.idempotency;
         let expires_at = now + chrono::Duration::from_std(settings.ttl).unwrap_or_default();
@@ -285,6 +220,23 @@ fn accepted(task: Task, state: &ApiState) -> HttpResponse {
         HeaderValue::from_str(&location).expect("a task path is ASCII"),
     );
     response
+}
+
+/// Refuses a `callback_url` that can't be delivered to: callbacks off, a
+/// host that does not resolve, or one that points where callbacks may not go
+/// (the SSRF guard; checked again at each delivery).
+async fn check_callback_destination(url: &str, state: &ApiState) -> Result<(), ApiError> {
+    let refuse = |why: String| ApiError::Unprocessable(format!("callback_url: {why}"));
+    if state.callbacks.secret.is_empty() {
+        return Err(refuse(
+            "callbacks are off on this server (set callbacks.secret)".into(),
+        ));
+    }
+    let url = url::Url::parse(url).map_err(|e| refuse(e.to_string()))?;
+    resolve_destination(&url, state.callbacks.allow_private_networks)
+        .await
+        .map(|_| ())
+        .map_err(|e| refuse(e.to_string()))
 }
 
 /// The request's `Idempotency-Key`, if it has one, for this caller and body.

@@ -6,6 +6,7 @@
 //! good before anything is queued; the worker asks it for the handler to run.
 //! Uses `tasks` and `config`.
 
+mod callback;
 mod sleep;
 
 use std::collections::BTreeMap;
@@ -20,8 +21,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::tasks::{Backoff, KindPolicy, Progress, TaskToken, validate_queue_name};
+use crate::store::Store;
+use crate::tasks::{Backoff, KindPolicy, Progress, TaskToken, WebhookSecret, validate_queue_name};
 
+pub use callback::{Callback, CallbackPayload, Destination, resolve_destination};
 pub use sleep::{Sleep, SleepPayload};
 
 /// A kind of task: a name, a payload type, and the handler that runs it.
@@ -40,6 +43,9 @@ pub use sleep::{Sleep, SleepPayload};
 pub trait Kind: Send + Sync + 'static {
     /// What clients write as `kind`.
     const NAME: &'static str;
+    /// Whether clients may create tasks of this kind (errand's own
+    /// deliveries may not be created by hand).
+    const PUBLIC: bool = true;
     /// The payload; a body that does not deserialize into it is refused (422).
     type Payload: DeserializeOwned + Send + 'static;
 
@@ -148,6 +154,7 @@ impl TaskContext {
 /// The type-erased face of a [`Kind`], so kinds of different payload types
 /// sit in one registry.
 trait DynKind: Send + Sync {
+    fn public(&self) -> bool;
     fn check(&self, payload: &Value) -> Result<(), String>;
     fn start(self: Arc<Self>, payload: Value, ctx: TaskContext) -> HandlerFuture;
 }
@@ -156,6 +163,10 @@ trait DynKind: Send + Sync {
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, TaskError>> + Send>>;
 
 impl<K: Kind> DynKind for K {
+    fn public(&self) -> bool {
+        K::PUBLIC
+    }
+
     fn check(&self, payload: &Value) -> Result<(), String> {
         let payload = K::Payload::deserialize(payload).map_err(|e| e.to_string())?;
         Kind::check(self, &payload)
@@ -231,11 +242,18 @@ impl Registry {
         }
     }
 
-    /// A registry with the built-in kinds. Fails if the configuration names
-    /// a kind that is not registered, or sets a bad value for one.
-    pub fn with_builtins(settings: &Settings) -> Result<Registry, RegistryError> {
+    /// A registry with the built-in kinds: `sleep`, and `callback` (which
+    /// reads tasks from `store` to deliver them). Fails if the configuration
+    /// names a kind that is not registered, or sets a bad value for one.
+    pub fn with_builtins(settings: &Settings, store: &Store) -> Result<Registry, RegistryError> {
         let mut registry = Registry::new(settings);
-        registry.register(Sleep)?;
+        let c = &settings.callbacks;
+        let secret = match c.secret.as_str() {
+            "" => None,
+            text => Some(WebhookSecret::parse(text).map_err(RegistryError)?),
+        };
+        let callback = Callback::new(store.clone(), secret, c.allow_private_networks, c.timeout);
+        registry.register(Sleep)?.register(callback)?;
         registry.check_configured_kinds()?;
         Ok(registry)
     }
@@ -305,18 +323,25 @@ impl Registry {
         self.get(name).map_or(&self.defaults, |k| &k.policy)
     }
 
-    /// Names of the registered kinds, sorted.
+    /// Names of the kinds clients may create, sorted.
     pub fn names(&self) -> Vec<&'static str> {
-        self.kinds.keys().copied().collect()
+        self.kinds
+            .iter()
+            .filter(|(_, k)| k.handler.public())
+            .map(|(name, _)| *name)
+            .collect()
     }
 
     /// Checks a create request's kind and payload: the kind's policy if both
     /// are good.
     pub fn check(&self, kind: &str, payload: &Value) -> Result<&KindPolicy, KindError> {
-        let registered = self.get(kind).ok_or_else(|| KindError::Unknown {
-            kind: kind.to_string(),
-            known: self.names().join(", "),
-        })?;
+        let registered = self
+            .get(kind)
+            .filter(|k| k.handler.public())
+            .ok_or_else(|| KindError::Unknown {
+                kind: kind.to_string(),
+                known: self.names().join(", "),
+            })?;
         registered
             .handler
             .check(payload)
@@ -333,14 +358,27 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn unknown_kind_and_bad_payload_are_told_apart() {
-        let registry = Registry::with_builtins(&Settings::defaults()).unwrap();
+    /// A store that is never opened (the pool connects lazily).
+    fn test_store() -> Store {
+        let mut settings = Settings::defaults();
+        settings.database.url = "sqlite://never-opened.db".into();
+        Store::connect(&settings.database).unwrap()
+    }
+
+    #[tokio::test]
+    async fn unknown_kind_and_bad_payload_are_told_apart() {
+        let registry = Registry::with_builtins(&Settings::defaults(), &test_store()).unwrap();
         assert!(registry.check("sleep", &json!({"seconds": 1})).is_ok());
         assert!(matches!(
             registry.check("transcode", &json!({})),
             Err(KindError::Unknown { .. })
         ));
+        // Internal kinds are not for clients.
+        assert!(matches!(
+            registry.check("callback", &json!({})),
+            Err(KindError::Unknown { .. })
+        ));
+        assert_eq!(registry.names(), ["sleep"]);
         let err = registry
             .check("sleep", &json!({"seconds": "ten"}))
             .unwrap_err();
@@ -351,8 +389,8 @@ mod tests {
         assert!(err.to_string().contains("seconds"), "{err}");
     }
 
-    #[test]
-    fn kind_settings_override_task_defaults() {
+    #[tokio::test]
+    async fn kind_settings_override_task_defaults() {
         let mut settings = Settings::defaults();
         settings.kinds.insert(
             "sleep".into(),
@@ -362,18 +400,20 @@ mod tests {
                 ..Default::default()
             },
         );
-        let registry = Registry::with_builtins(&settings).unwrap();
+        let registry = Registry::with_builtins(&settings, &test_store()).unwrap();
         let policy = registry.policy("sleep");
         assert_eq!(policy.queue, "naps");
         assert_eq!(policy.max_attempts, 5);
         assert_eq!(policy.timeout, settings.tasks.timeout);
     }
 
-    #[test]
-    fn configuring_an_unknown_kind_is_an_error() {
+    #[tokio::test]
+    async fn configuring_an_unknown_kind_is_an_error() {
         let mut settings = Settings::defaults();
         settings.kinds.insert("slep".into(), Default::default());
-        let err = Registry::with_builtins(&settings).err().unwrap();
+        let err = Registry::with_builtins(&settings, &test_store())
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("slep"), "{err}");
     }
 }

@@ -449,6 +449,20 @@ impl Store {
         dispatch!(self, b => b.task_prune(cutoffs, limit).await)
     }
 
+    /// Queues the callback deliveries of up to `limit` ended tasks whose
+    /// callback has not been queued yet: `delivery` makes each delivery task.
+    /// Returns the deliveries.
+    pub async fn task_callbacks_enqueue(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        delivery: impl Fn(&Task) -> NewTask + Send,
+    ) -> Result<Vec<Task>, StoreError> {
+        let queued = dispatch!(self, b => b.task_callbacks_enqueue(now, limit, delivery).await)?;
+        self.announce_changes(&queued);
+        Ok(queued)
+    }
+
     // ---- idempotency keys ------------------------------------------------------
 
     /// Claims an `Idempotency-Key` for a create request, or says what

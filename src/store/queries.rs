@@ -114,6 +114,41 @@ impl Backend {
         Ok(Ok(task))
     }
 
+    pub(in crate::store) async fn task_callbacks_enqueue(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        delivery: impl Fn(&Task) -> NewTask + Send,
+    ) -> Result<Vec<Task>, StoreError> {
+        let mut tx = begin_write(&self.pool).await?;
+        let due: Vec<Task> = sqlx::query(sql!("task_callbacks_due"))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(task_from_row)
+            .collect::<Result<_, _>>()?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut deliveries = Vec::with_capacity(due.len());
+        for task in &due {
+            let new = delivery(task);
+            let row = insert_query(&new, new.status, 0)
+                .fetch_one(&mut *tx)
+                .await?;
+            deliveries.push(task_from_row(&row)?);
+        }
+        let ids: Vec<i64> = due.iter().map(|t| t.id.0).collect();
+        sqlx::query(sql!("task_callbacks_mark"))
+            .bind(db_time(now))
+            .bind(json!(ids))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deliveries)
+    }
+
     pub(in crate::store) async fn idempotency_claim(
         &self,
         key: &IdempotencyKey,
@@ -566,6 +601,7 @@ fn insert_query(t: &NewTask, status: Status, pending: usize) -> Query<'_> {
         .bind(db_time(t.run_at))
         .bind(i32::try_from(pending).unwrap_or(i32::MAX))
         .bind(json!(depends_on))
+        .bind(&t.callback_url)
 }
 
 /// Ends attempts in one statement, on a pool or inside a transaction.
@@ -679,6 +715,7 @@ fn task_from_row(row: &DbRow) -> Result<Task, StoreError> {
         cancel_requested_at: maybe_time(row, "cancel_requested_at")?,
         timeout_ms: row.try_get("timeout_ms")?,
         depends_on,
+        callback_url: row.try_get("callback_url")?,
         created_at: time(row, "created_at")?,
         run_at: time(row, "run_at")?,
         started_at: maybe_time(row, "started_at")?,

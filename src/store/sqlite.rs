@@ -121,6 +121,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ended notifications",
         include_str!("../../migrations/sqlite/0006_ended_notifications.sql"),
     ),
+    (
+        7,
+        "callbacks",
+        include_str!("../../migrations/sqlite/0007_callbacks.sql"),
+    ),
 ];
 
 #[derive(Clone)]

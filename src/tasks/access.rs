@@ -199,6 +199,7 @@ mod tests {
             cancel_requested_at: None,
             timeout_ms: None,
             depends_on: vec![],
+            callback_url: None,
             created_at: now,
             run_at: now,
             started_at: None,

@@ -7,10 +7,12 @@
 
 mod access;
 mod attempt;
+mod callback;
 mod filter;
 mod idempotency;
 mod new;
 mod status;
+mod view;
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,10 +24,12 @@ use uuid::Uuid;
 
 pub use access::{ApiToken, CancelRole, Principal, Role, TokenHash, UnknownRole};
 pub use attempt::{AttemptEnd, AttemptOutcome, Backoff, end_attempt};
+pub use callback::{WebhookSecret, check_callback_url, forbidden_address};
 pub use filter::{BadCursor, Cursor, Scope, TaskFilter};
 pub use idempotency::IdempotencyKey;
 pub use new::{DependencyError, Invalid, KindPolicy, NewTask, TaskDraft, validate_queue_name};
 pub use status::{CancelAction, Status, UnknownStatus};
+pub use view::{Links, TaskView};
 
 /// The internal row id of a task. Never leaves the server: clients see the
 /// [`TaskToken`].
@@ -209,6 +213,8 @@ pub struct Task {
     /// This task's own timeout, overriding its kind's.
     pub timeout_ms: Option<i64>,
     pub depends_on: Vec<TaskToken>,
+    /// Where its final JSON goes when it ends.
+    pub callback_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub run_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,

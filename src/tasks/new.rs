@@ -43,7 +43,10 @@ pub struct TaskDraft {
     /// exist and be visible to you (else 422).
     #[schema(value_type = Option<Vec<String>>)]
     pub depends_on: Option<Vec<TaskToken>>,
-    /// Not supported yet: refused with 422.
+    /// An http(s) URL to POST the task's final JSON to when it ends, signed
+    /// as Standard Webhooks are. Refused (422) if it points at a loopback,
+    /// private, link-local or metadata address, unless the server allows
+    /// private networks.
     pub callback_url: Option<String>,
 }
 
@@ -85,6 +88,9 @@ pub struct NewTask {
     /// Parents, each once, in the order given. The task is `waiting` while
     /// any of them has not completed.
     pub depends_on: Vec<TaskToken>,
+    /// Where its final JSON is POSTed when it ends (checked in form here;
+    /// where it points is checked by resolving it, outside the domain).
+    pub callback_url: Option<String>,
 }
 
 /// Why a new task's dependencies can't be accepted; found by the store,
@@ -176,12 +182,10 @@ impl TaskDraft {
                 ),
             ));
         }
-        if self.callback_url.is_some() {
-            return Err(Invalid::new(
-                "callback_url",
-                "callbacks are not supported by this version of errand",
-            ));
-        }
+        let callback_url = match &self.callback_url {
+            Some(text) => Some(super::check_callback_url(text)?.to_string()),
+            None => None,
+        };
         let queue = match self.queue {
             Some(queue) => {
                 validate_queue_name(&queue).map_err(|m| Invalid::new("queue", m))?;
@@ -235,6 +239,7 @@ impl TaskDraft {
             created_at: now,
             run_at,
             depends_on,
+            callback_url,
         })
     }
 }
@@ -373,7 +378,7 @@ mod tests {
                 "depends_on",
             ),
             (
-                json!({"kind": "sleep", "callback_url": "https://example.com/"}),
+                json!({"kind": "sleep", "callback_url": "ftp://example.com/"}),
                 "callback_url",
             ),
         ];

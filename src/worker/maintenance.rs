@@ -8,7 +8,9 @@
 //! - retention: every `retention.interval` it deletes finished tasks past
 //!   their retention, and expired idempotency keys, in batches of
 //!   `retention.batch`;
-//! - it forgets workers whose heartbeat stopped.
+//! - it forgets workers whose heartbeat stopped;
+//! - callbacks: when a task with a `callback_url` ends, it queues the task
+//!   that delivers it (the task row is the outbox).
 
 use std::sync::Arc;
 
@@ -18,8 +20,12 @@ use tokio_util::sync::CancellationToken;
 use super::{FIRST_DELAY, jitter, next_delay, pause};
 use crate::config::{RetentionSettings, WorkerSettings};
 use crate::kinds::Registry;
+use crate::kinds::{Callback, CallbackPayload, Kind as _};
+use crate::store::StoreEvent;
 use crate::store::{Store, StoreError};
-use crate::tasks::{AttemptOutcome, Status, Task, end_attempt};
+use crate::tasks::{AttemptOutcome, NewTask, Status, Task, TaskToken, end_attempt};
+use serde_json::json;
+use tokio::sync::broadcast;
 
 /// The maintenance loop of one process.
 pub struct Maintenance {
@@ -45,7 +51,7 @@ impl Maintenance {
     }
 
     /// Runs passes until `shutdown`.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut delay = FIRST_DELAY;
         let mut wait = self.settings.rescue_interval;
         let mut last_cleanup: Option<tokio::time::Instant> = None;
@@ -126,6 +132,79 @@ impl Maintenance {
             tracing::info!(forgotten, "forgot workers whose heartbeat stopped");
         }
         Ok(deleted)
+    }
+
+    /// Queues the callback deliveries of tasks that ended, until `shutdown`:
+    /// at once when a task ends (the store's events), and every rescue
+    /// interval in case an event was missed.
+    pub async fn run_callbacks(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut events = self.store.subscribe();
+        let mut delay = FIRST_DELAY;
+        loop {
+            match self.queue_callbacks(Utc::now()).await {
+                Ok(queued) if queued >= self.settings.rescue_batch => continue,
+                Ok(_) => delay = FIRST_DELAY,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?delay, "could not queue callbacks");
+                    if !pause(delay, &shutdown).await {
+                        return;
+                    }
+                    delay = next_delay(delay);
+                    continue;
+                }
+            }
+            let tick = tokio::time::sleep(self.settings.rescue_interval);
+            tokio::pin!(tick);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = &mut tick => break,
+                    event = events.recv() => match event {
+                        Ok(StoreEvent::Ended { .. } | StoreEvent::Resync)
+                        | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Closed) => {
+                            (&mut tick).await;
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    /// One pass: queues a delivery task for each ended task with a
+    /// `callback_url` whose callback was not queued yet. Returns how many.
+    pub async fn queue_callbacks(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let policy = self.registry.policy(Callback::NAME);
+        let queued = self
+            .store
+            .task_callbacks_enqueue(now, self.settings.rescue_batch, |task| NewTask {
+                token: TaskToken::generate(),
+                kind: Callback::NAME.into(),
+                queue: policy.queue.clone(),
+                priority: 0,
+                status: Status::Queued,
+                payload: json!(CallbackPayload {
+                    task: task.token,
+                    url: task.callback_url.clone().unwrap_or_default(),
+                    // Fixed now, so every attempt carries the same id.
+                    webhook_id: format!("msg_{}", TaskToken::generate()),
+                }),
+                max_attempts: policy.max_attempts,
+                timeout_ms: None,
+                owner: task.owner.clone(),
+                product: task.product.clone(),
+                created_at: now,
+                run_at: now,
+                depends_on: Vec::new(),
+                callback_url: None,
+            })
+            .await?;
+        for delivery in &queued {
+            tracing::debug!(task.token = %delivery.token, "callback delivery queued");
+        }
+        Ok(queued.len())
     }
 
     /// One rescue pass as of `now`; returns the tasks it rescued.

@@ -114,6 +114,7 @@ fn new_task(queue: &str, priority: i32, run_at: DateTime<Utc>, max_attempts: i32
         created_at: t0(),
         run_at,
         depends_on: vec![],
+        callback_url: None,
     }
 }
 

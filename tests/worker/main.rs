@@ -59,6 +59,7 @@ async fn insert_sleeps(store: &Store, n: usize, seconds: f64, max_attempts: i32)
                 created_at: now,
                 run_at: now,
                 depends_on: vec![],
+                callback_url: None,
             },
         )
         .await;
@@ -698,7 +699,7 @@ impl InProcess {
         let mut settings = test_settings(db);
         settings.tasks.backoff_base = Duration::from_millis(200);
         tweak(&mut settings);
-        let mut registry = Registry::with_builtins(&settings).unwrap();
+        let mut registry = Registry::with_builtins(&settings, &db.store()).unwrap();
         register(&mut registry);
         let registry = Arc::new(registry);
         let store = db.store();
@@ -713,12 +714,12 @@ impl InProcess {
                 global_limit: None,
             }],
         );
-        let maintenance = Maintenance::new(
+        let maintenance = std::sync::Arc::new(Maintenance::new(
             store.clone(),
             registry,
             settings.worker.clone(),
             settings.retention.clone(),
-        );
+        ));
         let listener = {
             let store = store.clone();
             let stop = shutdown.clone();
@@ -765,6 +766,7 @@ async fn insert_kind(
             created_at: now,
             run_at: now,
             depends_on: vec![],
+            callback_url: None,
         },
     )
     .await
@@ -919,6 +921,7 @@ async fn global_limit_holds_across_worker_processes(backend: Backend) {
                 created_at: now,
                 run_at: now,
                 depends_on: vec![],
+                callback_url: None,
             },
         )
         .await;

@@ -2,6 +2,7 @@
 -- still as the caller saw it ($2 status, $3 attempt). Its history stays.
 UPDATE tasks
 SET status = 'queued', run_at = $4, max_attempts = $5,
-    finished_at = NULL, result = NULL, cancel_requested_at = NULL
+    finished_at = NULL, result = NULL, cancel_requested_at = NULL,
+    callback_enqueued_at = NULL
 WHERE id = $1 AND status = $2 AND attempt = $3
 RETURNING *

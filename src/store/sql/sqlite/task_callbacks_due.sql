@@ -1,0 +1,6 @@
+-- Up to ?1 ended tasks whose callback has not been queued yet, oldest
+-- first (read inside BEGIN IMMEDIATE, so no two processes queue one twice).
+SELECT * FROM tasks
+WHERE callback_url IS NOT NULL AND finished_at IS NOT NULL AND callback_enqueued_at IS NULL
+ORDER BY finished_at
+LIMIT ?1

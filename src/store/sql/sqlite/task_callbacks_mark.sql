@@ -1,0 +1,3 @@
+-- The callbacks of tasks ?2 (a JSON array of ids) were queued at ?1.
+UPDATE tasks SET callback_enqueued_at = ?1
+WHERE id IN (SELECT value FROM json_each(?2))
