@@ -17,6 +17,9 @@
 //! `--clients N` (32), `--concurrency N` (worker slots, 8), `--pg URL` (the
 //! server to make the database on; default the local one).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +28,6 @@ use errand::config::Settings;
 use errand::store::Store;
 use errand::tasks::Status;
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -65,45 +67,6 @@ fn options() -> Options {
     o
 }
 
-/// A fresh database URL, and how to throw it away.
-async fn fresh_database(o: &Options) -> (String, Box<dyn FnOnce()>) {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    match o.store.as_str() {
-        "sqlite" => {
-            let dir = std::env::temp_dir().join(format!("errand-bench-{id}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            let url = format!("sqlite://{}/errand.db", dir.display());
-            (url, Box::new(move || drop(std::fs::remove_dir_all(dir))))
-        }
-        "postgres" => {
-            let name = format!("errand_bench_{id}");
-            let mut admin = sqlx::PgConnection::connect(&o.pg)
-                .await
-                .expect("connect to --pg");
-            admin
-                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .unwrap();
-            let base = o.pg.rsplit_once('/').unwrap().0.to_string();
-            let pg = o.pg.clone();
-            // Called from inside the runtime: block on a thread of its own.
-            let drop_it = move || {
-                let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Runtime::new().unwrap();
-                    rt.block_on(async {
-                        let mut admin = sqlx::PgConnection::connect(&pg).await.unwrap();
-                        let sql = format!("DROP DATABASE {name} WITH (FORCE)");
-                        let _ = admin.execute(sqlx::AssertSqlSafe(sql)).await;
-                    });
-                })
-                .join();
-            };
-            (format!("{base}/errand_bench_{id}"), Box::new(drop_it))
-        }
-        other => panic!("--store must be postgres or sqlite, not {other}"),
-    }
-}
-
 struct Running {
     base: String,
     shutdown: CancellationToken,
@@ -139,16 +102,6 @@ impl Running {
     }
 }
 
-async fn count(store: &Store, status: Status) -> i64 {
-    store
-        .task_count_by_status()
-        .await
-        .unwrap()
-        .get(&status)
-        .copied()
-        .unwrap_or(0)
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
@@ -157,7 +110,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let o = options();
-    let (url, drop_database) = fresh_database(&o).await;
+    let (url, drop_database) = support::fresh_database(&o.store, &o.pg).await;
     let mut settings = Settings::defaults();
     settings.database.url = url;
     settings.http.bind = "127.0.0.1:0".into();
@@ -214,7 +167,7 @@ async fn main() {
     // 2. Drain.
     let started = Instant::now();
     let worker = start(&settings, Mode::Worker).await;
-    while count(&store, Status::Completed).await < o.tasks as i64 {
+    while support::count(&store, Status::Completed).await < o.tasks as i64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let drain = o.tasks as f64 / started.elapsed().as_secs_f64();

@@ -11,6 +11,9 @@
 //!   (which releases every child in its own transaction) takes, and how long
 //!   the worker then needs to drain them.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use errand::app::{self, App, Mode};
@@ -20,7 +23,6 @@ use errand::tasks::{
     AttemptOutcome, Backoff, NewTask, Scope, Status, Task, TaskToken, WorkerId, end_attempt,
 };
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor};
 use tokio_util::sync::CancellationToken;
 
 fn arg(name: &str, default: &str) -> String {
@@ -59,35 +61,12 @@ async fn insert(store: &Store, task: &NewTask) -> Task {
         .unwrap()
 }
 
-async fn count(store: &Store, status: Status) -> i64 {
-    store
-        .task_count_by_status()
-        .await
-        .unwrap()
-        .get(&status)
-        .copied()
-        .unwrap_or(0)
-}
-
 #[tokio::main]
 async fn main() {
     let store_kind = arg("--store", "postgres");
     let n: usize = arg("--n", "10000").parse().unwrap();
     let pg = arg("--pg", "postgres://postgres@127.0.0.1:5432/postgres");
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let url = match store_kind.as_str() {
-        "sqlite" => {
-            let dir = std::env::temp_dir().join(format!("errand-dag-{id}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            format!("sqlite://{}/errand.db", dir.display())
-        }
-        _ => {
-            let mut admin = sqlx::PgConnection::connect(&pg).await.unwrap();
-            let sql = format!("CREATE DATABASE errand_dag_{id}");
-            admin.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
-            format!("{}/errand_dag_{id}", pg.rsplit_once('/').unwrap().0)
-        }
-    };
+    let (url, drop_database) = support::fresh_database(&store_kind, &pg).await;
     let mut settings = Settings::defaults();
     settings.database.url = url;
     settings.http.bind = "127.0.0.1:0".into();
@@ -202,7 +181,7 @@ async fn main() {
         .unwrap()
         .unwrap();
     let released = started.elapsed();
-    let queued = count(&store, Status::Queued).await;
+    let queued = support::count(&store, Status::Queued).await;
     println!(
         "fan-out: completing the parent released {queued} waiting children in one statement: {released:?}"
     );
@@ -210,7 +189,7 @@ async fn main() {
     let stop = CancellationToken::new();
     let started = Instant::now();
     let running = tokio::spawn(worker.run(stop.clone()));
-    while count(&store, Status::Completed).await < (2 * n + 2) as i64 {
+    while support::count(&store, Status::Completed).await < (2 * n + 2) as i64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     println!(
@@ -220,4 +199,5 @@ async fn main() {
     stop.cancel();
     running.await.unwrap().unwrap();
     store.close().await;
+    drop_database();
 }

@@ -2,20 +2,16 @@
 //! the schema in `migrations/postgres/`. What only Postgres does lives here:
 //! LISTEN/NOTIFY wake-ups, advisory locks, row locks with SKIP LOCKED.
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::{NewApiToken, StoreError, StoreEvent};
+use super::{StoreError, StoreEvent};
 use crate::config::DatabaseSettings;
-use crate::tasks::{AttemptEnd, Task};
 
 /// The text of query `sql/postgres/<name>.sql`.
 macro_rules! sql {
@@ -57,6 +53,28 @@ async fn begin_queue_claim(
     let mut tx = pool.begin().await?;
     sqlx::query(sql!("queue_lock"))
         .bind(queue)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+/// A transaction for a rescue pass, if this node gets to do one now (an
+/// advisory lock keeps two nodes from doing the same pass; expired rows are
+/// then locked with SKIP LOCKED).
+async fn begin_rescue(pool: &PgPool) -> Result<Option<sqlx::Transaction<'static, Db>>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let locked: bool = sqlx::query_scalar(sql!("lock_try"))
+        .bind(LOCK_RESCUE)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(locked.then_some(tx))
+}
+
+/// A transaction in which nodes take turns to mint the first token.
+async fn begin_token_mint(pool: &PgPool) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(sql!("lock_wait"))
+        .bind(LOCK_TOKENS)
         .execute(&mut *tx)
         .await?;
     Ok(tx)
@@ -149,25 +167,6 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
-        let migrations = MIGRATIONS
-            .iter()
-            .map(|(version, description, sql)| {
-                Migration::new(
-                    *version,
-                    Cow::Borrowed(*description),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
-            })
-            .collect();
-        Migrator::with_migrations(migrations)
-            .run(&self.pool)
-            .await
-            .map_err(super::migrate_error)
-    }
-
     pub(super) async fn run_listener(
         &self,
         events: &broadcast::Sender<StoreEvent>,
@@ -223,50 +222,5 @@ impl PgStore {
             let _ = events.send(event);
         }
         Ok(())
-    }
-
-    /// One rescue pass, by one node at a time (an advisory lock), on rows
-    /// locked with SKIP LOCKED.
-    pub(super) async fn task_rescue_expired(
-        &self,
-        now: DateTime<Utc>,
-        limit: usize,
-        decide: impl Fn(&Task) -> AttemptEnd + Send,
-    ) -> Result<Vec<Task>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let locked: bool = sqlx::query_scalar(sql!("lock_try"))
-            .bind(LOCK_RESCUE)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !locked {
-            return Ok(Vec::new());
-        }
-        let expired = queries::task_expired_on(&mut *tx, now, limit).await?;
-        let ends: Vec<_> = expired
-            .iter()
-            .map(|t| (t.id, t.attempt, decide(t)))
-            .collect();
-        let rescued = queries::task_end_on(&mut *tx, &ends, now, Some(now)).await?;
-        tx.commit().await?;
-        Ok(rescued)
-    }
-
-    pub(super) async fn token_insert_first(
-        &self,
-        t: &NewApiToken,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // Two nodes starting on an empty database at once: one mints.
-        sqlx::query(sql!("lock_wait"))
-            .bind(LOCK_TOKENS)
-            .execute(&mut *tx)
-            .await?;
-        if queries::token_count_on(&mut *tx).await? > 0 {
-            return Ok(false);
-        }
-        queries::token_insert_on(&mut *tx, t, now).await?;
-        tx.commit().await?;
-        Ok(true)
     }
 }

@@ -14,8 +14,14 @@ use serde_json::{Value, json};
 use sqlx::Row;
 use sqlx::types::Json;
 
+use std::borrow::Cow;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
 use super::{
-    Backend, Db, DbTime, begin_bounded, begin_queue_claim, begin_write, db_time, from_db_time,
+    Backend, Db, DbTime, MIGRATIONS, begin_bounded, begin_queue_claim, begin_rescue,
+    begin_token_mint, begin_write, db_time, from_db_time,
 };
 use crate::store::{CancelCount, KeyClaim, LeaseRenewal, NewApiToken, StoreError};
 use crate::tasks::{
@@ -54,6 +60,70 @@ fn status_of(row: &DbRow, column: &str) -> Result<Status, StoreError> {
 }
 
 impl Backend {
+    /// Applies the migrations not applied yet (`MIGRATIONS`, compiled in).
+    pub(in crate::store) async fn migrate(&self) -> Result<(), StoreError> {
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
+        Migrator::with_migrations(migrations)
+            .run(&self.pool)
+            .await
+            .map_err(crate::store::migrate_error)
+    }
+
+    pub(in crate::store) async fn task_rescue_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        decide: impl Fn(&Task) -> AttemptEnd + Send,
+    ) -> Result<Vec<Task>, StoreError> {
+        let Some(mut tx) = begin_rescue(&self.pool).await? else {
+            return Ok(Vec::new()); // another node is doing this pass
+        };
+        let expired: Vec<Task> = sqlx::query(sql!("task_expired"))
+            .bind(db_time(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(task_from_row)
+            .collect::<Result<_, _>>()?;
+        let ends: Vec<_> = expired
+            .iter()
+            .map(|t| (t.id, t.attempt, decide(t)))
+            .collect();
+        let rescued = task_end_on(&mut *tx, &ends, now, Some(now)).await?;
+        tx.commit().await?;
+        Ok(rescued)
+    }
+
+    pub(in crate::store) async fn token_insert_first(
+        &self,
+        t: &NewApiToken,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // Two nodes starting on an empty database at once: one mints.
+        let mut tx = begin_token_mint(&self.pool).await?;
+        let count: i64 = sqlx::query_scalar(sql!("token_count"))
+            .fetch_one(&mut *tx)
+            .await?;
+        if count > 0 {
+            return Ok(false);
+        }
+        token_insert_on(&mut *tx, t, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     pub(in crate::store) async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query(sql!("ping")).execute(&self.pool).await?;
         Ok(())
@@ -239,22 +309,20 @@ impl Backend {
         now: DateTime<Utc>,
         global_limit: Option<usize>,
     ) -> Result<Vec<Task>, StoreError> {
-        let claim = |sql| {
-            sqlx::query(sql)
-                .bind(queue)
-                .bind(db_time(now))
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .bind(&worker.0)
-                .bind(db_time(lease_until))
-        };
+        let claim = sqlx::query(sql!("task_claim"))
+            .bind(queue)
+            .bind(db_time(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(&worker.0)
+            .bind(db_time(lease_until))
+            .bind(global_limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX)));
         let rows = match global_limit {
-            None => claim(sql!("task_claim")).fetch_all(&self.pool).await?,
-            Some(cap) => {
+            None => claim.fetch_all(&self.pool).await?,
+            Some(_) => {
+                // Claims of a limited queue take turns, so each counts the
+                // running tasks every earlier claim left.
                 let mut tx = begin_queue_claim(&self.pool, queue).await?;
-                let rows = claim(sql!("task_claim_limited"))
-                    .bind(i64::try_from(cap).unwrap_or(i64::MAX))
-                    .fetch_all(&mut *tx)
-                    .await?;
+                let rows = claim.fetch_all(&mut *tx).await?;
                 tx.commit().await?;
                 rows
             }
@@ -605,7 +673,7 @@ fn insert_query(t: &NewTask, status: Status, pending: usize) -> Query<'_> {
 }
 
 /// Ends attempts in one statement, on a pool or inside a transaction.
-pub(super) async fn task_end_on<'c>(
+async fn task_end_on<'c>(
     executor: impl sqlx::Executor<'c, Database = Db>,
     ends: &[(TaskId, i32, AttemptEnd)],
     now: DateTime<Utc>,
@@ -638,22 +706,7 @@ pub(super) async fn task_end_on<'c>(
     rows.iter().map(task_from_row).collect()
 }
 
-/// The running tasks whose lease expired before `now`, locked for the
-/// caller's transaction where the backend locks rows.
-pub(super) async fn task_expired_on<'c>(
-    executor: impl sqlx::Executor<'c, Database = Db>,
-    now: DateTime<Utc>,
-    limit: usize,
-) -> Result<Vec<Task>, StoreError> {
-    let rows = sqlx::query(sql!("task_expired"))
-        .bind(db_time(now))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(executor)
-        .await?;
-    rows.iter().map(task_from_row).collect()
-}
-
-pub(super) async fn token_insert_on<'c>(
+async fn token_insert_on<'c>(
     executor: impl sqlx::Executor<'c, Database = Db>,
     t: &NewApiToken,
     now: DateTime<Utc>,
@@ -667,14 +720,6 @@ pub(super) async fn token_insert_on<'c>(
         .execute(executor)
         .await?;
     Ok(())
-}
-
-pub(super) async fn token_count_on<'c>(
-    executor: impl sqlx::Executor<'c, Database = Db>,
-) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(sql!("token_count"))
-        .fetch_one(executor)
-        .await?)
 }
 
 fn time(row: &DbRow, column: &str) -> Result<DateTime<Utc>, StoreError> {

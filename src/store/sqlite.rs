@@ -13,21 +13,17 @@
 //! - No advisory locks: a rescue pass runs in a `BEGIN IMMEDIATE`
 //!   transaction, which holds the write lock for its (bounded) length.
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{NewApiToken, StoreError};
+use super::StoreError;
 use crate::config::DatabaseSettings;
-use crate::tasks::{AttemptEnd, Task};
 
 /// The text of query `sql/sqlite/<name>.sql`.
 macro_rules! sql {
@@ -68,6 +64,19 @@ mod queries;
 /// write lock at once, so nothing changes between the read and the write.
 async fn begin_write(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
     Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
+
+/// A transaction for a rescue pass: `BEGIN IMMEDIATE` holds the write lock,
+/// keeping other rescuers and heartbeats out until it commits.
+async fn begin_rescue(
+    pool: &SqlitePool,
+) -> Result<Option<sqlx::Transaction<'static, Db>>, StoreError> {
+    begin_write(pool).await.map(Some)
+}
+
+/// A transaction in which processes take turns to mint the first token.
+async fn begin_token_mint(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
+    begin_write(pool).await
 }
 
 /// A transaction in which claims of a queue take turns: `BEGIN IMMEDIATE`
@@ -166,60 +175,8 @@ impl SqliteStore {
         &self.path
     }
 
-    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
-        let migrations = MIGRATIONS
-            .iter()
-            .map(|(version, description, sql)| {
-                Migration::new(
-                    *version,
-                    Cow::Borrowed(*description),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
-            })
-            .collect();
-        Migrator::with_migrations(migrations)
-            .run(&self.pool)
-            .await
-            .map_err(super::migrate_error)
-    }
-
     /// Nothing to listen to: SQLite has no notifications.
     pub(super) async fn run_listener(&self, shutdown: CancellationToken) {
         shutdown.cancelled().await;
-    }
-
-    /// One rescue pass inside `BEGIN IMMEDIATE`: the write lock keeps other
-    /// rescuers and heart-beats out until it commits.
-    pub(super) async fn task_rescue_expired(
-        &self,
-        now: DateTime<Utc>,
-        limit: usize,
-        decide: impl Fn(&Task) -> AttemptEnd + Send,
-    ) -> Result<Vec<Task>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let expired = queries::task_expired_on(&mut *tx, now, limit).await?;
-        let ends: Vec<_> = expired
-            .iter()
-            .map(|t| (t.id, t.attempt, decide(t)))
-            .collect();
-        let rescued = queries::task_end_on(&mut *tx, &ends, now, Some(now)).await?;
-        tx.commit().await?;
-        Ok(rescued)
-    }
-
-    pub(super) async fn token_insert_first(
-        &self,
-        t: &NewApiToken,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if queries::token_count_on(&mut *tx).await? > 0 {
-            return Ok(false);
-        }
-        queries::token_insert_on(&mut *tx, t, now).await?;
-        tx.commit().await?;
-        Ok(true)
     }
 }

@@ -325,6 +325,28 @@ async fn sweep_old_databases(admin: &mut PgConnection) {
     }
 }
 
+/// A queued task of `kind` with `payload`, owned by "test", runnable now:
+/// change what a test needs with `NewTask { …, ..new_task(…) }`.
+pub fn new_task(kind: &str, payload: Value, max_attempts: i32) -> errand::tasks::NewTask {
+    let now = chrono::Utc::now();
+    errand::tasks::NewTask {
+        token: errand::tasks::TaskToken::generate(),
+        kind: kind.into(),
+        queue: "default".into(),
+        priority: 0,
+        status: errand::tasks::Status::Queued,
+        payload,
+        max_attempts,
+        timeout_ms: None,
+        owner: "test".into(),
+        product: None,
+        created_at: now,
+        run_at: now,
+        depends_on: vec![],
+        callback_url: None,
+    }
+}
+
 /// Inserts a task through the store, as anyone (no dependency checks to
 /// fail on visibility).
 pub async fn insert_task(store: &Store, task: &errand::tasks::NewTask) -> errand::tasks::Task {

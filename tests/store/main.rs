@@ -13,14 +13,19 @@ use errand::tasks::{
 };
 use serde_json::json;
 
-/// Each suite function gets a store on a fresh database of one backend.
+/// Stamps out each suite function twice, `postgres::…` and `sqlite::…`,
+/// each run on a store over a fresh database of that backend.
 macro_rules! conformance {
-    ($backend:ident, $fresh:path; $($test:ident),* $(,)?) => {
+    ($($test:ident),* $(,)?) => {
+        conformance!(@backend postgres; $($test),*);
+        conformance!(@backend sqlite; $($test),*);
+    };
+    (@backend $backend:ident; $($test:ident),*) => {
         mod $backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    let (store, _db) = $fresh().await;
+                    let (store, _db) = super::$backend().await;
                     super::suite::$test(&store).await;
                 }
             )*
@@ -38,33 +43,7 @@ async fn sqlite() -> (Store, common::TestDb) {
     (db.store(), db)
 }
 
-conformance!(postgres, super::postgres;
-    inserted_task_reads_back_as_written,
-    claimed_task_is_invisible_to_second_worker,
-    claim_takes_priority_then_run_at_then_id,
-    claim_waits_for_run_at,
-    claim_takes_only_its_queue,
-    heartbeat_renews_reports_cancel_and_omits_lost_attempts,
-    stale_attempt_cannot_write_after_rescue,
-    rescue_requeues_with_history_then_drops_when_attempts_run_out,
-    rescue_leaves_live_leases_alone,
-    retryable_failure_requeues_with_backoff_and_history,
-    cancel_of_unstarted_task_is_compare_and_set,
-    cancel_request_is_fenced_and_idempotent,
-    tokens_are_found_by_hash_until_revoked,
-    first_token_is_minted_only_on_an_empty_table,
-    counts_by_status_cover_every_task,
-    listing_pages_newest_first_within_scope,
-    retry_is_a_compare_and_set_that_keeps_history,
-    prune_deletes_only_what_is_past_its_cutoff,
-    workers_register_renew_and_are_pruned,
-    child_waits_for_every_parent_and_is_released_by_the_last,
-    parent_ending_badly_cancels_waiting_descendants,
-    dependencies_must_exist_be_visible_and_not_have_failed,
-    global_limit_caps_running_tasks_across_workers,
-);
-
-conformance!(sqlite, super::sqlite;
+conformance!(
     inserted_task_reads_back_as_written,
     claimed_task_is_invisible_to_second_worker,
     claim_takes_priority_then_run_at_then_id,
@@ -101,20 +80,13 @@ fn t0() -> DateTime<Utc> {
 
 fn new_task(queue: &str, priority: i32, run_at: DateTime<Utc>, max_attempts: i32) -> NewTask {
     NewTask {
-        token: TaskToken::generate(),
-        kind: "sleep".into(),
         queue: queue.into(),
         priority,
-        status: Status::Queued,
-        payload: json!({"seconds": 1}),
-        max_attempts,
-        timeout_ms: None,
         owner: "alice".into(),
         product: Some("shop".into()),
         created_at: t0(),
         run_at,
-        depends_on: vec![],
-        callback_url: None,
+        ..common::new_task("sleep", json!({"seconds": 1}), max_attempts)
     }
 }
 

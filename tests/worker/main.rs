@@ -42,25 +42,9 @@ on_both_stores!(
 async fn insert_sleeps(store: &Store, n: usize, seconds: f64, max_attempts: i32) -> Vec<TaskToken> {
     let mut tokens = Vec::with_capacity(n);
     for _ in 0..n {
-        let now = Utc::now();
         let task = common::insert_task(
             store,
-            &NewTask {
-                token: TaskToken::generate(),
-                kind: "sleep".into(),
-                queue: "default".into(),
-                priority: 0,
-                status: Status::Queued,
-                payload: json!({"seconds": seconds}),
-                max_attempts,
-                timeout_ms: None,
-                owner: "test".into(),
-                product: None,
-                created_at: now,
-                run_at: now,
-                depends_on: vec![],
-                callback_url: None,
-            },
+            &common::new_task("sleep", json!({"seconds": seconds}), max_attempts),
         )
         .await;
         tokens.push(task.token);
@@ -749,24 +733,11 @@ async fn insert_kind(
     max_attempts: i32,
     timeout_ms: Option<i64>,
 ) -> TaskToken {
-    let now = Utc::now();
     common::insert_task(
         store,
         &NewTask {
-            token: TaskToken::generate(),
-            kind: kind.into(),
-            queue: "default".into(),
-            priority: 0,
-            status: Status::Queued,
-            payload: json!({}),
-            max_attempts,
             timeout_ms,
-            owner: "test".into(),
-            product: None,
-            created_at: now,
-            run_at: now,
-            depends_on: vec![],
-            callback_url: None,
+            ..common::new_task(kind, json!({}), max_attempts)
         },
     )
     .await
@@ -904,24 +875,11 @@ async fn global_limit_holds_across_worker_processes(backend: Backend) {
     let store = db.store();
     let mut tokens = Vec::new();
     for _ in 0..18 {
-        let now = Utc::now();
         let task = common::insert_task(
             &store,
             &NewTask {
-                token: TaskToken::generate(),
-                kind: "sleep".into(),
                 queue: "gpu".into(),
-                priority: 0,
-                status: Status::Queued,
-                payload: json!({"seconds": 0.2}),
-                max_attempts: 3,
-                timeout_ms: None,
-                owner: "test".into(),
-                product: None,
-                created_at: now,
-                run_at: now,
-                depends_on: vec![],
-                callback_url: None,
+                ..common::new_task("sleep", json!({"seconds": 0.2}), 3)
             },
         )
         .await;

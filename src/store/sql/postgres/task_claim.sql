@@ -3,6 +3,10 @@
 -- instead of queueing behind them; the partial index tasks_runnable serves
 -- the WHERE and the ORDER BY. The row, not a held transaction, records the
 -- claim: the lease says how long it holds.
+--
+-- $6, when not NULL, is the queue's global limit: no more than that many of
+-- its tasks may run at once across all workers. Such claims run after
+-- queue_lock.sql, in its transaction, so the count of running tasks is exact.
 WITH picked AS (
     SELECT id FROM tasks
     WHERE status = 'queued' AND queue = $1 AND run_at <= $2
@@ -10,7 +14,10 @@ WITH picked AS (
       -- broke that rule from failing every claim of its queue.
       AND attempt < max_attempts
     ORDER BY priority DESC, run_at, id
-    LIMIT $3
+    LIMIT CASE WHEN $6::bigint IS NULL THEN $3
+               ELSE LEAST($3, GREATEST(0, $6 - (SELECT count(*) FROM tasks
+                                                WHERE queue = $1 AND status = 'running')))
+          END
     FOR UPDATE SKIP LOCKED
 )
 UPDATE tasks t

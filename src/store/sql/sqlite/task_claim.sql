@@ -3,6 +3,10 @@
 -- update can't interleave with another claim; the partial index
 -- tasks_runnable serves the WHERE and the ORDER BY. The row, not a held
 -- transaction, records the claim: the lease says how long it holds.
+--
+-- ?6, when not NULL, is the queue's global limit: no more than that many of
+-- its tasks may run at once across all workers (such claims run inside
+-- BEGIN IMMEDIATE, so the count of running tasks is exact).
 UPDATE tasks
 SET status = 'running',
     attempt = attempt + 1,
@@ -18,6 +22,9 @@ WHERE id IN (
       -- broke that rule from failing every claim of its queue.
       AND attempt < max_attempts
     ORDER BY priority DESC, run_at, id
-    LIMIT ?3
+    LIMIT CASE WHEN ?6 IS NULL THEN ?3
+               ELSE min(?3, max(0, ?6 - (SELECT count(*) FROM tasks
+                                         WHERE queue = ?1 AND status = 'running')))
+          END
 )
 RETURNING *
