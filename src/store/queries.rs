@@ -62,6 +62,8 @@ fn status_of(row: &DbRow, column: &str) -> Result<Status, StoreError> {
 impl Backend {
     /// Applies the migrations not applied yet (`MIGRATIONS`, compiled in).
     pub(in crate::store) async fn migrate(&self) -> Result<(), StoreError> {
+        // Processes starting together on a fresh database take turns.
+        let _turn = self.migration_turn().await?;
         let migrations = MIGRATIONS
             .iter()
             .map(|(version, description, sql)| {

@@ -144,6 +144,26 @@ pub(super) struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Processes migrating one file take turns, by an exclusive lock on a
+    /// file beside it (sqlx's migrator does not lock on SQLite, and two
+    /// processes starting together would both try to create the tables).
+    /// Held until the returned file is dropped.
+    async fn migration_turn(&self) -> Result<std::fs::File, StoreError> {
+        let mut name = self.path.clone().into_os_string();
+        name.push(".migrate-lock");
+        let io = |e: std::io::Error| StoreError::Database(sqlx::Error::Io(e));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(name)
+            .map_err(io)?;
+        tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(io)
+    }
+
     pub(super) fn connect(settings: &DatabaseSettings) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(&settings.url)
             .map_err(StoreError::Database)?

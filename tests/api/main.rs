@@ -726,3 +726,32 @@ async fn separate_api_and_worker_share_one_sqlite_file() {
         assert_eq!(done["attempt"], 1);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_starting_together_on_a_fresh_sqlite_file_all_come_up() {
+    let folder = Folder::new();
+    let env = std::collections::HashMap::new();
+    let bind = format!("127.0.0.1:{}", common::free_port());
+    let mut procs = vec![
+        common::Proc::spawn_in(&folder.0, &["api", "--bind", &bind], &env),
+        common::Proc::spawn_in(&folder.0, &["worker"], &env),
+        common::Proc::spawn_in(&folder.0, &["worker"], &env),
+    ];
+    common::wait_ready(&format!("http://{bind}")).await;
+    for proc in &procs[1..] {
+        eventually("the worker to start", Duration::from_secs(20), || async {
+            let log = proc.log.lock().unwrap();
+            log.iter()
+                .any(|line| line.as_str().is_some_and(|l| l.contains("worker started")))
+                .then_some(())
+        })
+        .await;
+    }
+    for proc in &mut procs {
+        assert!(
+            proc.still_running(),
+            "a process exited: {:?}",
+            proc.log.lock().unwrap()
+        );
+    }
+}

@@ -18,6 +18,13 @@ use sqlx::{Connection, Executor, PgConnection};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// Lets reqwest make clients: errand builds it without a TLS crypto provider
+/// of its own (the app installs ring's; a test that starts no app in its
+/// process must too).
+pub fn tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Where the test Postgres server is: `ERRAND_TEST_DATABASE_URL`, or the
 /// local server with trust auth.
 pub fn admin_url() -> String {
@@ -460,6 +467,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str, token: &str) -> Client {
+        tls();
         Client {
             base: base.to_string(),
             token: token.to_string(),
@@ -631,6 +639,11 @@ impl Proc {
         assert!(status.success(), "kill -s {name} failed");
     }
 
+    /// Whether the process has not exited.
+    pub fn still_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGKILL, and reap.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -696,6 +709,7 @@ pub fn run_errand(dir: &std::path::Path, args: &[&str], env: &HashMap<String, St
 
 /// Waits until `GET base/readyz` answers 200.
 pub async fn wait_ready(base: &str) {
+    tls();
     let http = reqwest::Client::new();
     let url = format!("{base}/readyz");
     eventually("errand to be ready", Duration::from_secs(20), || async {
