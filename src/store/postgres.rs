@@ -154,9 +154,9 @@ pub(super) struct PgStore {
 }
 
 impl PgStore {
-    /// Nothing to do: sqlx's migrator takes an advisory lock on Postgres.
-    async fn migration_turn(&self) -> Result<(), StoreError> {
-        Ok(())
+    /// Nothing to hold: sqlx's migrator takes an advisory lock on Postgres.
+    async fn migration_turn(&self) -> Result<Option<std::fs::File>, StoreError> {
+        Ok(None)
     }
 
     pub(super) fn connect(settings: &DatabaseSettings) -> Result<PgStore, StoreError> {

@@ -148,7 +148,7 @@ impl SqliteStore {
     /// file beside it (sqlx's migrator does not lock on SQLite, and two
     /// processes starting together would both try to create the tables).
     /// Held until the returned file is dropped.
-    async fn migration_turn(&self) -> Result<std::fs::File, StoreError> {
+    async fn migration_turn(&self) -> Result<Option<std::fs::File>, StoreError> {
         let mut name = self.path.clone().into_os_string();
         name.push(".migrate-lock");
         let io = |e: std::io::Error| StoreError::Database(sqlx::Error::Io(e));
@@ -158,7 +158,7 @@ impl SqliteStore {
             .write(true)
             .open(name)
             .map_err(io)?;
-        tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        tokio::task::spawn_blocking(move || file.lock().map(|()| Some(file)))
             .await
             .map_err(|e| io(std::io::Error::other(e)))?
             .map_err(io)
