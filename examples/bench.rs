@@ -109,6 +109,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    support::tls();
     let o = options();
     let (url, drop_database) = support::fresh_database(&o.store, &o.pg).await;
     let mut settings = Settings::defaults();

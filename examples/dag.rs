@@ -63,6 +63,7 @@ async fn insert(store: &Store, task: &NewTask) -> Task {
 
 #[tokio::main]
 async fn main() {
+    support::tls();
     let store_kind = arg("--store", "postgres");
     let n: usize = arg("--n", "10000").parse().unwrap();
     let pg = arg("--pg", "postgres://postgres@127.0.0.1:5432/postgres");

@@ -44,6 +44,12 @@ pub async fn fresh_database(store: &str, pg: &str) -> (String, Box<dyn FnOnce()>
     }
 }
 
+/// Lets reqwest make clients (errand builds it without a TLS crypto
+/// provider of its own).
+pub fn tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// How many tasks are in `status`.
 pub async fn count(store: &Store, status: Status) -> i64 {
     store

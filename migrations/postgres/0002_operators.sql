@@ -4,7 +4,9 @@
 -- Listings are newest first (id DESC), filtered by who may see them.
 CREATE INDEX tasks_owner_id ON tasks (owner, id DESC);
 CREATE INDEX tasks_product_id ON tasks (product, id DESC) WHERE product IS NOT NULL;
-CREATE INDEX tasks_status_id ON tasks (status, id DESC);
+-- Operators look for tasks that ended badly; an index on every status would
+-- be rewritten at every transition of every task, so only those are indexed.
+CREATE INDEX tasks_ended_badly ON tasks (id DESC) WHERE status IN ('failed', 'cancelled', 'dropped');
 -- Retention deletes finished tasks oldest first.
 CREATE INDEX tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL;
 

@@ -192,6 +192,13 @@ impl Backend {
         limit: usize,
         delivery: impl Fn(&Task) -> NewTask + Send,
     ) -> Result<Vec<Task>, StoreError> {
+        // Most tasks have no callback: look before taking locks.
+        let pending: bool = sqlx::query_scalar(sql!("task_callbacks_pending"))
+            .fetch_one(&self.pool)
+            .await?;
+        if !pending {
+            return Ok(Vec::new());
+        }
         let mut tx = begin_write(&self.pool).await?;
         let due: Vec<Task> = sqlx::query(sql!("task_callbacks_due"))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))

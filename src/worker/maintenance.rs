@@ -27,6 +27,10 @@ use crate::tasks::{AttemptOutcome, NewTask, Status, Task, TaskToken, end_attempt
 use serde_json::json;
 use tokio::sync::broadcast;
 
+/// How long the callback loop lets endings gather before a pass: passes
+/// happen at most this often however fast tasks end.
+const CALLBACK_GATHER: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The maintenance loop of one process.
 pub struct Maintenance {
     store: Store,
@@ -135,8 +139,9 @@ impl Maintenance {
     }
 
     /// Queues the callback deliveries of tasks that ended, until `shutdown`:
-    /// at once when a task ends (the store's events), and every rescue
-    /// interval in case an event was missed.
+    /// soon after a task ends (the store's events; endings that come in a
+    /// burst are served by one pass), and every rescue interval in case an
+    /// event was missed.
     pub async fn run_callbacks(self: Arc<Self>, shutdown: CancellationToken) {
         let mut events = self.store.subscribe();
         let mut delay = FIRST_DELAY;
@@ -170,6 +175,11 @@ impl Maintenance {
                     },
                 }
             }
+            // Let a burst of endings gather, then serve them with one pass.
+            if !pause(CALLBACK_GATHER, &shutdown).await {
+                return;
+            }
+            while events.try_recv().is_ok() {}
         }
     }
 
