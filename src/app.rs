@@ -189,19 +189,24 @@ impl App {
 
         shutdown.cancelled().await;
         tracing::info!("shutting down");
-        let stop_http = async {
-            if let Some(handle) = http_handle {
-                handle.stop(true).await;
+        // Stop taking connections at once, but keep the HTTP threads alive
+        // until the workers have handed back their tasks: database
+        // connections the pool opened on those threads' runtimes only work
+        // while they run.
+        if let Some(handle) = &http_handle {
+            handle.pause().await;
+        }
+        loops.wait().await;
+        if let Some(handle) = http_handle {
+            handle.stop(true).await;
+        }
+        if let Some(task) = http_task {
+            match task.await {
+                Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server failed"),
+                Err(e) => tracing::error!(error = %e, "the HTTP server panicked"),
+                Ok(Ok(())) => {}
             }
-            if let Some(task) = http_task {
-                match task.await {
-                    Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server failed"),
-                    Err(e) => tracing::error!(error = %e, "the HTTP server panicked"),
-                    Ok(Ok(())) => {}
-                }
-            }
-        };
-        tokio::join!(stop_http, loops.wait());
+        }
         listener_stop.cancel();
         let _ = notifications.await;
         store.close().await;

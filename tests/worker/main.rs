@@ -36,6 +36,7 @@ on_both_stores!(
     handler_that_ignores_cancel_is_aborted_after_the_grace,
     graceful_stop_waits_for_short_tasks,
     global_limit_holds_across_worker_processes,
+    sigterm_to_serve_releases_tasks_created_through_its_api,
 );
 
 /// Inserts `n` sleep tasks straight into the store.
@@ -920,4 +921,58 @@ async fn global_limit_holds_across_worker_processes(backend: Backend) {
         peak = peak.max(live);
     }
     assert_eq!(peak, 2, "the limit was reached and never exceeded");
+}
+
+/// The same through `errand serve`, whose API (on its own threads) made the
+/// task: the release must still get through as the process winds down.
+async fn sigterm_to_serve_releases_tasks_created_through_its_api(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let store = db.store();
+    let mut env = proc_env(&db);
+    env.insert("ERRAND__WORKER__SHUTDOWN_GRACE".into(), "500ms".into());
+    env.insert("ERRAND__WORKER__CONCURRENCY".into(), "4".into());
+    let mut serve = Proc::spawn(&["serve"], &env);
+    let base = serve.base_url().await;
+    common::wait_ready(&base).await;
+    let token = errand::app::token_create(
+        &errand::config::load(None, &env).unwrap(),
+        "alice",
+        "user",
+        None,
+    )
+    .await
+    .unwrap();
+    let alice = Client::new(&base, &token);
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        tasks.push(
+            alice
+                .create_ok(json!({"kind": "sleep", "payload": {"seconds": 600}}))
+                .await,
+        );
+        // Polls, so that the API's threads hold database connections.
+        alice.task(tasks.last().unwrap()).await;
+    }
+    for t in &tasks {
+        wait_status(
+            &store,
+            t.parse().unwrap(),
+            Status::Running,
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+    serve.signal("TERM");
+    let status = serve.exited(Duration::from_secs(20)).await;
+    assert!(status.success(), "exit status {status:?}");
+    for t in &tasks {
+        let released = task(&store, t.parse().unwrap()).await;
+        assert_eq!(released.status, Status::Queued, "handed back before exit");
+        assert!(released.error.as_deref().unwrap().contains("shut down"));
+    }
+    assert!(
+        serve
+            .events("could not record the attempt's end; the rescuer will")
+            .is_empty()
+    );
 }
