@@ -81,6 +81,23 @@ pub struct Problem {
     pub detail: String,
 }
 
+/// The problems every route behind a token can answer, for the OpenAPI
+/// description.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // describes responses; ApiError makes them
+pub enum CommonProblems {
+    /// No token, or an unknown or revoked one
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// A bug (the details are in the log)
+    #[response(status = 500, content_type = "application/problem+json")]
+    Internal(Problem),
+    /// The database is unavailable, or a query ran past its time limit: try
+    /// again after `Retry-After` seconds
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
 impl ApiError {
     /// A short slug naming the problem type, used in its `type` URI.
     fn slug(&self) -> &'static str {

@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Serialize;
 
+use super::error::CommonProblems;
 use super::{ApiError, ApiState, Caller, MetricsExposure, Problem};
 use crate::tasks::{Status, WorkerInfo};
 
@@ -25,10 +26,8 @@ pub struct WorkerList {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The live workers", body = WorkerList),
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
         (status = 403, description = "Not an admin or superuser", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_workers(
@@ -80,8 +79,7 @@ pub struct KindList {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The registered kinds", body = KindList),
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable (to check the token)", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
     )
 )]
 pub async fn list_kinds(

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::error::CommonProblems;
 use super::{ApiError, ApiState, Caller, Problem, json_into, read_json, read_json_value};
 use std::time::Duration;
 
@@ -40,13 +41,10 @@ fn task_path(token: TaskToken) -> String {
         (status = 202, description = "Accepted: the task is queued; poll its `Location`", body = TaskView,
             headers(("Location" = String), ("Retry-After" = u64, description = "Seconds until the next poll is worth it"), ("ETag" = String))),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
         (status = 409, description = "A request with this Idempotency-Key is still in flight", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over `http.max_body_bytes`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An unknown kind, a payload the kind refuses, a bad field (named), an unknown or failed dependency, or an Idempotency-Key used with another body", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64))),
     )
 )]
 pub async fn create_task(
@@ -270,10 +268,8 @@ fn idempotency_key(
             headers(("ETag" = String), ("Cache-Control" = String), ("Retry-After" = u64, description = "Only while the task has not ended"))),
         (status = 304, description = "Unchanged since the ETag you sent"),
         (status = 400, description = "A bad `wait`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
         (status = 404, description = "No such task, or one you may not see", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_task(
@@ -338,12 +334,10 @@ impl PollParams {
     responses(
         (status = 200, description = "Cancelled (it had not started, or was cancelled already)", body = TaskView),
         (status = 202, description = "Running: its worker is asked to stop it", body = TaskView),
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
         (status = 403, description = "You see the task but may not cancel it (`auth.cancel_role`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task, or one you may not see", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "It has already ended otherwise", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn cancel_task(
@@ -559,9 +553,7 @@ fn list_query(
         (status = 200, description = "A page of tasks, newest first", body = TaskPage,
             headers(("Link" = String, description = "`<…>; rel=\"next\"` while there is a next page"))),
         (status = 400, description = "A bad filter value, limit or cursor (named)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, or the query ran past `http.query_timeout`", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
     )
 )]
 pub async fn list_tasks(
@@ -630,10 +622,8 @@ pub struct TaskStats {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Counts", body = TaskStats),
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
         (status = 403, description = "Not an admin or superuser", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, or the query ran past `http.query_timeout`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn task_stats(
@@ -678,12 +668,10 @@ pub async fn task_stats(
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Re-queued for a new attempt", body = TaskView, headers(("Location" = String))),
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
         (status = 403, description = "Not a superuser", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task, or one you may not see", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The task is not failed, cancelled or dropped", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn retry_task(
@@ -748,12 +736,10 @@ pub struct CancelledCount {
     responses(
         (status = 200, description = "How many were cancelled, and how many asked to stop", body = CancelledCount),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
         (status = 403, description = "Not a superuser", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over `http.max_body_bytes`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad filter value (named), or an empty filter without `all: true`", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A bug", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn cancel_tasks(
