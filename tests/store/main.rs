@@ -90,6 +90,23 @@ fn new_task(queue: &str, priority: i32, run_at: DateTime<Utc>, max_attempts: i32
     }
 }
 
+/// The rescuer's decision as of `now` (backoff with full jitter = `jitter`).
+fn lost(
+    now: DateTime<Utc>,
+    jitter: f64,
+) -> impl Fn(&errand::tasks::Task) -> errand::tasks::AttemptEnd {
+    move |t| {
+        end_attempt(
+            t.attempt,
+            t.max_attempts,
+            AttemptOutcome::lease_expired(),
+            &BACKOFF,
+            jitter,
+            now,
+        )
+    }
+}
+
 fn worker(name: &str) -> WorkerId {
     WorkerId(name.into())
 }
@@ -251,16 +268,7 @@ mod suite {
         let first = claim(store, "old", 1, t0()).await.remove(0);
         let later = t0() + Duration::seconds(31);
         let rescued = store
-            .task_rescue_expired(later, 10, |t| {
-                end_attempt(
-                    t.attempt,
-                    t.max_attempts,
-                    AttemptOutcome::lease_expired(),
-                    &BACKOFF,
-                    0.0,
-                    later,
-                )
-            })
+            .task_rescue_expired(later, 10, lost(later, 0.0))
             .await
             .unwrap();
         assert_eq!(rescued.len(), 1);
@@ -339,18 +347,7 @@ mod suite {
 
     pub async fn rescue_requeues_with_history_then_drops_when_attempts_run_out(store: &Store) {
         common::insert_task(store, &new_task("default", 0, t0(), 2)).await;
-        let decide = |now| {
-            move |t: &errand::tasks::Task| {
-                end_attempt(
-                    t.attempt,
-                    t.max_attempts,
-                    AttemptOutcome::lease_expired(),
-                    &BACKOFF,
-                    1.0,
-                    now,
-                )
-            }
-        };
+        let decide = |now| lost(now, 1.0);
         claim(store, "w", 1, t0()).await;
         let t1 = t0() + Duration::seconds(31);
         let rescued = store.task_rescue_expired(t1, 10, decide(t1)).await.unwrap();
@@ -385,16 +382,7 @@ mod suite {
         let claimed = claim(store, "w", 2, t0()).await;
         let now = t0() + Duration::seconds(29);
         let rescued = store
-            .task_rescue_expired(now, 10, |t| {
-                end_attempt(
-                    t.attempt,
-                    t.max_attempts,
-                    AttemptOutcome::lease_expired(),
-                    &BACKOFF,
-                    0.0,
-                    now,
-                )
-            })
+            .task_rescue_expired(now, 10, lost(now, 0.0))
             .await
             .unwrap();
         assert!(rescued.is_empty(), "leases run to t0 + 30 s");
@@ -406,16 +394,7 @@ mod suite {
             .unwrap();
         let now = t0() + Duration::seconds(45);
         let rescued = store
-            .task_rescue_expired(now, 10, |t| {
-                end_attempt(
-                    t.attempt,
-                    t.max_attempts,
-                    AttemptOutcome::lease_expired(),
-                    &BACKOFF,
-                    0.0,
-                    now,
-                )
-            })
+            .task_rescue_expired(now, 10, lost(now, 0.0))
             .await
             .unwrap();
         assert_eq!(
