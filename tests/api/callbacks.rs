@@ -16,6 +16,7 @@ use crate::common::{Backend, Client, TestApp, TestDb, eventually};
 on_both_stores!(
     callback_arrives_signed_and_is_retried_after_a_500,
     callback_answered_410_is_not_retried,
+    callback_redirect_is_not_followed,
     private_callback_urls_are_refused_unless_allowed,
 );
 
@@ -74,8 +75,14 @@ impl Receiver {
                             body: body.to_vec(),
                         });
                         let status = plan.lock().unwrap().pop_front().unwrap_or(200);
-                        HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
-                            .finish()
+                        let mut response = HttpResponse::build(
+                            actix_web::http::StatusCode::from_u16(status).unwrap(),
+                        );
+                        if (300..400).contains(&status) {
+                            // Somewhere a delivery must never follow.
+                            response.insert_header(("location", "http://127.0.0.1:9/elsewhere"));
+                        }
+                        response.finish()
                     }
                 },
             ))
@@ -281,4 +288,44 @@ async fn private_callback_urls_are_refused_unless_allowed(backend: Backend) {
         1,
         "only the allowed one"
     );
+}
+
+async fn callback_redirect_is_not_followed(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let receiver = Receiver::start(&[302]);
+    let app = TestApp::spawn(&db, Mode::Serve, callbacks_on).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    alice
+        .create_ok(
+            json!({"kind": "sleep", "payload": {"seconds": 0}, "callback_url": receiver.url}),
+        )
+        .await;
+    let delivery = eventually(
+        "the delivery to succeed on retry",
+        Duration::from_secs(15),
+        || async {
+            let r = alice
+                .http
+                .get(app.url("/v1/tasks?kind=callback"))
+                .bearer_auth(&alice.token)
+                .send()
+                .await
+                .ok()?;
+            let listed: Value = r.json().await.ok()?;
+            let delivery = listed["tasks"].get(0)?.clone();
+            (delivery["status"] == "completed").then_some(delivery)
+        },
+    )
+    .await;
+    assert_eq!(
+        delivery["attempt"], 2,
+        "a redirect is an answer to retry, not a place to go"
+    );
+    assert!(
+        delivery["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("302")
+    );
+    assert_eq!(receiver.got().len(), 2, "both attempts came here");
 }
