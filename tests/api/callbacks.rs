@@ -128,6 +128,23 @@ fn verify(secret: &str, r: &Received) -> bool {
             .any(|sig| sig.strip_prefix("v1,") == Some(expected.as_str()))
 }
 
+/// The first callback delivery task in `client`'s listing, once it has ended.
+async fn ended_delivery(app: &TestApp, client: &Client, timeout: Duration) -> Value {
+    eventually("the delivery task to end", timeout, || async {
+        let r = client
+            .http
+            .get(app.url("/v1/tasks?kind=callback"))
+            .bearer_auth(&client.token)
+            .send()
+            .await
+            .ok()?;
+        let listed: Value = r.json().await.ok()?;
+        let delivery = listed["tasks"].get(0)?.clone();
+        (delivery["done"] == true).then_some(delivery)
+    })
+    .await
+}
+
 fn callbacks_on(s: &mut Settings) {
     s.callbacks.secret = SECRET.into();
     s.callbacks.allow_private_networks = true; // the receiver is on loopback
@@ -173,25 +190,8 @@ async fn callback_arrives_signed_and_is_retried_after_a_500(backend: Backend) {
     assert!(got[0].header("webhook-id").starts_with("msg_"));
 
     // Delivery is a task of its own, in the owner's listing.
-    let r = alice
-        .http
-        .get(app.url("/v1/tasks?kind=callback"))
-        .bearer_auth(&alice.token)
-        .send()
-        .await
-        .unwrap();
-    let listed: Value = r.json().await.unwrap();
-    let delivery = &listed["tasks"][0];
-    eventually(
-        "the delivery task to end",
-        Duration::from_secs(5),
-        || async {
-            (alice.task(delivery["token"].as_str().unwrap()).await["status"] == "completed")
-                .then_some(())
-        },
-    )
-    .await;
-    let delivery = alice.task(delivery["token"].as_str().unwrap()).await;
+    let delivery = ended_delivery(&app, &alice, Duration::from_secs(10)).await;
+    assert_eq!(delivery["status"], "completed");
     assert_eq!(delivery["attempt"], 2);
     assert_eq!(delivery["result"], json!({"status": 200}));
     assert!(
@@ -217,19 +217,7 @@ async fn callback_answered_410_is_not_retried(backend: Backend) {
             json!({"kind": "sleep", "payload": {"seconds": 0}, "callback_url": receiver.url}),
         )
         .await;
-    let delivery = eventually("the delivery to end", Duration::from_secs(10), || async {
-        let r = alice
-            .http
-            .get(app.url("/v1/tasks?kind=callback"))
-            .bearer_auth(&alice.token)
-            .send()
-            .await
-            .ok()?;
-        let listed: Value = r.json().await.ok()?;
-        let delivery = listed["tasks"].get(0)?.clone();
-        (delivery["done"] == true).then_some(delivery)
-    })
-    .await;
+    let delivery = ended_delivery(&app, &alice, Duration::from_secs(15)).await;
     assert_eq!(delivery["status"], "failed");
     assert_eq!(delivery["attempt"], 1, "410 Gone stops delivery");
     assert_eq!(receiver.got().len(), 1);
@@ -300,23 +288,8 @@ async fn callback_redirect_is_not_followed(backend: Backend) {
             json!({"kind": "sleep", "payload": {"seconds": 0}, "callback_url": receiver.url}),
         )
         .await;
-    let delivery = eventually(
-        "the delivery to succeed on retry",
-        Duration::from_secs(15),
-        || async {
-            let r = alice
-                .http
-                .get(app.url("/v1/tasks?kind=callback"))
-                .bearer_auth(&alice.token)
-                .send()
-                .await
-                .ok()?;
-            let listed: Value = r.json().await.ok()?;
-            let delivery = listed["tasks"].get(0)?.clone();
-            (delivery["status"] == "completed").then_some(delivery)
-        },
-    )
-    .await;
+    let delivery = ended_delivery(&app, &alice, Duration::from_secs(15)).await;
+    assert_eq!(delivery["status"], "completed");
     assert_eq!(
         delivery["attempt"], 2,
         "a redirect is an answer to retry, not a place to go"

@@ -124,7 +124,6 @@ fn runs(proc: &Proc, killed_at: Option<DateTime<Utc>>) -> Vec<Run> {
 async fn two_worker_processes_drain_1000_tasks_running_each_once(backend: Backend) {
     let db = TestDb::of(backend).await;
     let store = db.store();
-    store.migrate().await.unwrap();
     let tokens = insert_sleeps(&store, 1000, 0.0, 3).await;
     let env = proc_env(&db);
     let workers = [
@@ -166,7 +165,6 @@ async fn two_worker_processes_drain_1000_tasks_running_each_once(backend: Backen
 async fn chaos_every_task_completes_and_no_attempts_overlap(backend: Backend) {
     let db = TestDb::of(backend).await;
     let store = db.store();
-    store.migrate().await.unwrap();
     let total = 300;
     insert_sleeps(&store, total, 0.1, 20).await;
     let env = proc_env(&db);
@@ -242,7 +240,6 @@ async fn chaos_every_task_completes_and_no_attempts_overlap(backend: Backend) {
 async fn sigkilled_worker_task_with_no_attempts_left_is_dropped_in_time(backend: Backend) {
     let db = TestDb::of(backend).await;
     let store = db.store();
-    store.migrate().await.unwrap();
     let default_timings = std::env::var("ERRAND_TEST_DEFAULT_TIMINGS").is_ok();
     let mut env = proc_env(&db);
     if default_timings {
@@ -276,7 +273,6 @@ async fn sigkilled_worker_task_with_no_attempts_left_is_dropped_in_time(backend:
 async fn sigterm_releases_running_tasks_before_exit(backend: Backend) {
     let db = TestDb::of(backend).await;
     let store = db.store();
-    store.migrate().await.unwrap();
     let last_chance = insert_sleeps(&store, 1, 600.0, 1).await[0];
     let can_retry = insert_sleeps(&store, 1, 600.0, 3).await[0];
     let mut env = proc_env(&db);
@@ -319,7 +315,6 @@ async fn sigterm_releases_running_tasks_before_exit(backend: Backend) {
 async fn frozen_worker_resumed_after_its_lease_writes_nothing(backend: Backend) {
     let db = TestDb::of(backend).await;
     let store = db.store();
-    store.migrate().await.unwrap();
     let token = insert_sleeps(&store, 1, 4.0, 3).await[0];
     let env = proc_env(&db);
     let stale = Proc::spawn(&["worker"], &env);
@@ -748,7 +743,6 @@ async fn insert_kind(
 async fn always_failing_task_fails_after_exactly_max_attempts_with_backoff(backend: Backend) {
     let db = TestDb::of(backend).await;
     let store = db.store();
-    store.migrate().await.unwrap();
     let workers = InProcess::start(
         &db,
         |_| {},
@@ -780,7 +774,6 @@ async fn always_failing_task_fails_after_exactly_max_attempts_with_backoff(backe
 async fn permanent_failure_and_panic_are_recorded(backend: Backend) {
     let db = TestDb::of(backend).await;
     let store = db.store();
-    store.migrate().await.unwrap();
     let workers = InProcess::start(
         &db,
         |_| {},
@@ -826,7 +819,6 @@ async fn task_over_its_timeout_fails_saying_so(backend: Backend) {
 async fn handler_that_ignores_cancel_is_aborted_after_the_grace(backend: Backend) {
     let db = TestDb::of(backend).await;
     let store = db.store();
-    store.migrate().await.unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     let kind_runs = runs.clone();
     let workers = InProcess::start(
@@ -853,7 +845,6 @@ async fn handler_that_ignores_cancel_is_aborted_after_the_grace(backend: Backend
 async fn graceful_stop_waits_for_short_tasks(backend: Backend) {
     let db = TestDb::of(backend).await;
     let store = db.store();
-    store.migrate().await.unwrap();
     let workers = InProcess::start(
         &db,
         |s| s.worker.shutdown_grace = Duration::from_secs(10),
