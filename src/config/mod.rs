@@ -10,14 +10,22 @@
 //! This module imports nothing from the crate: the values it cannot check on
 //! its own (a role name, say) are checked by the code that uses them, at start.
 
+mod duration;
+mod kinds;
+mod queues;
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use duration::parse_duration;
+pub use kinds::{CommandSettings, KindSettings};
+pub use queues::{QueueSpec, parse_queues};
+
 /// The defaults, compiled in so that the binary runs from an empty folder.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// Everything errand reads from configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,7 +44,13 @@ pub struct Settings {
     pub queues: BTreeMap<String, QueueSettings>,
     #[serde(default)]
     pub kinds: BTreeMap<String, KindSettings>,
+    pub commands: CommandSettings,
     pub log: LogSettings,
+    /// The folder relative paths in the configuration (`schema_file`,
+    /// `workdir`) start from: that of the `--config` file, or the working
+    /// directory without one.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
 /// `[database]`.
@@ -174,20 +188,6 @@ pub struct QueueSettings {
     pub global_limit: Option<usize>,
 }
 
-/// `[kinds.NAME]`: one kind's overrides of `[tasks]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KindSettings {
-    pub queue: Option<String>,
-    pub max_attempts: Option<u32>,
-    #[serde(default, with = "duration::option")]
-    pub backoff_base: Option<Duration>,
-    #[serde(default, with = "duration::option")]
-    pub backoff_max: Option<Duration>,
-    #[serde(default, with = "duration::option")]
-    pub timeout: Option<Duration>,
-}
-
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -239,7 +239,11 @@ pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Settin
     if let Some(url) = env.get("DATABASE_URL").filter(|url| !url.is_empty()) {
         builder = builder.set_override("database.url", url.as_str())?;
     }
-    let settings: Settings = builder.build()?.try_deserialize()?;
+    let mut settings: Settings = builder.build()?.try_deserialize()?;
+    settings.base_dir = match file.and_then(Path::parent) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
     settings.check()?;
     Ok(settings)
 }
@@ -316,99 +320,10 @@ impl Settings {
         if let Some((name, _)) = self.queues.iter().find(|(_, q)| q.global_limit == Some(0)) {
             return bad(format!("queues.{name}.global_limit must be at least 1"));
         }
+        if self.commands.max_output_bytes == 0 {
+            return bad("commands.max_output_bytes must be more than 0".into());
+        }
         Ok(())
-    }
-}
-
-/// One entry of `worker.queues` / `--queues`: a queue and, if given, its slots.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueSpec {
-    pub name: String,
-    pub slots: Option<usize>,
-}
-
-/// Parses "NAME[=N],…" (for instance "gpu=1,default=8" or "default").
-pub fn parse_queues(text: &str) -> Result<Vec<QueueSpec>, ConfigError> {
-    let mut specs: Vec<QueueSpec> = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, slots) = match part.split_once('=') {
-            Some((name, n)) => {
-                let n: usize = n.trim().parse().map_err(|_| {
-                    ConfigError::Value(format!(
-                        "queue slots in {part:?} must be a positive integer"
-                    ))
-                })?;
-                if n == 0 {
-                    return Err(ConfigError::Value(format!(
-                        "queue slots in {part:?} must be at least 1"
-                    )));
-                }
-                (name.trim(), Some(n))
-            }
-            None => (part, None),
-        };
-        if name.is_empty() {
-            return Err(ConfigError::Value(format!(
-                "queue name missing in {part:?}"
-            )));
-        }
-        if specs.iter().any(|s| s.name == name) {
-            return Err(ConfigError::Value(format!(
-                "queue {name:?} is listed twice"
-            )));
-        }
-        specs.push(QueueSpec {
-            name: name.to_string(),
-            slots,
-        });
-    }
-    if specs.is_empty() {
-        return Err(ConfigError::Value(
-            "at least one queue must be served".into(),
-        ));
-    }
-    Ok(specs)
-}
-
-/// Parses a duration with a unit: "500ms", "10s", "1.5s", "2m", "1h", "1d".
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("duration {text:?} needs a unit (ms, s, m, h or d)"))?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("duration {text:?} does not start with a number"))?;
-    let seconds_per_unit = match unit.trim() {
-        "ms" => 0.001,
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86400.0,
-        other => return Err(format!("unknown unit {other:?} in duration {text:?}")),
-    };
-    Duration::try_from_secs_f64(number * seconds_per_unit)
-        .map_err(|_| format!("duration {text:?} is out of range"))
-}
-
-/// Serde glue for durations written as strings with a unit.
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        super::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
-
-    pub mod option {
-        use super::*;
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-            super::deserialize(d).map(Some)
-        }
     }
 }
 
@@ -474,17 +389,6 @@ mod tests {
     }
 
     #[test]
-    fn durations_need_a_unit() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
-        assert!(parse_duration("10").unwrap_err().contains("unit"));
-        assert!(parse_duration("10 parsecs").is_err());
-        assert!(parse_duration("-1s").is_err());
-    }
-
-    #[test]
     fn bad_duration_in_environment_is_refused() {
         let err = load(None, &env(&[("ERRAND__WORKER__LEASE", "soon")])).unwrap_err();
         assert!(err.to_string().contains("soon"), "{err}");
@@ -494,31 +398,5 @@ mod tests {
     fn lease_must_outlast_heartbeat() {
         let err = load(None, &env(&[("ERRAND__WORKER__LEASE", "1s")])).unwrap_err();
         assert!(err.to_string().contains("worker.lease"), "{err}");
-    }
-
-    #[test]
-    fn queue_lists_parse() {
-        let q = parse_queues("gpu=1, default=8,mail").unwrap();
-        assert_eq!(
-            q,
-            vec![
-                QueueSpec {
-                    name: "gpu".into(),
-                    slots: Some(1)
-                },
-                QueueSpec {
-                    name: "default".into(),
-                    slots: Some(8)
-                },
-                QueueSpec {
-                    name: "mail".into(),
-                    slots: None
-                },
-            ]
-        );
-        assert!(parse_queues("gpu=0").is_err());
-        assert!(parse_queues("gpu=x").is_err());
-        assert!(parse_queues("a,a").is_err());
-        assert!(parse_queues(" , ").is_err());
     }
 }
