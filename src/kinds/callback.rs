@@ -1,7 +1,8 @@
 //! `callback`: delivers a task's final JSON to its `callback_url`, signed as
 //! Standard Webhooks are. Delivery is a task of its own (queued by
-//! maintenance when the task ends), so it retries with backoff, survives
-//! restarts, and shows in listings. Internal: clients can't create it.
+//! maintenance when the task ends, with that JSON in its payload), so it
+//! retries with backoff, survives restarts, and shows in listings, and the
+//! same body goes out on every attempt. Internal: clients can't create it.
 //!
 //! A 2xx ends delivery; 410 Gone stops it; anything else is retried. The
 //! `webhook-id` is fixed when the delivery is queued, so it stays the same
@@ -17,21 +18,21 @@ use serde_json::{Value, json};
 use url::{Host, Url};
 
 use super::{Kind, TaskContext, TaskError};
-use crate::store::Store;
-use crate::tasks::{TaskToken, TaskView, WebhookSecret, check_callback_url, forbidden_address};
+use crate::tasks::{TaskToken, WebhookSecret, check_callback_url, forbidden_address};
 
-/// The `callback` payload: which task, where to, and the message id.
+/// The `callback` payload: which task, where to, the message id, and the
+/// body to send (the task's final JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackPayload {
     pub task: TaskToken,
     pub url: String,
     pub webhook_id: String,
+    pub body: Value,
 }
 
 /// The `callback` kind.
 pub struct Callback {
-    store: Store,
     secret: Option<WebhookSecret>,
     allow_private_networks: bool,
     timeout: Duration,
@@ -40,7 +41,6 @@ pub struct Callback {
 impl Callback {
     /// `secret` `None`: callbacks are off (create refuses `callback_url`).
     pub fn new(
-        store: Store,
         secret: Option<WebhookSecret>,
         allow_private_networks: bool,
         timeout: Duration,
@@ -49,7 +49,6 @@ impl Callback {
         // ring's. A second install (tests start many apps) changes nothing.
         let _ = rustls::crypto::ring::default_provider().install_default();
         Callback {
-            store,
             secret,
             allow_private_networks,
             timeout,
@@ -109,14 +108,7 @@ impl Kind for Callback {
         let secret = self.secret.as_ref().ok_or_else(|| {
             TaskError::permanent("callbacks are off: callbacks.secret is not set")
         })?;
-        let task = self
-            .store
-            .task_get(p.task)
-            .await
-            .map_err(|e| TaskError::retryable(format!("could not read the task: {e}")))?
-            .ok_or_else(|| TaskError::permanent("the task no longer exists"))?;
-        let body = serde_json::to_vec(&TaskView::from(task))
-            .map_err(|e| TaskError::permanent(e.to_string()))?;
+        let body = serde_json::to_vec(&p.body).map_err(|e| TaskError::permanent(e.to_string()))?;
         let url = check_callback_url(&p.url).map_err(|e| TaskError::permanent(e.to_string()))?;
         let addr = resolve_destination(&url, self.allow_private_networks)
             .await

@@ -93,7 +93,7 @@ mod tests {
         let (tx, rx) = watch::channel(None);
         let cancel = CancellationToken::new();
         (
-            TaskContext::new(TaskToken::generate(), 1, cancel.clone(), tx),
+            TaskContext::new(TaskToken::generate(), 1, cancel.clone(), tx, Default::default()),
             rx,
             cancel,
         )

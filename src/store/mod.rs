@@ -105,6 +105,21 @@ pub struct LeaseRenewal {
     pub cancel_requested: bool,
 }
 
+/// What one claim asks for (see [`Store::task_claim`]).
+#[derive(Debug, Clone)]
+pub struct TaskClaim<'a> {
+    pub queue: &'a str,
+    pub worker: &'a WorkerId,
+    /// The kinds the worker can run; `None`: any kind.
+    pub kinds: Option<&'a [String]>,
+    /// Most tasks to take.
+    pub limit: usize,
+    pub lease_until: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+    /// The queue's limit of running tasks across all workers.
+    pub global_limit: Option<usize>,
+}
+
 /// What cancelling by filter did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CancelCount {
@@ -127,6 +142,18 @@ pub enum KeyClaim {
     Mismatch,
     /// It names this task, created by an earlier request with the same body.
     Done(Box<Task>),
+}
+
+/// An `Idempotency-Key` to claim (see [`Store::idempotency_claim`]).
+#[derive(Debug, Clone)]
+pub struct KeyClaimTerms<'a> {
+    pub key: &'a IdempotencyKey,
+    pub now: DateTime<Utc>,
+    /// Until when the key names its task.
+    pub expires_at: DateTime<Utc>,
+    /// A key claimed before this, whose request never created its task,
+    /// was abandoned: it may be taken over.
+    pub stale_before: DateTime<Utc>,
 }
 
 /// A new API token's row.
@@ -264,22 +291,13 @@ impl Store {
         dispatch!(self, b => b.task_get(token).await)
     }
 
-    /// Claims up to `limit` runnable tasks of `queue` for `worker`: each
-    /// becomes `running`, its attempt goes up by one, and it is leased until
-    /// `lease_until`. With a `global_limit`, never so many that the queue's
-    /// running tasks, across all workers, exceed it. Returned in claim order.
-    pub async fn task_claim(
-        &self,
-        queue: &str,
-        worker: &WorkerId,
-        limit: usize,
-        lease_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-        global_limit: Option<usize>,
-    ) -> Result<Vec<Task>, StoreError> {
-        let mut tasks = dispatch!(self, b => b
-            .task_claim(queue, worker, limit, lease_until, now, global_limit)
-            .await)?;
+    /// Claims up to `limit` runnable tasks of `queue` (of the `kinds` given)
+    /// for `worker`: each becomes `running`, its attempt goes up by one, and
+    /// it is leased until `lease_until`. With a `global_limit`, never so many
+    /// that the queue's running tasks, across all workers, exceed it.
+    /// Returned in claim order.
+    pub async fn task_claim(&self, claim: &TaskClaim<'_>) -> Result<Vec<Task>, StoreError> {
+        let mut tasks = dispatch!(self, b => b.task_claim(claim).await)?;
         // RETURNING keeps no order; run them in the order they were picked.
         tasks.sort_by(|a, b| {
             (b.priority.cmp(&a.priority))
@@ -467,14 +485,8 @@ impl Store {
 
     /// Claims an `Idempotency-Key` for a create request, or says what
     /// another request with that key did.
-    pub async fn idempotency_claim(
-        &self,
-        key: &IdempotencyKey,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-        stale_before: DateTime<Utc>,
-    ) -> Result<KeyClaim, StoreError> {
-        dispatch!(self, b => b.idempotency_claim(key, now, expires_at, stale_before).await)
+    pub async fn idempotency_claim(&self, claim: &KeyClaimTerms<'_>) -> Result<KeyClaim, StoreError> {
+        dispatch!(self, b => b.idempotency_claim(claim).await)
     }
 
     /// Frees a claimed key whose request failed, so a retry may proceed.
@@ -546,6 +558,28 @@ impl Store {
     pub async fn token_revoke(&self, name: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
         dispatch!(self, b => b.token_revoke(name, now).await)
     }
+}
+
+/// Inserts a checked task inside an application's own open Postgres
+/// transaction (see [`Store::task_insert`] for the checks): the task exists
+/// if and only if that transaction commits. Workers are woken when it does.
+pub async fn task_insert_in(
+    conn: &mut sqlx::PgConnection,
+    task: &NewTask,
+    creator: &Scope,
+    key: Option<&IdempotencyKey>,
+) -> Result<Result<Task, DependencyError>, StoreError> {
+    postgres::task_insert_on(conn, task, creator, key).await
+}
+
+/// Claims an `Idempotency-Key` inside an application's own open Postgres
+/// transaction: a concurrent transaction holding the same key makes this
+/// wait for it to end.
+pub async fn idempotency_claim_in(
+    conn: &mut sqlx::PgConnection,
+    claim: &KeyClaimTerms<'_>,
+) -> Result<KeyClaim, StoreError> {
+    postgres::idempotency_claim_on(conn, claim).await
 }
 
 /// A failed migration; trying again later may help if the database was

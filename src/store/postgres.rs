@@ -45,6 +45,8 @@ fn from_db_time(t: DbTime) -> Result<DateTime<Utc>, StoreError> {
 #[path = "queries.rs"]
 mod queries;
 
+pub(super) use queries::{idempotency_claim_on, task_insert_on};
+
 /// A transaction in which claims of `queue` take turns (an advisory lock).
 async fn begin_queue_claim(
     pool: &PgPool,

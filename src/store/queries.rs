@@ -23,7 +23,9 @@ use super::{
     Backend, Db, DbTime, MIGRATIONS, begin_bounded, begin_queue_claim, begin_rescue,
     begin_token_mint, begin_write, db_time, from_db_time,
 };
-use crate::store::{CancelCount, KeyClaim, LeaseRenewal, NewApiToken, StoreError};
+use crate::store::{
+    CancelCount, KeyClaim, KeyClaimTerms, LeaseRenewal, NewApiToken, StoreError, TaskClaim,
+};
 use crate::tasks::{
     AttemptEnd, CancelAction, DependencyError, ErrorEntry, IdempotencyKey, NewTask, Principal,
     Progress, Scope, Status, Task, TaskFilter, TaskId, TaskToken, TokenHash, WorkerId, WorkerInfo,
@@ -145,45 +147,12 @@ impl Backend {
             let row = insert_query(t, t.status, 0).fetch_one(&self.pool).await?;
             return Ok(Ok(task_from_row(&row)?));
         }
-        // Parents are read and the child written in one transaction, so that
-        // no parent ends unseen in between (see task_parents.sql); the
-        // idempotency key gets its task in the same transaction.
         let mut tx = begin_write(&self.pool).await?;
-        let mut parents: Vec<Task> = Vec::new();
-        if !t.depends_on.is_empty() {
-            let tokens: Vec<String> = t.depends_on.iter().map(TaskToken::to_string).collect();
-            parents = sqlx::query(sql!("task_parents"))
-                .bind(json!(tokens))
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(task_from_row)
-                .collect::<Result<_, _>>()?;
+        let inserted = task_insert_on(&mut tx, t, creator, key).await?;
+        if inserted.is_ok() {
+            tx.commit().await?;
         }
-        let (status, pending) = match t.check_parents(&parents, creator) {
-            Ok(checked) => checked,
-            Err(refused) => return Ok(Err(refused)),
-        };
-        let row = insert_query(t, status, pending).fetch_one(&mut *tx).await?;
-        let task = task_from_row(&row)?;
-        if !parents.is_empty() {
-            let ids: Vec<i64> = parents.iter().map(|p| p.id.0).collect();
-            sqlx::query(sql!("task_dependencies_insert"))
-                .bind(task.id.0)
-                .bind(json!(ids))
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some(key) = key {
-            sqlx::query(sql!("idempotency_complete"))
-                .bind(&key.owner)
-                .bind(&key.key)
-                .bind(task.id.0)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(Ok(task))
+        Ok(inserted)
     }
 
     pub(in crate::store) async fn task_callbacks_enqueue(
@@ -230,47 +199,10 @@ impl Backend {
 
     pub(in crate::store) async fn idempotency_claim(
         &self,
-        key: &IdempotencyKey,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-        stale_before: DateTime<Utc>,
+        claim: &KeyClaimTerms<'_>,
     ) -> Result<KeyClaim, StoreError> {
-        let claimed = sqlx::query(sql!("idempotency_claim"))
-            .bind(&key.owner)
-            .bind(&key.key)
-            .bind(key.request_hash.as_slice())
-            .bind(db_time(now))
-            .bind(db_time(expires_at))
-            .bind(db_time(stale_before))
-            .fetch_optional(&self.pool)
-            .await?;
-        if claimed.is_some() {
-            return Ok(KeyClaim::Claimed);
-        }
-        let Some(row) = sqlx::query(sql!("idempotency_get"))
-            .bind(&key.owner)
-            .bind(&key.key)
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            // Deleted just now (it expired): as good as in flight; retry.
-            return Ok(KeyClaim::InFlight);
-        };
-        let hash: Vec<u8> = row.try_get("request_hash")?;
-        if hash != key.request_hash {
-            return Ok(KeyClaim::Mismatch);
-        }
-        let Some(task_id) = row.try_get::<Option<i64>, _>("task_id")? else {
-            return Ok(KeyClaim::InFlight);
-        };
-        let task = sqlx::query(sql!("task_get_by_id"))
-            .bind(task_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        match task {
-            Some(row) => Ok(KeyClaim::Done(Box::new(task_from_row(&row)?))),
-            None => Ok(KeyClaim::InFlight),
-        }
+        let mut conn = self.pool.acquire().await?;
+        idempotency_claim_on(&mut conn, claim).await
     }
 
     pub(in crate::store) async fn idempotency_release(
@@ -311,27 +243,23 @@ impl Backend {
 
     pub(in crate::store) async fn task_claim(
         &self,
-        queue: &str,
-        worker: &WorkerId,
-        limit: usize,
-        lease_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-        global_limit: Option<usize>,
+        c: &TaskClaim<'_>,
     ) -> Result<Vec<Task>, StoreError> {
-        let claim = sqlx::query(sql!("task_claim"))
-            .bind(queue)
-            .bind(db_time(now))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .bind(&worker.0)
-            .bind(db_time(lease_until))
-            .bind(global_limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX)));
-        let rows = match global_limit {
-            None => claim.fetch_all(&self.pool).await?,
+        let query = sqlx::query(sql!("task_claim"))
+            .bind(c.queue)
+            .bind(db_time(c.now))
+            .bind(i64::try_from(c.limit).unwrap_or(i64::MAX))
+            .bind(&c.worker.0)
+            .bind(db_time(c.lease_until))
+            .bind(c.global_limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+            .bind(c.kinds.map(|kinds| json!(kinds)));
+        let rows = match c.global_limit {
+            None => query.fetch_all(&self.pool).await?,
             Some(_) => {
                 // Claims of a limited queue take turns, so each counts the
                 // running tasks every earlier claim left.
-                let mut tx = begin_queue_claim(&self.pool, queue).await?;
-                let rows = claim.fetch_all(&mut *tx).await?;
+                let mut tx = begin_queue_claim(&self.pool, c.queue).await?;
+                let rows = query.fetch_all(&mut *tx).await?;
                 tx.commit().await?;
                 rows
             }
@@ -657,6 +585,100 @@ impl Backend {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+}
+
+/// Inserts a checked task, with its dependencies, on a connection inside
+/// a transaction (the store's own, or an application's): every parent must
+/// exist, be visible to `creator`, and not have ended badly, else the
+/// refusal and nothing is written. Parents are read and the child written
+/// in that transaction, so that no parent ends unseen in between (see
+/// task_parents.sql); `key`, claimed before, gets its task there too.
+pub(in crate::store) async fn task_insert_on(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    t: &NewTask,
+    creator: &Scope,
+    key: Option<&IdempotencyKey>,
+) -> Result<Result<Task, DependencyError>, StoreError> {
+    let mut parents: Vec<Task> = Vec::new();
+    if !t.depends_on.is_empty() {
+        let tokens: Vec<String> = t.depends_on.iter().map(TaskToken::to_string).collect();
+        parents = sqlx::query(sql!("task_parents"))
+            .bind(json!(tokens))
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(task_from_row)
+            .collect::<Result<_, _>>()?;
+    }
+    let (status, pending) = match t.check_parents(&parents, creator) {
+        Ok(checked) => checked,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let row = insert_query(t, status, pending)
+        .fetch_one(&mut *conn)
+        .await?;
+    let task = task_from_row(&row)?;
+    if !parents.is_empty() {
+        let ids: Vec<i64> = parents.iter().map(|p| p.id.0).collect();
+        sqlx::query(sql!("task_dependencies_insert"))
+            .bind(task.id.0)
+            .bind(json!(ids))
+            .execute(&mut *conn)
+            .await?;
+    }
+    if let Some(key) = key {
+        sqlx::query(sql!("idempotency_complete"))
+            .bind(&key.owner)
+            .bind(&key.key)
+            .bind(task.id.0)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(Ok(task))
+}
+
+/// Claims an `Idempotency-Key`, or says what the request that holds it did.
+pub(in crate::store) async fn idempotency_claim_on(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    c: &KeyClaimTerms<'_>,
+) -> Result<KeyClaim, StoreError> {
+    let key = c.key;
+    let claimed = sqlx::query(sql!("idempotency_claim"))
+        .bind(&key.owner)
+        .bind(&key.key)
+        .bind(key.request_hash.as_slice())
+        .bind(db_time(c.now))
+        .bind(db_time(c.expires_at))
+        .bind(db_time(c.stale_before))
+        .fetch_optional(&mut *conn)
+        .await?;
+    if claimed.is_some() {
+        return Ok(KeyClaim::Claimed);
+    }
+    let Some(row) = sqlx::query(sql!("idempotency_get"))
+        .bind(&key.owner)
+        .bind(&key.key)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        // Deleted just now (it expired): as good as in flight; retry.
+        return Ok(KeyClaim::InFlight);
+    };
+    let hash: Vec<u8> = row.try_get("request_hash")?;
+    if hash != key.request_hash {
+        return Ok(KeyClaim::Mismatch);
+    }
+    let Some(task_id) = row.try_get::<Option<i64>, _>("task_id")? else {
+        return Ok(KeyClaim::InFlight);
+    };
+    let task = sqlx::query(sql!("task_get_by_id"))
+        .bind(task_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match task {
+        Some(row) => Ok(KeyClaim::Done(Box::new(task_from_row(&row)?))),
+        None => Ok(KeyClaim::InFlight),
     }
 }
 

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{FIRST_DELAY, ServedQueue, Shared, executor, next_delay, pause};
-use crate::store::{StoreError, StoreEvent};
+use crate::store::{StoreError, StoreEvent, TaskClaim};
 
 pub(super) async fn run(
     shared: Arc<Shared>,
@@ -72,14 +72,15 @@ async fn run_once(
     let lease_until = now + shared.settings.lease;
     let tasks = shared
         .store
-        .task_claim(
-            &queue.name,
-            &shared.id,
-            permits.len(),
+        .task_claim(&TaskClaim {
+            queue: &queue.name,
+            worker: &shared.id,
+            kinds: Some(&shared.kinds),
+            limit: permits.len(),
             lease_until,
             now,
-            queue.global_limit,
-        )
+            global_limit: queue.global_limit,
+        })
         .await?;
     let claimed = tasks.len();
     for task in tasks {

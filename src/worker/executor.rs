@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::{OwnedSemaphorePermit, watch};
-use tokio::task::JoinError;
+use tokio::task::{JoinError, JoinHandle};
 use tracing::Instrument;
 
 use super::{FIRST_DELAY, Shared, Stop, StopReason, jitter, next_delay};
@@ -61,6 +61,8 @@ async fn attempt(
         return Some((AttemptOutcome::Cancelled, None));
     }
     let Some(kind) = shared.registry.get(&task.kind) else {
+        // Workers claim only the kinds they know; a registry changed under
+        // a running worker is the only way here.
         let message = format!("kind {:?} is not registered on this worker", task.kind);
         let outcome = AttemptOutcome::Failed {
             message,
@@ -74,23 +76,57 @@ async fn attempt(
         .map_or(kind.policy.timeout, Duration::from_millis);
 
     let (progress_tx, mut progress_rx) = watch::channel::<Option<Progress>>(None);
-    let ctx = TaskContext::new(task.token, task.attempt, stop.token.clone(), progress_tx);
+    let ctx = TaskContext::new(
+        task.token,
+        task.attempt,
+        stop.token.clone(),
+        progress_tx,
+        shared.state.clone(),
+    );
     let mut handler = tokio::spawn(
         kind.start(task.payload.clone(), ctx)
             .instrument(tracing::Span::current()),
     );
+    let finished = watch_handler(shared, task, stop, &mut handler, timeout, &mut progress_rx).await;
+    // Asked to stop, the handler sees it through its context and gets
+    // `cancel_grace` (or what its kind needs to stop, if longer: a command's
+    // kill grace) to return; then it is aborted.
+    let result = match finished {
+        Some(result) => result,
+        None => stopped(&mut handler, shared.settings.cancel_grace.max(kind.stop_grace())).await,
+    };
+    // The handler's context (the sender) is gone by now, so ask the value
+    // itself whether it is news.
+    let latest = progress_rx.borrow_and_update();
+    let unwritten = latest.has_changed().then(|| latest.clone()).flatten();
+    drop(latest);
+    outcome(stop.reason(), result, timeout).map(|o| (o, unwritten))
+}
+
+type HandlerResult = Result<Result<serde_json::Value, TaskError>, JoinError>;
+
+/// Waits for the handler to end, writing its progress at most every
+/// `progress_interval`, until it ends (`Some`), is asked to stop, or runs
+/// out of time (`None`).
+async fn watch_handler(
+    shared: &Shared,
+    task: &Task,
+    stop: &Stop,
+    handler: &mut JoinHandle<Result<serde_json::Value, TaskError>>,
+    timeout: Duration,
+    progress_rx: &mut watch::Receiver<Option<Progress>>,
+) -> Option<HandlerResult> {
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let mut progress_tick = tokio::time::interval(shared.settings.progress_interval);
     progress_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-
-    let finished = loop {
+    loop {
         tokio::select! {
-            result = &mut handler => break Some(result),
-            _ = stop.token.cancelled() => break None,
+            result = &mut *handler => return Some(result),
+            _ = stop.token.cancelled() => return None,
             _ = &mut deadline => {
                 stop.stop(StopReason::Timeout);
-                break None;
+                return None;
             }
             _ = progress_tick.tick() => {
                 if progress_rx.has_changed().unwrap_or(false) {
@@ -101,35 +137,28 @@ async fn attempt(
                 }
             }
         }
-    };
-    let result = match finished {
-        Some(result) => result,
-        // Asked to stop: the handler sees it through its context and gets
-        // `cancel_grace` to return; then it is aborted.
-        None => match tokio::time::timeout(shared.settings.cancel_grace, &mut handler).await {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::warn!(
-                    grace = ?shared.settings.cancel_grace,
-                    "the handler ignored its stop request; aborted"
-                );
-                handler.abort();
-                handler.await
-            }
-        },
-    };
-    // The handler's context (the sender) is gone by now, so ask the value
-    // itself whether it is news.
-    let latest = progress_rx.borrow_and_update();
-    let unwritten = latest.has_changed().then(|| latest.clone()).flatten();
-    drop(latest);
-    outcome(stop.reason(), result, timeout).map(|o| (o, unwritten))
+    }
+}
+
+/// Gives a handler that was asked to stop `grace` to return, then aborts it.
+async fn stopped(
+    handler: &mut JoinHandle<Result<serde_json::Value, TaskError>>,
+    grace: Duration,
+) -> HandlerResult {
+    match tokio::time::timeout(grace, &mut *handler).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(?grace, "the handler ignored its stop request; aborted");
+            handler.abort();
+            handler.await
+        }
+    }
 }
 
 /// What an attempt's end means, given why it was stopped (if it was).
 fn outcome(
     reason: Option<StopReason>,
-    result: Result<Result<serde_json::Value, TaskError>, JoinError>,
+    result: HandlerResult,
     timeout: Duration,
 ) -> Option<AttemptOutcome> {
     match (reason, result) {

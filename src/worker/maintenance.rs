@@ -23,7 +23,7 @@ use crate::kinds::Registry;
 use crate::kinds::{Callback, CallbackPayload, Kind as _};
 use crate::store::StoreEvent;
 use crate::store::{Store, StoreError};
-use crate::tasks::{AttemptOutcome, NewTask, Status, Task, TaskToken, end_attempt};
+use crate::tasks::{AttemptOutcome, NewTask, Status, Task, TaskToken, TaskView, end_attempt};
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -198,8 +198,9 @@ impl Maintenance {
                 payload: json!(CallbackPayload {
                     task: task.token,
                     url: task.callback_url.clone().unwrap_or_default(),
-                    // Fixed now, so every attempt carries the same id.
+                    // Fixed now, so every attempt carries the same id and body.
                     webhook_id: format!("msg_{}", TaskToken::generate()),
+                    body: json!(TaskView::from(task.clone())),
                 }),
                 max_attempts: policy.max_attempts,
                 timeout_ms: None,

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{QueueSpec, WorkerSettings};
-use crate::kinds::Registry;
+use crate::kinds::{Registry, State};
 use crate::store::Store;
 use crate::tasks::{TaskId, WorkerId, WorkerInfo};
 
@@ -168,6 +168,10 @@ struct Shared {
     id: WorkerId,
     store: Store,
     registry: Arc<Registry>,
+    /// The kinds it claims: those it can run.
+    kinds: Vec<String>,
+    /// The application's state, handed to every handler.
+    state: State,
     settings: WorkerSettings,
     running: Running,
     /// How this process shows in the workers view.
@@ -186,10 +190,12 @@ impl Shared {
 }
 
 impl Worker {
-    /// A worker serving `queues`.
+    /// A worker serving `queues`, running the kinds of `registry` with the
+    /// application's `state`.
     pub fn new(
         store: Store,
         registry: Arc<Registry>,
+        state: State,
         settings: WorkerSettings,
         queues: Vec<ServedQueue>,
     ) -> Worker {
@@ -212,7 +218,9 @@ impl Worker {
             shared: Arc::new(Shared {
                 id,
                 store,
+                kinds: registry.runnable(),
                 registry,
+                state,
                 settings,
                 running: Running::default(),
                 info,

@@ -7,7 +7,7 @@
 mod common;
 
 use chrono::{DateTime, Duration, Utc};
-use errand::store::Store;
+use errand::store::{Store, TaskClaim};
 use errand::tasks::{
     AttemptOutcome, Backoff, NewTask, Progress, Status, TaskId, TaskToken, WorkerId, end_attempt,
 };
@@ -49,6 +49,7 @@ conformance!(
     claim_takes_priority_then_run_at_then_id,
     claim_waits_for_run_at,
     claim_takes_only_its_queue,
+    claim_takes_only_the_kinds_the_worker_runs,
     heartbeat_renews_reports_cancel_and_omits_lost_attempts,
     stale_attempt_cannot_write_after_rescue,
     rescue_requeues_with_history_then_drops_when_attempts_run_out,
@@ -133,14 +134,15 @@ mod suite {
         now: DateTime<Utc>,
     ) -> Vec<errand::tasks::Task> {
         store
-            .task_claim(
-                "default",
-                &worker(who),
+            .task_claim(&TaskClaim {
+                queue: "default",
+                worker: &worker(who),
+                kinds: None,
                 limit,
-                now + Duration::seconds(30),
+                lease_until: now + Duration::seconds(30),
                 now,
-                None,
-            )
+                global_limit: None,
+            })
             .await
             .unwrap()
     }
@@ -212,18 +214,47 @@ mod suite {
         assert_eq!(claim(store, "w", 10, later).await.len(), 1);
     }
 
+    pub async fn claim_takes_only_the_kinds_the_worker_runs(store: &Store) {
+        let sleep = common::insert_task(store, &new_task("default", 5, t0(), 3)).await;
+        let other = NewTask {
+            kind: "transcribe".into(),
+            ..new_task("default", 9, t0(), 3)
+        };
+        let transcribe = common::insert_task(store, &other).await;
+        let kinds = ["sleep".to_string(), "callback".to_string()];
+        let w = worker("w");
+        let claim = |kinds| TaskClaim {
+            queue: "default",
+            worker: &w,
+            kinds,
+            limit: 10,
+            lease_until: t0() + Duration::seconds(30),
+            now: t0(),
+            global_limit: None,
+        };
+        // The transcribe task comes first by priority, but this worker
+        // can't run it: it is left for one that can.
+        let claimed = store.task_claim(&claim(Some(&kinds))).await.unwrap();
+        let ids: Vec<TaskId> = claimed.iter().map(|t| t.id).collect();
+        assert_eq!(ids, [sleep.id]);
+        let claimed = store.task_claim(&claim(None)).await.unwrap();
+        let ids: Vec<TaskId> = claimed.iter().map(|t| t.id).collect();
+        assert_eq!(ids, [transcribe.id]);
+    }
+
     pub async fn claim_takes_only_its_queue(store: &Store) {
         common::insert_task(store, &new_task("gpu", 0, t0(), 3)).await;
         assert!(claim(store, "w", 10, t0()).await.is_empty());
         let gpu = store
-            .task_claim(
-                "gpu",
-                &worker("w"),
-                10,
-                t0() + Duration::seconds(30),
-                t0(),
-                None,
-            )
+            .task_claim(&TaskClaim {
+                queue: "gpu",
+                worker: &worker("w"),
+                kinds: None,
+                limit: 10,
+                lease_until: t0() + Duration::seconds(30),
+                now: t0(),
+                global_limit: None,
+            })
             .await
             .unwrap();
         assert_eq!(gpu.len(), 1);
@@ -733,14 +764,15 @@ mod suite {
 
     async fn complete(store: &Store, task: &errand::tasks::Task, at: DateTime<Utc>) {
         let claimed = store
-            .task_claim(
-                &task.queue,
-                &worker("w"),
-                100,
-                at + Duration::seconds(30),
-                at,
-                None,
-            )
+            .task_claim(&TaskClaim {
+                queue: &task.queue,
+                worker: &worker("w"),
+                kinds: None,
+                limit: 100,
+                lease_until: at + Duration::seconds(30),
+                now: at,
+                global_limit: None,
+            })
             .await
             .unwrap();
         let mine = claimed.iter().find(|t| t.id == task.id).expect("claimable");
@@ -914,7 +946,15 @@ mod suite {
         let lease = t0() + Duration::seconds(30);
         let gpu = |who: &'static str, n| async move {
             store
-                .task_claim("gpu", &worker(who), n, lease, t0(), Some(3))
+                .task_claim(&TaskClaim {
+                    queue: "gpu",
+                    worker: &worker(who),
+                    kinds: None,
+                    limit: n,
+                    lease_until: lease,
+                    now: t0(),
+                    global_limit: Some(3),
+                })
                 .await
                 .unwrap()
         };
