@@ -151,14 +151,15 @@ async fn main() {
     );
     let now = chrono::Utc::now();
     let claimed = store
-        .task_claim(
-            "default",
-            &WorkerId("dag".into()),
-            1,
-            now + chrono::Duration::seconds(60),
+        .task_claim(&errand::store::TaskClaim {
+            queue: "default",
+            worker: &WorkerId("dag".into()),
+            kinds: None,
+            limit: 1,
+            lease_until: now + chrono::Duration::seconds(60),
             now,
-            None,
-        )
+            global_limit: None,
+        })
         .await
         .unwrap()
         .remove(0);

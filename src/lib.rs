@@ -4,15 +4,33 @@
 //! them, and record progress and results; clients poll
 //! `GET /v1/tasks/{token}`.
 //!
-//! A map of the crate, data flowing one way:
+//! # As a library
+//!
+//! A Rust application embeds errand to run kinds of its own:
+//!
+//! - a kind is a type implementing [`Kind`]: a name, a serde payload, and
+//!   `async fn run(payload, &ctx)`; [`TaskContext`] reports progress, tells
+//!   of cancellation, and hands out the application's own state;
+//! - [`Builder`] assembles an errand process (`serve`, `api` or `worker`)
+//!   with those kinds and that state, or one whose routes the application
+//!   mounts into its own actix-web `App` ([`App::routes`]);
+//! - [`Enqueuer::create_in`] creates a task inside the application's own
+//!   Postgres transaction: the task exists if and only if the application's
+//!   write commits.
+//!
+//! `examples/tickets.rs` is a whole application doing all three.
+//!
+//! # The crate's map
+//!
+//! Data flows one way:
 //!
 //! ```text
-//!   api ──────► store ◄────── worker
-//!    │            │             │
-//!    └──► kinds ◄─┼─────────────┘
-//!           │     │
-//!           ▼     ▼
-//!         tasks (the domain)     config (plain settings)
+//!   api ──► intake ──► store ◄── worker
+//!    │        │          │         │
+//!    └────────┴─► kinds ◄┼─────────┘
+//!                  │     │
+//!                  ▼     ▼
+//!            tasks (the domain)     config (plain settings)
 //! ```
 //!
 //! - [`tasks`]: the domain — a task, its statuses and transitions, creation
@@ -20,9 +38,12 @@
 //!   cancel what. Pure: no I/O.
 //! - [`store`]: the only module that speaks SQL; one method per query.
 //! - [`kinds`]: the `Kind` trait, the registry of known kinds (which the API
-//!   asks to check payloads and the worker asks for handlers), built-ins.
+//!   asks to check payloads and the worker asks for handlers), built-ins
+//!   (`sleep`, `callback`, command kinds).
+//! - [`intake`]: creating a task, the one way every caller takes (HTTP, an
+//!   application's transaction): checks, idempotency, the insert.
 //! - [`api`]: actix-web routes, authentication, the error mapping.
-//! - [`worker`]: claim loops, the executor, heartbeats, the rescuer.
+//! - [`worker`]: claim loops, the executor, heartbeats, maintenance.
 //! - [`config`], [`telemetry`]: settings and logging.
 //! - [`app`]: the composition root that wires them into `serve`, `api` and
 //!   `worker` processes, and the one-shot commands.
@@ -30,8 +51,18 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod intake;
 pub mod kinds;
 pub mod store;
 pub mod tasks;
 pub mod telemetry;
 pub mod worker;
+
+pub use app::{App, AppError, Builder, Mode};
+pub use config::Settings;
+pub use intake::{Created, EnqueueError, Enqueuer};
+pub use kinds::{Kind, TaskContext, TaskError};
+/// The sqlx errand is built with: an application's transaction handed to
+/// [`Enqueuer::create_in`] must come from this version.
+pub use sqlx;
+pub use tasks::{Principal, Role, Status, Task, TaskDraft, TaskToken, TaskView};

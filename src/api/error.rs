@@ -6,6 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::intake::EnqueueError;
 use crate::kinds::KindError;
 use crate::store::StoreError;
 use crate::tasks::Invalid;
@@ -61,6 +62,21 @@ impl From<StoreError> for ApiError {
 impl From<KindError> for ApiError {
     fn from(e: KindError) -> ApiError {
         ApiError::Unprocessable(e.to_string())
+    }
+}
+
+impl From<EnqueueError> for ApiError {
+    fn from(e: EnqueueError) -> ApiError {
+        match e {
+            EnqueueError::Store(e) => e.into(),
+            EnqueueError::BadKey(_) => ApiError::BadRequest(e.to_string()),
+            EnqueueError::KeyInFlight => ApiError::Conflict(e.to_string()),
+            EnqueueError::Kind(_)
+            | EnqueueError::Invalid(_)
+            | EnqueueError::Dependency(_)
+            | EnqueueError::Callback(_)
+            | EnqueueError::KeyReused => ApiError::Unprocessable(e.to_string()),
+        }
     }
 }
 

@@ -2,9 +2,9 @@
 //! authentication extractor, request and response types, and [`ApiError`],
 //! the single mapping from failures to HTTP statuses.
 //!
-//! Uses `store` for data, `tasks` for every rule (who sees what, what a
-//! cancel does, what a valid task is) and `kinds` to check kinds and
-//! payloads. Holds no state of its own beyond a short token cache, so any
+//! Uses `intake` to create tasks, `store` for data, `tasks` for every rule
+//! (who sees what, what a cancel does, what a valid task is) and `kinds`
+//! to list the kinds. Holds no state of its own beyond a short token cache, so any
 //! number of API processes can stand behind a load balancer.
 
 mod auth;
@@ -28,7 +28,8 @@ pub use auth::{Caller, TokenCache};
 pub use error::{ApiError, Problem};
 pub use openapi::ApiDoc;
 
-use crate::config::{CallbackSettings, IdempotencySettings, Settings};
+use crate::config::Settings;
+use crate::intake::Enqueuer;
 use crate::kinds::Registry;
 use crate::store::Store;
 use crate::tasks::{CancelRole, UnknownRole};
@@ -36,7 +37,8 @@ use crate::tasks::{CancelRole, UnknownRole};
 /// What every handler shares.
 pub struct ApiState {
     pub store: Store,
-    pub registry: Arc<Registry>,
+    /// Creates tasks (and knows the kinds).
+    pub enqueuer: Enqueuer,
     pub tokens: TokenCache,
     pub cancel_role: CancelRole,
     pub max_body_bytes: usize,
@@ -52,8 +54,6 @@ pub struct ApiState {
     pub metrics: MetricsExposure,
     /// A worker not heard from for this long is not shown.
     pub worker_lease: Duration,
-    pub idempotency: IdempotencySettings,
-    pub callbacks: CallbackSettings,
     /// Queue-depth gauges already set, so that emptied ones go back to 0.
     pub depth_gauges: Mutex<HashSet<(String, String)>>,
 }
@@ -72,9 +72,15 @@ impl ApiState {
         registry: Arc<Registry>,
         settings: &Settings,
     ) -> Result<ApiState, UnknownRole> {
+        let enqueuer = Enqueuer::new(
+            store.clone(),
+            registry,
+            settings.idempotency.clone(),
+            settings.callbacks.clone(),
+        );
         Ok(ApiState {
             store,
-            registry,
+            enqueuer,
             tokens: TokenCache::new(settings.auth.cache_ttl),
             cancel_role: settings.auth.cancel_role.parse()?,
             max_body_bytes: settings.http.max_body_bytes,
@@ -90,25 +96,17 @@ impl ApiState {
                 _ => MetricsExposure::Public,
             },
             worker_lease: settings.worker.lease,
-            idempotency: settings.idempotency.clone(),
-            callbacks: settings.callbacks.clone(),
             depth_gauges: Mutex::new(HashSet::new()),
         })
     }
 }
 
-/// The route table: every route errand answers, in one place.
+/// The route table: every route errand answers, in one place. Nothing here
+/// reaches beyond errand's own routes, so that an application can mount
+/// them into its own actix-web `App` (its 404s stay its own); errand's own
+/// server adds [`not_found`] as the default service.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::QueryConfig::default().error_handler(|e, _| {
-            ApiError::BadRequest(format!("invalid query string: {e}")).into()
-        }),
-    )
-    .app_data(
-        web::PathConfig::default()
-            .error_handler(|e, _| ApiError::NotFound(format!("no such resource: {e}")).into()),
-    )
-    .service(
+    cfg.service(
         resource("/v1/tasks", "GET, POST")
             .route(web::post().to(tasks::create_task))
             .route(web::get().to(tasks::list_tasks)),
@@ -126,26 +124,35 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/metrics", "GET").route(web::get().to(operations::metrics)))
     .service(resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_json)))
     .service(resource("/docs", "GET").route(web::get().to(openapi::docs)))
-    .service(openapi::docs_service())
-    .default_service(web::to(not_found));
+    .service(openapi::docs_service());
 }
 
 /// A resource that answers any method but `allow` (which its routes take)
-/// with 405 and an `Allow` header.
+/// with 405 and an `Allow` header, and whose bad query strings and paths
+/// are answered as problems.
 fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
-            allow,
-            detail: format!(
-                "{} is not allowed on {}; use {allow}",
-                req.method(),
-                req.path()
-            ),
-        })
-    }))
+    web::resource(path)
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+            ApiError::BadRequest(format!("invalid query string: {e}")).into()
+        }))
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|e, _| ApiError::NotFound(format!("no such resource: {e}")).into()),
+        )
+        .default_service(web::to(move |req: HttpRequest| async move {
+            Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+                allow,
+                detail: format!(
+                    "{} is not allowed on {}; use {allow}",
+                    req.method(),
+                    req.path()
+                ),
+            })
+        }))
 }
 
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+/// Any path errand has no route for: a 404 problem.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!(
         "no route for {} {}",
         req.method(),

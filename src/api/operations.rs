@@ -73,7 +73,8 @@ pub struct KindList {
 }
 
 /// `GET /v1/kinds` (anyone with a token): the kinds this API accepts, with
-/// their queue and defaults.
+/// their queue, defaults, and payload schema (a create whose payload fails
+/// it is refused with 422, naming the failing path).
 #[utoipa::path(
     get, path = "/v1/kinds", tag = "tasks",
     security(("bearer" = [])),
@@ -87,12 +88,12 @@ pub async fn list_kinds(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let secs = Duration::as_secs_f64;
-    let kinds = state
-        .registry
+    let registry = state.enqueuer.registry();
+    let kinds = registry
         .names()
         .into_iter()
         .map(|name| {
-            let policy = state.registry.policy(name);
+            let policy = registry.policy(name);
             KindView {
                 name: name.to_string(),
                 queue: policy.queue.clone(),
@@ -102,7 +103,7 @@ pub async fn list_kinds(
                     base: secs(&policy.backoff.base),
                     max: secs(&policy.backoff.max),
                 },
-                payload_schema: None,
+                payload_schema: registry.get(name).and_then(|k| k.schema().cloned()),
             }
         })
         .collect();

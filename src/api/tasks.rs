@@ -12,16 +12,14 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::error::CommonProblems;
-use super::{ApiError, ApiState, Caller, Problem, json_into, read_json, read_json_value};
+use super::{ApiError, ApiState, Caller, Problem, read_json};
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::kinds::resolve_destination;
-use crate::store::{KeyClaim, StoreEvent};
+use crate::store::StoreEvent;
 use crate::tasks::{
-    CancelAction, Cursor, IdempotencyKey, Scope, Status, Task, TaskDraft, TaskFilter, TaskToken,
-    TaskView,
+    CancelAction, Cursor, Scope, Status, Task, TaskDraft, TaskFilter, TaskToken, TaskView,
 };
 
 fn task_path(token: TaskToken) -> String {
@@ -53,79 +51,29 @@ pub async fn create_task(
     state: web::Data<ApiState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json_value(&req, payload, state.max_body_bytes).await?;
-    let key = idempotency_key(&req, &caller, &body)?;
-    let draft: TaskDraft = json_into(body)?;
-    let policy = state.registry.check(&draft.kind, &draft.payload)?;
-    let now = Utc::now();
-    let new = draft.validate(policy, &caller, now)?;
-    if let Some(url) = &new.callback_url {
-        check_callback_destination(url, &state).await?;
-    }
-    if let Some(key) = &key {
-        let settings = &state.idempotency;
-        let expires_at = now + chrono::Duration::from_std(settings.ttl).unwrap_or_default();
-        let stale_before =
-            now - chrono::Duration::from_std(settings.in_flight_timeout).unwrap_or_default();
-        match state
-            .store
-            .idempotency_claim(key, now, expires_at, stale_before)
-            .await?
-        {
-            KeyClaim::Claimed => {}
-            KeyClaim::InFlight => {
-                return Err(ApiError::Conflict(
-                    "a request with this Idempotency-Key is still in flight; try again shortly"
-                        .into(),
-                ));
-            }
-            KeyClaim::Mismatch => {
-                return Err(ApiError::Unprocessable(
-                    "this Idempotency-Key was used for a request with another body".into(),
-                ));
-            }
-            KeyClaim::Done(task) => {
-                let waited = prefer_wait(&req, state.max_wait);
-                let mut response = created(*task, &state, waited).await?;
-                response.headers_mut().insert(
-                    header::HeaderName::from_static("idempotent-replayed"),
-                    HeaderValue::from_static("true"),
-                );
-                return Ok(response);
-            }
-        }
-    }
-    let waited = prefer_wait(&req, state.max_wait);
-    let inserted = state
-        .store
-        .task_insert(&new, &caller.scope(), key.as_ref())
-        .await;
-    let task = match inserted {
-        Ok(Ok(task)) => task,
-        failed => {
-            if let Some(key) = &key {
-                // Free the key, so that a retry of this request may proceed.
-                if let Err(e) = state.store.idempotency_release(key).await {
-                    tracing::warn!(error = %e, "could not free an idempotency key");
-                }
-            }
-            failed?.map_err(|refused| ApiError::Unprocessable(refused.to_string()))?
-        }
+    let draft: TaskDraft = read_json(&req, payload, state.max_body_bytes).await?;
+    let key = match req.headers().get("idempotency-key") {
+        Some(value) => Some(value.to_str().map_err(|_| {
+            ApiError::BadRequest("Idempotency-Key: must be visible ASCII".into())
+        })?),
+        None => None,
     };
-    crate::telemetry::task_created(&task.kind);
-    tracing::info!(
-        task.token = %task.token,
-        task.kind = %task.kind,
-        owner = %task.owner,
-        "task created"
-    );
-    created(task, &state, waited).await
+    let created = state.enqueuer.create(draft, &caller, key).await?;
+    let waited = prefer_wait(&req, state.max_wait);
+    let mut response = created_response(created.task, &state, waited).await?;
+    if created.replayed {
+        response.headers_mut().insert(
+            header::HeaderName::from_static("idempotent-replayed"),
+            HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
 }
 
 /// The answer to a create: `202 Accepted` with the task's `Location`; or,
 /// when the client asked to wait (`Prefer: wait=N`) and the task ended in
 /// that time, `200` with the finished task and `Preference-Applied`.
-async fn created(
+async fn created_response(
     task: Task,
     state: &ApiState,
     wait: Option<Duration>,
@@ -218,40 +166,6 @@ fn accepted(task: Task, state: &ApiState) -> HttpResponse {
         HeaderValue::from_str(&location).expect("a task path is ASCII"),
     );
     response
-}
-
-/// Refuses a `callback_url` that can't be delivered to: callbacks off, a
-/// host that does not resolve, or one that points where callbacks may not go
-/// (the SSRF guard; checked again at each delivery).
-async fn check_callback_destination(url: &str, state: &ApiState) -> Result<(), ApiError> {
-    let refuse = |why: String| ApiError::Unprocessable(format!("callback_url: {why}"));
-    if state.callbacks.secret.is_empty() {
-        return Err(refuse(
-            "callbacks are off on this server (set callbacks.secret)".into(),
-        ));
-    }
-    let url = url::Url::parse(url).map_err(|e| refuse(e.to_string()))?;
-    resolve_destination(&url, state.callbacks.allow_private_networks)
-        .await
-        .map(|_| ())
-        .map_err(|e| refuse(e.to_string()))
-}
-
-/// The request's `Idempotency-Key`, if it has one, for this caller and body.
-fn idempotency_key(
-    req: &HttpRequest,
-    caller: &crate::tasks::Principal,
-    body: &Value,
-) -> Result<Option<IdempotencyKey>, ApiError> {
-    let Some(value) = req.headers().get("idempotency-key") else {
-        return Ok(None);
-    };
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::BadRequest("Idempotency-Key: must be visible ASCII".into()))?;
-    IdempotencyKey::new(&caller.name, text, body)
-        .map(Some)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 /// `GET /v1/tasks/{token}`: the task, if the caller may see it (else 404,

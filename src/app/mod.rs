@@ -1,24 +1,31 @@
 //! The composition root: builds the store, the kinds registry, the HTTP
 //! server, the workers and the maintenance loop for each process mode, and
-//! runs them until shutdown. Also the one-shot commands (`migrate`,
-//! `token create`, `token revoke`). Tests and production run the same code:
-//! [`App::build`] binds the listener and reports the port, [`App::run`]
-//! takes the shutdown signal.
+//! runs them until shutdown ([`Builder`], [`App`]). Also the one-shot
+//! commands (`migrate`, `token create`, `token revoke`). Tests and
+//! production run the same code: [`Builder::build`] binds the listener and
+//! reports the port, [`App::run`] takes the shutdown signal. The only
+//! module that names every other.
+
+mod builder;
+mod commands;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpServer, web};
-use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use builder::Builder;
+pub use commands::{migrate, token_create, token_revoke};
+
 use crate::api::{self, ApiState};
 use crate::config::{self, ConfigError, Settings};
-use crate::kinds::{Registry, RegistryError};
-use crate::store::{NewApiToken, Store, StoreError};
-use crate::tasks::{ApiToken, Principal, Role, UnknownRole};
+use crate::intake::Enqueuer;
+use crate::kinds::{Registry, RegistryError, State};
+use crate::store::{Store, StoreError};
+use crate::tasks::UnknownRole;
 use crate::worker::{Maintenance, ServedQueue, Worker};
 
 /// What a process runs.
@@ -33,11 +40,11 @@ pub enum Mode {
 }
 
 impl Mode {
-    fn serves_http(self) -> bool {
+    pub(crate) fn serves_http(self) -> bool {
         matches!(self, Mode::Serve | Mode::Api)
     }
 
-    fn runs_workers(self) -> bool {
+    pub(crate) fn runs_workers(self) -> bool {
         matches!(self, Mode::Serve | Mode::Worker)
     }
 }
@@ -73,41 +80,24 @@ pub struct App {
     settings: Settings,
     store: Store,
     registry: Arc<Registry>,
+    state: State,
     listener: Option<TcpListener>,
 }
 
 /// How long in-flight HTTP requests may take to finish on shutdown.
 const HTTP_SHUTDOWN: Duration = Duration::from_secs(5);
 
+/// The HTTP server of a running process, if it has one.
+struct Http {
+    handle: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
 impl App {
-    /// Checks the settings, opens the (lazy) database pool and binds the HTTP
-    /// listener, so the port is known before anything runs.
+    /// The process for `mode` with the built-in kinds and the command kinds
+    /// of `settings`: [`Builder::build`] without kinds of the application's.
     pub fn build(settings: Settings, mode: Mode) -> Result<App, AppError> {
-        let store = Store::connect(&settings.database)?;
-        let registry = Arc::new(Registry::with_builtins(&settings, &store)?);
-        crate::telemetry::init_metrics();
-        settings
-            .auth
-            .cancel_role
-            .parse::<crate::tasks::CancelRole>()?;
-        config::parse_queues(&settings.worker.queues)?;
-        let listener = if mode.serves_http() {
-            let bind = &settings.http.bind;
-            let listener = TcpListener::bind(bind).map_err(|source| AppError::Bind {
-                addr: bind.clone(),
-                source,
-            })?;
-            Some(listener)
-        } else {
-            None
-        };
-        Ok(App {
-            mode,
-            settings,
-            store,
-            registry,
-            listener,
-        })
+        Builder::new(settings).build(mode)
     }
 
     /// The address the API listens on (with the real port when bound to 0).
@@ -120,120 +110,159 @@ impl App {
         &self.store
     }
 
+    /// Creates tasks with this process's kinds: for an application that
+    /// enqueues in its own transaction ([`Enqueuer::create_in`]).
+    pub fn enqueuer(&self) -> Enqueuer {
+        Enqueuer::new(
+            self.store.clone(),
+            self.registry.clone(),
+            self.settings.idempotency.clone(),
+            self.settings.callbacks.clone(),
+        )
+    }
+
+    /// errand's routes (`/v1/…`, `/healthz`, `/readyz`, `/metrics`,
+    /// `/openapi.json`, `/docs`), for an application's own actix-web `App`:
+    /// `App::new().configure(routes.clone())`. Build with
+    /// [`Builder::mounted`] so that errand binds no listener of its own.
+    ///
+    /// Stop the application's HTTP server only after [`App::run`] has
+    /// returned: database connections opened while serving a request belong
+    /// to that server's threads, and the workers may still be using them to
+    /// hand back their tasks.
+    pub fn routes(
+        &self,
+    ) -> Result<impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static, AppError> {
+        let state = web::Data::new(ApiState::new(
+            self.store.clone(),
+            self.registry.clone(),
+            &self.settings,
+        )?);
+        Ok(move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(state.clone());
+            api::routes(cfg);
+        })
+    }
+
     /// Runs until `shutdown` is cancelled, then shuts down in order: stop
     /// accepting requests and claiming tasks, let running tasks finish within
     /// the grace, hand back the rest, close the pool.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
-        let App {
-            mode,
-            settings,
-            store,
-            registry,
-            listener,
-        } = self;
-        if settings.database.migrate_on_start && !migrate_when_reachable(&store, &shutdown).await? {
+        let store = self.store.clone();
+        if self.settings.database.migrate_on_start
+            && !migrate_when_reachable(&store, &shutdown).await?
+        {
             return Ok(());
         }
-        let data = store.location(&settings.database);
+        let data = store.location(&self.settings.database);
         tracing::info!(database = %data, "tasks are kept in the database");
-        if mode == Mode::Serve {
+        if self.mode == Mode::Serve {
             println!("errand keeps its tasks in {data}");
-            print_bootstrap_token(&store).await?;
+            commands::print_bootstrap_token(&store).await?;
         }
-
-        // Notifications feed the claim loops and heart-beats; it stops last,
-        // since a draining worker still heart-beats.
+        // Notifications feed the claim loops, heart-beats and long polls; it
+        // stops last, since a draining worker still heart-beats.
         let listener_stop = CancellationToken::new();
         let notifications = {
-            let store = store.clone();
-            let stop = listener_stop.clone();
+            let (store, stop) = (store.clone(), listener_stop.clone());
             tokio::spawn(async move { store.run_listener(stop).await })
         };
-
-        let http = match listener {
-            Some(listener) => {
-                let addr = listener
-                    .local_addr()
-                    .map_or_else(|_| settings.http.bind.clone(), |a| a.to_string());
-                let server = http_server(listener, &settings, store.clone(), registry.clone())?;
-                tracing::info!(%addr, ?mode, "errand is listening");
-                Some(server)
-            }
-            None => None,
-        };
-        let http_handle = http.as_ref().map(|s| s.handle());
-        let http_task = http.map(tokio::spawn);
-
+        let http = self.start_http()?;
         // Workers and maintenance watch `shutdown` themselves.
         let loops = TaskTracker::new();
-        if mode.runs_workers() {
-            let specs = config::parse_queues(&settings.worker.queues)?;
-            let queues = ServedQueue::from_settings(&specs, settings.default_slots(), &settings);
-            let worker = Worker::new(
-                store.clone(),
-                registry.clone(),
-                settings.worker.clone(),
-                queues,
-            );
-            loops.spawn(worker.run(shutdown.clone()));
-            let maintenance = Arc::new(Maintenance::new(
-                store.clone(),
-                registry.clone(),
-                settings.worker.clone(),
-                settings.retention.clone(),
-            ));
-            loops.spawn(maintenance.clone().run_callbacks(shutdown.clone()));
-            loops.spawn(maintenance.run(shutdown.clone()));
+        if self.mode.runs_workers() {
+            self.start_workers(&loops, &shutdown)?;
         }
         loops.close();
 
         shutdown.cancelled().await;
         tracing::info!("shutting down");
-        // Stop taking connections at once, but keep the HTTP threads alive
-        // until the workers have handed back their tasks: database
-        // connections the pool opened on those threads' runtimes only work
-        // while they run.
-        if let Some(handle) = &http_handle {
-            handle.pause().await;
-        }
-        loops.wait().await;
-        if let Some(handle) = http_handle {
-            handle.stop(true).await;
-        }
-        if let Some(task) = http_task {
-            match task.await {
-                Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server failed"),
-                Err(e) => tracing::error!(error = %e, "the HTTP server panicked"),
-                Ok(Ok(())) => {}
-            }
-        }
+        stop(http, &loops).await;
         listener_stop.cancel();
         let _ = notifications.await;
         store.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+
+    /// Starts the HTTP server on the bound listener, if there is one.
+    fn start_http(&self) -> Result<Option<Http>, AppError> {
+        let Some(listener) = &self.listener else {
+            return Ok(None);
+        };
+        let listener = listener.try_clone().map_err(AppError::Http)?;
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| self.settings.http.bind.clone(), |a| a.to_string());
+        let state = web::Data::new(ApiState::new(
+            self.store.clone(),
+            self.registry.clone(),
+            &self.settings,
+        )?);
+        let mut server = HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(api::record_request))
+                .configure(api::routes)
+                .default_service(web::to(api::not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(HTTP_SHUTDOWN.as_secs());
+        if self.settings.http.workers > 0 {
+            server = server.workers(self.settings.http.workers);
+        }
+        let server = server.listen(listener).map_err(AppError::Http)?.run();
+        tracing::info!(%addr, mode = ?self.mode, "errand is listening");
+        Ok(Some(Http {
+            handle: server.handle(),
+            task: tokio::spawn(server),
+        }))
+    }
+
+    /// Starts the workers and the maintenance loops on `loops`.
+    fn start_workers(
+        &self,
+        loops: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) -> Result<(), AppError> {
+        let settings = &self.settings;
+        let specs = config::parse_queues(&settings.worker.queues)?;
+        let queues = ServedQueue::from_settings(&specs, settings.default_slots(), settings);
+        let worker = Worker::new(
+            self.store.clone(),
+            self.registry.clone(),
+            self.state.clone(),
+            settings.worker.clone(),
+            queues,
+        );
+        loops.spawn(worker.run(shutdown.clone()));
+        let maintenance = Arc::new(Maintenance::new(
+            self.store.clone(),
+            self.registry.clone(),
+            settings.worker.clone(),
+            settings.retention.clone(),
+        ));
+        loops.spawn(maintenance.clone().run_callbacks(shutdown.clone()));
+        loops.spawn(maintenance.run(shutdown.clone()));
+        Ok(())
+    }
 }
 
-fn http_server(
-    listener: TcpListener,
-    settings: &Settings,
-    store: Store,
-    registry: Arc<Registry>,
-) -> Result<actix_web::dev::Server, AppError> {
-    let state = web::Data::new(ApiState::new(store, registry, settings)?);
-    let mut server = HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(state.clone())
-            .wrap(actix_web::middleware::from_fn(api::record_request))
-            .configure(api::routes)
-    })
-    .disable_signals()
-    .shutdown_timeout(HTTP_SHUTDOWN.as_secs());
-    if settings.http.workers > 0 {
-        server = server.workers(settings.http.workers);
+/// Stops taking connections at once, but keeps the HTTP threads alive until
+/// the workers have handed back their tasks: database connections the pool
+/// opened on those threads' runtimes only work while they run.
+async fn stop(http: Option<Http>, loops: &TaskTracker) {
+    if let Some(http) = &http {
+        http.handle.pause().await;
     }
-    Ok(server.listen(listener).map_err(AppError::Http)?.run())
+    loops.wait().await;
+    let Some(http) = http else { return };
+    http.handle.stop(true).await;
+    match http.task.await {
+        Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server failed"),
+        Err(e) => tracing::error!(error = %e, "the HTTP server panicked"),
+        Ok(Ok(())) => {}
+    }
 }
 
 /// Applies migrations, waiting for the database if it is not up yet (as
@@ -259,67 +288,3 @@ async fn migrate_when_reachable(
     }
 }
 
-/// On a database with no API token at all, mints a superuser token and
-/// prints it, once: the way in on a fresh install.
-async fn print_bootstrap_token(store: &Store) -> Result<(), AppError> {
-    let token = ApiToken::generate().map_err(AppError::Random)?;
-    let row = NewApiToken {
-        name: "bootstrap".into(),
-        role: Role::Superuser,
-        product: None,
-        hash: token.hash(),
-    };
-    if store.token_insert_first(&row, Utc::now()).await? {
-        println!(
-            "No API token existed, so errand minted a superuser token named \"bootstrap\".\n\
-             It is shown only this once; keep it safe:\n\n{}\n",
-            token.secret()
-        );
-        tracing::info!("minted the bootstrap superuser token");
-    }
-    Ok(())
-}
-
-/// `errand migrate`: applies migrations and returns.
-pub async fn migrate(settings: &Settings) -> Result<(), AppError> {
-    let store = Store::connect(&settings.database)?;
-    store.migrate().await?;
-    store.close().await;
-    Ok(())
-}
-
-/// `errand token create`: mints a token and returns it (to print once).
-pub async fn token_create(
-    settings: &Settings,
-    name: &str,
-    role: &str,
-    product: Option<&str>,
-) -> Result<String, AppError> {
-    let role: Role = role
-        .parse()
-        .map_err(|e: UnknownRole| AppError::Invalid(e.to_string()))?;
-    let who = Principal::checked(name, role, product).map_err(AppError::Invalid)?;
-    let store = Store::connect(&settings.database)?;
-    if settings.database.migrate_on_start {
-        store.migrate().await?;
-    }
-    let token = ApiToken::generate().map_err(AppError::Random)?;
-    let row = NewApiToken {
-        name: who.name,
-        role: who.role,
-        product: who.product,
-        hash: token.hash(),
-    };
-    store.token_insert(&row, Utc::now()).await?;
-    store.close().await;
-    Ok(token.secret().to_string())
-}
-
-/// `errand token revoke`: revokes every token with this name; returns how
-/// many.
-pub async fn token_revoke(settings: &Settings, name: &str) -> Result<u64, AppError> {
-    let store = Store::connect(&settings.database)?;
-    let revoked = store.token_revoke(name, Utc::now()).await?;
-    store.close().await;
-    Ok(revoked)
-}

@@ -6,52 +6,82 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Backoff, Principal, Scope, Status, Task, TaskToken};
 
-/// The body of `POST /v1/tasks`, as the client sent it.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+/// The body of `POST /v1/tasks`, as the client sent it. Absent fields take
+/// the kind's defaults; an application builds one with [`TaskDraft::new`]
+/// and struct update syntax.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"kind": "sleep", "payload": {"seconds": 2.5}}))]
 pub struct TaskDraft {
     /// A registered kind (see `GET /v1/kinds`).
     pub kind: String,
-    /// The kind's input; checked against the kind before anything is queued.
+    /// The kind's input. Checked before anything is queued: against the
+    /// kind's JSON Schema, if it has one (each kind's is in
+    /// `GET /v1/kinds`, as `payload_schema`), and by the kind itself.
     #[serde(default = "empty_object")]
     pub payload: Value,
     /// Default: the kind's queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
     /// Higher runs first within a queue. Default 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
     /// Not before this time (RFC 3339). Not with `delay`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub run_at: Option<DateTime<Utc>>,
     /// Not before this many seconds from now. Not with `run_at`.
     #[schema(minimum = 0)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub delay: Option<f64>,
     /// Attempts in all, from 1 to `tasks.max_attempts_limit` (100 unless
     /// configured). Default: the kind's.
     #[schema(minimum = 1)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<i32>,
     /// Seconds one attempt may run, up to `tasks.timeout_limit` (7 days
     /// unless configured). Default: the kind's.
     #[schema(exclusive_minimum = 0)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<f64>,
     /// Tokens of tasks this one waits for: it is `waiting` until every one
     /// has completed, and ends `cancelled` if one ends otherwise. Each must
     /// exist and be visible to you (else 422).
     #[schema(value_type = Option<Vec<String>>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub depends_on: Option<Vec<TaskToken>>,
     /// An http(s) URL to POST the task's final JSON to when it ends, signed
     /// as Standard Webhooks are. Refused (422) if it points at a loopback,
     /// private, link-local or metadata address, unless the server allows
     /// private networks.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
 }
 
 fn empty_object() -> Value {
     Value::Object(Default::default())
+}
+
+impl TaskDraft {
+    /// A task of `kind` with `payload`, every other field the kind's default.
+    pub fn new(kind: impl Into<String>, payload: Value) -> TaskDraft {
+        TaskDraft {
+            kind: kind.into(),
+            payload,
+            queue: None,
+            priority: None,
+            run_at: None,
+            delay: None,
+            max_attempts: None,
+            timeout: None,
+            depends_on: None,
+            callback_url: None,
+        }
+    }
 }
 
 /// What a kind (and the configuration) decides for its tasks unless a create

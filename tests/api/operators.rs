@@ -232,14 +232,15 @@ async fn filters_match_exactly_and_combine(backend: Backend) {
         async move {
             let now = chrono::Utc::now();
             let task = store
-                .task_claim(
-                    "default",
-                    &WorkerId("w".into()),
-                    1,
-                    now + chrono::Duration::seconds(60),
+                .task_claim(&errand::store::TaskClaim {
+                    queue: "default",
+                    worker: &WorkerId("w".into()),
+                    kinds: None,
+                    limit: 1,
+                    lease_until: now + chrono::Duration::seconds(60),
                     now,
-                    None,
-                )
+                    global_limit: None,
+                })
                 .await
                 .unwrap()
                 .remove(0);

@@ -211,12 +211,12 @@ async fn idempotency_key_in_flight_is_409_until_abandoned(backend: Backend) {
     let now = chrono::Utc::now();
     let claim = db
         .store()
-        .idempotency_claim(
-            &key,
+        .idempotency_claim(&errand::store::KeyClaimTerms {
+            key: &key,
             now,
-            now + chrono::Duration::hours(1),
-            now - chrono::Duration::hours(1),
-        )
+            expires_at: now + chrono::Duration::hours(1),
+            stale_before: now - chrono::Duration::hours(1),
+        })
         .await
         .unwrap();
     assert_eq!(claim, errand::store::KeyClaim::Claimed);

@@ -679,7 +679,7 @@ impl InProcess {
         let mut settings = test_settings(db);
         settings.tasks.backoff_base = Duration::from_millis(200);
         tweak(&mut settings);
-        let mut registry = Registry::with_builtins(&settings, &db.store()).unwrap();
+        let mut registry = Registry::with_builtins(&settings).unwrap();
         register(&mut registry);
         let registry = Arc::new(registry);
         let store = db.store();
@@ -687,6 +687,7 @@ impl InProcess {
         let worker = Worker::new(
             store.clone(),
             registry.clone(),
+            Default::default(),
             settings.worker.clone(),
             vec![ServedQueue {
                 name: "default".into(),

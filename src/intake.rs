@@ -1,0 +1,230 @@
+//! Creating tasks: the checks and the writes that every way in shares. A
+//! request to `POST /v1/tasks` and an application enqueueing inside its own
+//! Postgres transaction go through the same [`Enqueuer`]: the kind and its
+//! payload schema, the fields, the callback destination, the
+//! `Idempotency-Key` protocol, and the insert with its dependencies.
+//! Nothing is written unless the whole request is good.
+//!
+//! Uses `kinds` (is the kind known, is the payload good), `tasks` (the rules
+//! for a new task, idempotency keys) and `store`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{CallbackSettings, IdempotencySettings};
+use crate::kinds::{KindError, Registry, resolve_destination};
+use crate::store::{self, KeyClaim, KeyClaimTerms, Store, StoreError};
+use crate::tasks::{
+    DependencyError, IdempotencyKey, Invalid, NewTask, Principal, Task, TaskDraft,
+};
+
+/// Why a task was not created. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    /// An unknown kind, or a payload its schema or the kind refuses.
+    #[error(transparent)]
+    Kind(#[from] KindError),
+    /// A field that can't be accepted (named).
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// A malformed `Idempotency-Key`.
+    #[error("{0}")]
+    BadKey(Invalid),
+    /// A parent that does not exist, can't be seen, or ended badly.
+    #[error(transparent)]
+    Dependency(#[from] DependencyError),
+    /// A `callback_url` that can't be delivered to.
+    #[error("callback_url: {0}")]
+    Callback(String),
+    /// Another request with this `Idempotency-Key` has not finished.
+    #[error("a request with this Idempotency-Key is still in flight; try again shortly")]
+    KeyInFlight,
+    /// This `Idempotency-Key` named a request with another body.
+    #[error("this Idempotency-Key was used for a request with another body")]
+    KeyReused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A created task, or (`replayed`) the one an earlier request with the
+/// same `Idempotency-Key` and body created.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub task: Task,
+    pub replayed: bool,
+}
+
+/// Creates tasks. Cheap to clone.
+#[derive(Clone)]
+pub struct Enqueuer {
+    store: Store,
+    registry: Arc<Registry>,
+    idempotency: IdempotencySettings,
+    callbacks: CallbackSettings,
+}
+
+impl Enqueuer {
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        idempotency: IdempotencySettings,
+        callbacks: CallbackSettings,
+    ) -> Enqueuer {
+        Enqueuer {
+            store,
+            registry,
+            idempotency,
+            callbacks,
+        }
+    }
+
+    /// The kinds it accepts.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Creates a task for `creator`, in a transaction of its own. With
+    /// `key` (an `Idempotency-Key`), a retry of the same request answers the
+    /// first one's task.
+    pub async fn create(
+        &self,
+        draft: TaskDraft,
+        creator: &Principal,
+        key: Option<&str>,
+    ) -> Result<Created, EnqueueError> {
+        let now = Utc::now();
+        let key = idempotency_key(creator, key, &draft)?;
+        let new = self.prepare(draft, creator, now).await?;
+        if let Some(key) = &key {
+            let claim = self.store.idempotency_claim(&self.key_terms(key, now)).await?;
+            if let Some(earlier) = settled(claim)? {
+                return Ok(earlier);
+            }
+        }
+        let inserted = self
+            .store
+            .task_insert(&new, &creator.scope(), key.as_ref())
+            .await;
+        if let (false, Some(key)) = (matches!(inserted, Ok(Ok(_))), &key) {
+            // Free the key, so that a retry of this request may proceed.
+            if let Err(e) = self.store.idempotency_release(key).await {
+                tracing::warn!(error = %e, "could not free an idempotency key");
+            }
+        }
+        created(inserted?)
+    }
+
+    /// Creates a task inside the caller's open Postgres transaction (the
+    /// transactional outbox): it exists if and only if that transaction
+    /// commits, and workers hear of it when it does. The same checks as
+    /// over HTTP, dependencies and `Idempotency-Key` included; an error
+    /// leaves the transaction to the caller (after a database error,
+    /// Postgres refuses anything but a rollback).
+    pub async fn create_in(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        draft: TaskDraft,
+        creator: &Principal,
+        key: Option<&str>,
+    ) -> Result<Created, EnqueueError> {
+        let now = Utc::now();
+        let key = idempotency_key(creator, key, &draft)?;
+        let new = self.prepare(draft, creator, now).await?;
+        if let Some(key) = &key {
+            let claim = store::idempotency_claim_in(conn, &self.key_terms(key, now)).await?;
+            if let Some(earlier) = settled(claim)? {
+                return Ok(earlier);
+            }
+        }
+        created(store::task_insert_in(conn, &new, &creator.scope(), key.as_ref()).await?)
+    }
+
+    /// Checks a request and makes the row to insert: the kind and its
+    /// payload, every field, and where a `callback_url` points. Writes
+    /// nothing.
+    pub async fn prepare(
+        &self,
+        draft: TaskDraft,
+        creator: &Principal,
+        now: DateTime<Utc>,
+    ) -> Result<NewTask, EnqueueError> {
+        let policy = self.registry.check(&draft.kind, &draft.payload)?;
+        let new = draft.validate(policy, creator, now)?;
+        if let Some(url) = &new.callback_url {
+            self.check_callback_destination(url).await?;
+        }
+        Ok(new)
+    }
+
+    /// Refuses a `callback_url` that can't be delivered to: callbacks off, a
+    /// host that does not resolve, or one that points where callbacks may
+    /// not go (the SSRF guard; checked again at each delivery).
+    async fn check_callback_destination(&self, url: &str) -> Result<(), EnqueueError> {
+        if self.callbacks.secret.is_empty() {
+            return Err(EnqueueError::Callback(
+                "callbacks are off on this server (set callbacks.secret)".into(),
+            ));
+        }
+        let url = url::Url::parse(url).map_err(|e| EnqueueError::Callback(e.to_string()))?;
+        resolve_destination(&url, self.callbacks.allow_private_networks)
+            .await
+            .map(|_| ())
+            .map_err(|e| EnqueueError::Callback(e.to_string()))
+    }
+
+    fn key_terms<'k>(&self, key: &'k IdempotencyKey, now: DateTime<Utc>) -> KeyClaimTerms<'k> {
+        let span = |d| chrono::Duration::from_std(d).unwrap_or_default();
+        KeyClaimTerms {
+            key,
+            now,
+            expires_at: now + span(self.idempotency.ttl),
+            stale_before: now - span(self.idempotency.in_flight_timeout),
+        }
+    }
+}
+
+/// The request's key, checked, naming the request by its parsed body (so
+/// that formatting, key order or a field given as its default do not make
+/// two requests differ).
+fn idempotency_key(
+    creator: &Principal,
+    key: Option<&str>,
+    draft: &TaskDraft,
+) -> Result<Option<IdempotencyKey>, EnqueueError> {
+    let Some(key) = key else { return Ok(None) };
+    // Serialising plain data can't fail.
+    let body = serde_json::to_value(draft).unwrap_or_default();
+    IdempotencyKey::new(&creator.name, key, &body)
+        .map(Some)
+        .map_err(EnqueueError::BadKey)
+}
+
+/// What a key claim means for this request: go on (`None`), the earlier
+/// request's task, or a refusal.
+fn settled(claim: KeyClaim) -> Result<Option<Created>, EnqueueError> {
+    match claim {
+        KeyClaim::Claimed => Ok(None),
+        KeyClaim::InFlight => Err(EnqueueError::KeyInFlight),
+        KeyClaim::Mismatch => Err(EnqueueError::KeyReused),
+        KeyClaim::Done(task) => Ok(Some(Created {
+            task: *task,
+            replayed: true,
+        })),
+    }
+}
+
+fn created(inserted: Result<Task, DependencyError>) -> Result<Created, EnqueueError> {
+    let task = inserted?;
+    crate::telemetry::task_created(&task.kind);
+    tracing::info!(
+        task.token = %task.token,
+        task.kind = %task.kind,
+        owner = %task.owner,
+        "task created"
+    );
+    Ok(Created {
+        task,
+        replayed: false,
+    })
+}
