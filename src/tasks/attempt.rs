@@ -43,10 +43,16 @@ impl AttemptOutcome {
         }
     }
 
-    /// An attempt that ran out of time: a retryable failure that says so.
-    pub fn timed_out(after: Duration) -> AttemptOutcome {
+    /// An attempt that ran out of time: a retryable failure that says so,
+    /// and what the handler said as it stopped (a program's last log lines),
+    /// if anything.
+    pub fn timed_out(after: Duration, detail: Option<String>) -> AttemptOutcome {
+        let mut message = format!("timed out after {}", human(after));
+        if let Some(detail) = detail {
+            message = format!("{message}; {detail}");
+        }
         AttemptOutcome::Failed {
-            message: format!("timed out after {}", human(after)),
+            message,
             retryable: true,
         }
     }
@@ -268,17 +274,17 @@ mod tests {
     #[test]
     fn timeout_message_says_after_how_long() {
         let AttemptOutcome::Failed { message, retryable } =
-            AttemptOutcome::timed_out(Duration::from_millis(1500))
+            AttemptOutcome::timed_out(Duration::from_millis(1500), None)
         else {
             panic!("a timeout is a failure")
         };
         assert_eq!(message, "timed out after 1.5 s");
         assert!(retryable);
         let AttemptOutcome::Failed { message, .. } =
-            AttemptOutcome::timed_out(Duration::from_secs(125))
+            AttemptOutcome::timed_out(Duration::from_secs(125), Some("it said: stuck".into()))
         else {
             panic!()
         };
-        assert_eq!(message, "timed out after 2 min 5 s");
+        assert_eq!(message, "timed out after 2 min 5 s; it said: stuck");
     }
 }

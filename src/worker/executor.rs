@@ -93,7 +93,13 @@ async fn attempt(
     // kill grace) to return; then it is aborted.
     let result = match finished {
         Some(result) => result,
-        None => stopped(&mut handler, shared.settings.cancel_grace.max(kind.stop_grace())).await,
+        None => {
+            stopped(
+                &mut handler,
+                shared.settings.cancel_grace.max(kind.stop_grace()),
+            )
+            .await
+        }
     };
     // The handler's context (the sender) is gone by now, so ask the value
     // itself whether it is news.
@@ -166,7 +172,13 @@ fn outcome(
         // A result that arrived is kept, whatever asked it to stop meanwhile.
         (_, Ok(Ok(value))) => Some(AttemptOutcome::Succeeded(value)),
         (Some(StopReason::CancelRequested), _) => Some(AttemptOutcome::Cancelled),
-        (Some(StopReason::Timeout), _) => Some(AttemptOutcome::timed_out(timeout)),
+        (Some(StopReason::Timeout), result) => {
+            let detail = match result {
+                Ok(Err(e)) if e != TaskError::cancelled() => Some(e.message),
+                _ => None,
+            };
+            Some(AttemptOutcome::timed_out(timeout, detail))
+        }
         (Some(StopReason::Shutdown), _) => Some(AttemptOutcome::shut_down()),
         (None, Ok(Err(e))) => Some(AttemptOutcome::Failed {
             message: e.message,

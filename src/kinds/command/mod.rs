@@ -159,9 +159,9 @@ fn start(spec: &CommandSpec, ctx: &TaskContext, scratch: &Path) -> Result<Child,
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    command.spawn().map_err(|e| {
-        TaskError::retryable(format!("could not start {}: {e}", program.display()))
-    })
+    command
+        .spawn()
+        .map_err(|e| TaskError::retryable(format!("could not start {}: {e}", program.display())))
 }
 
 /// Waits for the program to exit, or stops it when asked or when its output
@@ -181,8 +181,9 @@ async fn supervise(
     let end = match stop {
         Err(status) => {
             group.kill();
-            let status = status
-                .map_err(|e| TaskError::retryable(format!("could not wait for the program: {e}")))?;
+            let status = status.map_err(|e| {
+                TaskError::retryable(format!("could not wait for the program: {e}"))
+            })?;
             End::Exited(status)
         }
         Ok((end, grace)) => {
@@ -207,7 +208,12 @@ fn outcome(
         ))
     };
     match (end, out, log) {
-        (End::Stopped, _, _) => Err(TaskError::cancelled()),
+        // How the attempt ends is the worker's call (cancelled, timed out,
+        // handed back); the log says where the program was.
+        (End::Stopped, _, log) => Err(TaskError::permanent(format!(
+            "the program was stopped{}",
+            log.map(|log| log.suffix()).unwrap_or_default()
+        ))),
         (_, Err(Exceeded), _) => Err(too_much("stdout")),
         (_, _, Err(Exceeded)) | (End::Overflowed, _, _) => Err(too_much("stderr")),
         (End::Exited(status), Ok(out), Ok(log)) => match status.success() {

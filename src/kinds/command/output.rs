@@ -151,13 +151,15 @@ impl LogTail {
         self.chars += line.chars().count() + 1;
         self.lines.push_back(line);
         while self.chars > MAX_TAIL_CHARS {
-            let Some(first) = self.lines.pop_front() else { break };
+            let Some(first) = self.lines.pop_front() else {
+                break;
+            };
             self.chars -= first.chars().count() + 1;
         }
     }
 
     /// `; stderr: …` with the tail, or nothing if there was no log.
-    fn suffix(&self) -> String {
+    pub(super) fn suffix(&self) -> String {
         if self.lines.is_empty() {
             return String::new();
         }
@@ -190,9 +192,10 @@ pub(super) fn failure(status: ExitStatus, tail: &LogTail) -> TaskError {
             "the program exited with code {PERMANENT_EXIT_CODE} (permanent: not retried){}",
             tail.suffix()
         )),
-        (Some(code), _) => {
-            TaskError::retryable(format!("the program exited with code {code}{}", tail.suffix()))
-        }
+        (Some(code), _) => TaskError::retryable(format!(
+            "the program exited with code {code}{}",
+            tail.suffix()
+        )),
         (None, Some(signal)) => TaskError::retryable(format!(
             "the program was killed by signal {signal}{}",
             tail.suffix()
@@ -217,9 +220,15 @@ mod tests {
 
     #[test]
     fn stdout_is_json_or_text_or_nothing() {
-        assert_eq!(result_of(b"{\"words\": 3}\n".to_vec()).unwrap(), json!({"words": 3}));
+        assert_eq!(
+            result_of(b"{\"words\": 3}\n".to_vec()).unwrap(),
+            json!({"words": 3})
+        );
         assert_eq!(result_of(b"42\n".to_vec()).unwrap(), json!(42));
-        assert_eq!(result_of(b"all done\n".to_vec()).unwrap(), json!("all done"));
+        assert_eq!(
+            result_of(b"all done\n".to_vec()).unwrap(),
+            json!("all done")
+        );
         assert_eq!(result_of(b" \n".to_vec()).unwrap(), Value::Null);
         assert!(!result_of(vec![0xff, 0xfe]).unwrap_err().retryable);
     }
@@ -242,7 +251,10 @@ mod tests {
             [Progress::new(0.5, Some("half".into()))]
         );
         let suffix = tail.suffix();
-        assert!(suffix.ends_with("{\"progress\": \"soon\"}\nlast words"), "{suffix}");
+        assert!(
+            suffix.ends_with("{\"progress\": \"soon\"}\nlast words"),
+            "{suffix}"
+        );
         assert!(!suffix.contains("starting") && suffix.chars().count() < 1600);
     }
 
@@ -253,6 +265,12 @@ mod tests {
         assert!(r.overflowed.is_cancelled());
         let r = reading(10);
         assert!(read_stderr(&b"0123456789AB"[..], &r, |_| {}).await.is_err());
-        assert_eq!(read_stdout(&b"0123456789"[..], &reading(10)).await.unwrap().len(), 10);
+        assert_eq!(
+            read_stdout(&b"0123456789"[..], &reading(10))
+                .await
+                .unwrap()
+                .len(),
+            10
+        );
     }
 }

@@ -71,7 +71,9 @@ impl CommandSpec {
                 "must be more than 0",
             ));
         }
-        let workdir = settings.base_dir.join(kind.workdir.as_deref().unwrap_or(Path::new(".")));
+        let workdir = settings
+            .base_dir
+            .join(kind.workdir.as_deref().unwrap_or(Path::new(".")));
         let scratch_root = match defaults.scratch_dir.as_os_str().is_empty() {
             true => std::env::temp_dir(),
             false => settings.base_dir.join(&defaults.scratch_dir),
@@ -164,7 +166,10 @@ mod tests {
         assert!(s.program().unwrap().ends_with("sh"));
         let s = spec(&["no-such-program-here"], KindSettings::default()).unwrap();
         let err = s.program().unwrap_err();
-        assert!(err.contains("no-such-program-here") && err.contains("PATH"), "{err}");
+        assert!(
+            err.contains("no-such-program-here") && err.contains("PATH"),
+            "{err}"
+        );
         let s = spec(&["./missing.sh"], KindSettings::default()).unwrap();
         assert!(s.program().unwrap_err().contains("does not exist"));
     }
@@ -184,6 +189,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(spec(&["true"], kind).unwrap_err().key, "kinds.wc.env");
-        assert_eq!(spec(&[], KindSettings::default()).unwrap_err().key, "kinds.wc.command");
+        assert_eq!(
+            spec(&[], KindSettings::default()).unwrap_err().key,
+            "kinds.wc.command"
+        );
     }
 }
