@@ -15,9 +15,7 @@ use chrono::{DateTime, Utc};
 use crate::config::{CallbackSettings, IdempotencySettings};
 use crate::kinds::{KindError, Registry, resolve_destination};
 use crate::store::{self, KeyClaim, KeyClaimTerms, Store, StoreError};
-use crate::tasks::{
-    DependencyError, IdempotencyKey, Invalid, NewTask, Principal, Task, TaskDraft,
-};
+use crate::tasks::{DependencyError, IdempotencyKey, Invalid, NewTask, Principal, Task, TaskDraft};
 
 /// Why a task was not created. Nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +41,7 @@ pub enum EnqueueError {
     /// This `Idempotency-Key` named a request with another body.
     #[error("this Idempotency-Key was used for a request with another body")]
     KeyReused,
+    /// The database failed (unreachable: try again).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -51,7 +50,9 @@ pub enum EnqueueError {
 /// same `Idempotency-Key` and body created.
 #[derive(Debug, Clone)]
 pub struct Created {
+    /// The task as written.
     pub task: Task,
+    /// Whether an earlier request with the same key created it.
     pub replayed: bool,
 }
 
@@ -65,6 +66,7 @@ pub struct Enqueuer {
 }
 
 impl Enqueuer {
+    /// Usually made by [`App::enqueuer`](crate::App::enqueuer).
     pub fn new(
         store: Store,
         registry: Arc<Registry>,
@@ -93,11 +95,12 @@ impl Enqueuer {
         creator: &Principal,
         key: Option<&str>,
     ) -> Result<Created, EnqueueError> {
-        let now = Utc::now();
-        let key = idempotency_key(creator, key, &draft)?;
-        let new = self.prepare(draft, creator, now).await?;
+        let (new, key, now) = self.checked(draft, creator, key).await?;
         if let Some(key) = &key {
-            let claim = self.store.idempotency_claim(&self.key_terms(key, now)).await?;
+            let claim = self
+                .store
+                .idempotency_claim(&self.key_terms(key, now))
+                .await?;
             if let Some(earlier) = settled(claim)? {
                 return Ok(earlier);
             }
@@ -128,9 +131,7 @@ impl Enqueuer {
         creator: &Principal,
         key: Option<&str>,
     ) -> Result<Created, EnqueueError> {
-        let now = Utc::now();
-        let key = idempotency_key(creator, key, &draft)?;
-        let new = self.prepare(draft, creator, now).await?;
+        let (new, key, now) = self.checked(draft, creator, key).await?;
         if let Some(key) = &key {
             let claim = store::idempotency_claim_in(conn, &self.key_terms(key, now)).await?;
             if let Some(earlier) = settled(claim)? {
@@ -138,6 +139,19 @@ impl Enqueuer {
             }
         }
         created(store::task_insert_in(conn, &new, &creator.scope(), key.as_ref()).await?)
+    }
+
+    /// Checks a request with its key: the row to insert, the key, and the
+    /// time it was checked at.
+    async fn checked(
+        &self,
+        draft: TaskDraft,
+        creator: &Principal,
+        key: Option<&str>,
+    ) -> Result<(NewTask, Option<IdempotencyKey>, DateTime<Utc>), EnqueueError> {
+        let now = Utc::now();
+        let key = idempotency_key(creator, key, &draft)?;
+        Ok((self.prepare(draft, creator, now).await?, key, now))
     }
 
     /// Checks a request and makes the row to insert: the kind and its

@@ -36,26 +36,34 @@
 //! - [`tasks`]: the domain — a task, its statuses and transitions, creation
 //!   rules, how an attempt ends (retry, backoff, drop), who may see and
 //!   cancel what. Pure: no I/O.
-//! - [`store`]: the only module that speaks SQL; one method per query.
+//! - `store`: the only module that speaks SQL; one method per query.
 //! - [`kinds`]: the `Kind` trait, the registry of known kinds (which the API
 //!   asks to check payloads and the worker asks for handlers), built-ins
 //!   (`sleep`, `callback`, command kinds).
 //! - [`intake`]: creating a task, the one way every caller takes (HTTP, an
 //!   application's transaction): checks, idempotency, the insert.
-//! - [`api`]: actix-web routes, authentication, the error mapping.
-//! - [`worker`]: claim loops, the executor, heartbeats, maintenance.
-//! - [`config`], [`telemetry`]: settings and logging.
+//! - `api`: actix-web routes, authentication, the error mapping.
+//! - `worker`: claim loops, the executor, heartbeats, maintenance.
+//! - [`config`], `telemetry`: settings and logging.
 //! - [`app`]: the composition root that wires them into `serve`, `api` and
 //!   `worker` processes, and the one-shot commands.
 
+// The library's API is what is documented: `app`, `config`, `intake`,
+// `kinds`, `tasks`, and the re-exports below. The other modules are public
+// only so that errand's binary, tests and benchmarks reach them; they are
+// hidden from the documentation and may change without notice.
+#[doc(hidden)]
 pub mod api;
 pub mod app;
 pub mod config;
 pub mod intake;
 pub mod kinds;
+#[doc(hidden)]
 pub mod store;
 pub mod tasks;
+#[doc(hidden)]
 pub mod telemetry;
+#[doc(hidden)]
 pub mod worker;
 
 pub use app::{App, AppError, Builder, Mode};

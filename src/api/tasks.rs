@@ -52,12 +52,13 @@ pub async fn create_task(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let draft: TaskDraft = read_json(&req, payload, state.max_body_bytes).await?;
-    let key = match req.headers().get("idempotency-key") {
-        Some(value) => Some(value.to_str().map_err(|_| {
-            ApiError::BadRequest("Idempotency-Key: must be visible ASCII".into())
-        })?),
-        None => None,
-    };
+    let key =
+        match req.headers().get("idempotency-key") {
+            Some(value) => Some(value.to_str().map_err(|_| {
+                ApiError::BadRequest("Idempotency-Key: must be visible ASCII".into())
+            })?),
+            None => None,
+        };
     let created = state.enqueuer.create(draft, &caller, key).await?;
     let waited = prefer_wait(&req, state.max_wait);
     let mut response = created_response(created.task, &state, waited).await?;

@@ -42,6 +42,8 @@ pub struct Builder {
 }
 
 impl Builder {
+    /// A process with the built-in kinds and the configuration's command
+    /// kinds, and no state.
     pub fn new(settings: Settings) -> Builder {
         Builder {
             settings,
@@ -55,8 +57,9 @@ impl Builder {
     /// configuration may set its queue, attempts, timeout, backoff and
     /// schema, as for any kind.
     pub fn kind<K: Kind>(mut self, kind: K) -> Builder {
-        self.kinds
-            .push(Box::new(move |registry| registry.register(kind).map(|_| ())));
+        self.kinds.push(Box::new(move |registry| {
+            registry.register(kind).map(|_| ())
+        }));
         self
     }
 

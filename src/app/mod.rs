@@ -52,24 +52,34 @@ impl Mode {
 /// Why errand could not start or run.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// The settings can't be loaded or make no sense.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A kind can't be registered or run here (a schema that does not
+    /// compile, a missing program, a `[kinds.NAME]` naming no kind).
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `auth.cancel_role` names no role.
     #[error("invalid auth.cancel_role: {0}")]
     CancelRole(#[from] UnknownRole),
+    /// The HTTP listener could not be bound.
     #[error("could not listen on {addr}")]
     Bind {
+        /// The address asked for.
         addr: String,
         #[source]
         source: std::io::Error,
     },
+    /// The HTTP server failed.
     #[error("the HTTP server failed")]
     Http(#[source] std::io::Error),
+    /// The system gave no randomness for a token.
     #[error("could not make a random token")]
     Random(#[source] getrandom::Error),
+    /// A command's argument is wrong (a token's name or role).
     #[error("{0}")]
     Invalid(String),
 }
@@ -287,4 +297,3 @@ async fn migrate_when_reachable(
         }
     }
 }
-

@@ -25,9 +25,13 @@ use crate::tasks::{TaskToken, WebhookSecret, check_callback_url, forbidden_addre
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackPayload {
+    /// The task that ended.
     pub task: TaskToken,
+    /// Its `callback_url`.
     pub url: String,
+    /// The `webhook-id`, the same on every attempt.
     pub webhook_id: String,
+    /// The task's final JSON.
     pub body: Value,
 }
 

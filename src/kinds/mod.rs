@@ -90,6 +90,7 @@ pub trait Kind: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct TaskError {
+    /// What went wrong, for the task's error history.
     pub message: String,
     /// False: retrying can't help (a payload that can never work, say).
     pub retryable: bool,
@@ -191,10 +192,11 @@ mod tests {
             },
         );
         let registry = Registry::with_builtins(&settings).unwrap();
-        assert_eq!(registry.get("sleep").unwrap().schema().unwrap()["required"][1], "why");
-        let err = registry
-            .check("sleep", &json!({"seconds": 1}))
-            .unwrap_err();
+        assert_eq!(
+            registry.get("sleep").unwrap().schema().unwrap()["required"][1],
+            "why"
+        );
+        let err = registry.check("sleep", &json!({"seconds": 1})).unwrap_err();
         assert!(err.to_string().contains("/why: is required"), "{err}");
     }
 

@@ -66,6 +66,7 @@ impl<K: Kind> Handler for K {
 #[derive(Clone)]
 pub struct RegisteredKind {
     handler: Arc<dyn Handler>,
+    /// Its queue, attempts, timeout and backoff.
     pub policy: KindPolicy,
     schema: Option<Arc<PayloadSchema>>,
 }
@@ -90,10 +91,22 @@ impl RegisteredKind {
 /// Why a create request's kind or payload was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KindError {
+    /// No such kind (or an internal one).
     #[error("unknown kind {kind:?}; known kinds: {known}")]
-    Unknown { kind: String, known: String },
+    Unknown {
+        /// The kind asked for.
+        kind: String,
+        /// The kinds there are, comma-separated.
+        known: String,
+    },
+    /// The payload fails the kind's schema or its own checks.
     #[error("invalid payload for kind {kind:?}: {message}")]
-    BadPayload { kind: String, message: String },
+    BadPayload {
+        /// The kind asked for.
+        kind: String,
+        /// What is wrong, led by the failing path where there is one.
+        message: String,
+    },
 }
 
 /// A kind that can't be registered or run here, naming the setting at fault.
@@ -102,6 +115,7 @@ pub enum KindError {
 pub struct RegistryError {
     /// The setting (`kinds.transcribe.schema`) or kind at fault.
     pub key: String,
+    /// What is wrong with it.
     pub problem: String,
 }
 
@@ -315,6 +329,7 @@ impl Registry {
         Ok(())
     }
 
+    /// The kind of this name, if registered.
     pub fn get(&self, name: &str) -> Option<&RegisteredKind> {
         self.kinds.get(name)
     }

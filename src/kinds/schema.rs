@@ -80,7 +80,9 @@ impl PayloadSchema {
 fn describe(error: &jsonschema::ValidationError<'_>) -> String {
     let at = error.instance_path().to_string();
     if let jsonschema::error::ValidationErrorKind::Required { property } = error.kind() {
-        let name = property.as_str().map_or_else(|| property.to_string(), str::to_string);
+        let name = property
+            .as_str()
+            .map_or_else(|| property.to_string(), str::to_string);
         return format!("{at}/{}: is required", escape_pointer(&name));
     }
     let at = if at.is_empty() { "/".to_string() } else { at };

@@ -14,7 +14,9 @@ use super::{Kind, TaskContext, TaskError};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SleepPayload {
+    /// How long to count, 0 to a day.
     pub seconds: f64,
+    /// Fail (retryably) at the end.
     #[serde(default)]
     pub fail: bool,
 }
@@ -93,7 +95,13 @@ mod tests {
         let (tx, rx) = watch::channel(None);
         let cancel = CancellationToken::new();
         (
-            TaskContext::new(TaskToken::generate(), 1, cancel.clone(), tx, Default::default()),
+            TaskContext::new(
+                TaskToken::generate(),
+                1,
+                cancel.clone(),
+                tx,
+                Default::default(),
+            ),
             rx,
             cancel,
         )

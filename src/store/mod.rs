@@ -485,7 +485,10 @@ impl Store {
 
     /// Claims an `Idempotency-Key` for a create request, or says what
     /// another request with that key did.
-    pub async fn idempotency_claim(&self, claim: &KeyClaimTerms<'_>) -> Result<KeyClaim, StoreError> {
+    pub async fn idempotency_claim(
+        &self,
+        claim: &KeyClaimTerms<'_>,
+    ) -> Result<KeyClaim, StoreError> {
         dispatch!(self, b => b.idempotency_claim(claim).await)
     }
 

@@ -20,6 +20,7 @@ pub enum Role {
 }
 
 impl Role {
+    /// The name used in tokens and the configuration.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::User => "user",
@@ -57,8 +58,11 @@ impl FromStr for Role {
 /// above it: `owner` lets owners, product admins and superusers cancel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelRole {
+    /// Superusers only.
     Superuser,
+    /// Superusers and the admins of the task's product.
     Admin,
+    /// Those, and the task's owner.
     Owner,
 }
 
@@ -80,8 +84,11 @@ impl FromStr for CancelRole {
 /// that token's product.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The owner of the tasks it creates.
     pub name: String,
+    /// What it may see and do.
     pub role: Role,
+    /// The product its tasks belong to (an admin's whole scope).
     pub product: Option<String>,
 }
 

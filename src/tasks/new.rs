@@ -88,9 +88,13 @@ impl TaskDraft {
 /// request says otherwise.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KindPolicy {
+    /// Where its tasks go unless a request names a queue.
     pub queue: String,
+    /// Attempts a task gets unless a request says otherwise.
     pub max_attempts: i32,
+    /// How long an attempt may run unless a request says otherwise.
     pub timeout: Duration,
+    /// Delays between attempts.
     pub backoff: Backoff,
     /// Largest `max_attempts` a request may ask for.
     pub max_attempts_limit: i32,
@@ -177,11 +181,14 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct Invalid {
+    /// The field at fault, as the client wrote it.
     pub field: &'static str,
+    /// What is wrong with it.
     pub message: String,
 }
 
 impl Invalid {
+    /// A refusal of `field`.
     pub fn new(field: &'static str, message: impl Into<String>) -> Invalid {
         Invalid {
             field,

@@ -34,12 +34,19 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Created; waits for its parents (`depends_on`) to complete.
     Waiting,
+    /// Runnable from `run_at` on (a new task, a retry, a rescued one).
     Queued,
+    /// Claimed by a worker, whose lease holds it.
     Running,
+    /// Ended with a result.
     Completed,
+    /// Ended with an error and no attempt left (or a permanent error).
     Failed,
+    /// Ended by a cancel request, or by a parent that ended badly.
     Cancelled,
+    /// Its worker was lost with no attempt left.
     Dropped,
 }
 
