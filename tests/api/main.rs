@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 mod callbacks;
+mod library;
 mod operators;
 mod workflows;
 

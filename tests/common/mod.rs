@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use errand::app::{self, App, Mode};
+use errand::app::{self, Builder, Mode};
 use errand::config::Settings;
 use errand::store::Store;
 use serde_json::{Value, json};
@@ -401,8 +401,20 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Settings, mode: Mode) -> TestApp {
+        Self::spawn_built(settings, mode, |b| b).await
+    }
+
+    /// [`TestApp::spawn_with`], the process assembled by `assemble` (kinds
+    /// and state of the test's own).
+    pub async fn spawn_built(
+        settings: Settings,
+        mode: Mode,
+        assemble: impl FnOnce(Builder) -> Builder,
+    ) -> TestApp {
         let _ = errand::telemetry::init(&settings.log.level, "text");
-        let app = App::build(settings.clone(), mode).expect("build the app");
+        let app = assemble(Builder::new(settings.clone()))
+            .build(mode)
+            .expect("build the app");
         let base = app
             .local_addr()
             .map(|a| format!("http://{a}"))
@@ -508,6 +520,19 @@ impl Client {
         let r = self.get(token).await;
         assert_eq!(r.status(), 200);
         r.json().await.expect("task JSON")
+    }
+
+    /// `GET path` as this caller: the JSON answer, asserting 200.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.json().await.expect("JSON")
     }
 
     pub async fn cancel(&self, token: &str) -> reqwest::Response {

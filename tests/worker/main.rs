@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 #[macro_use]
 mod common;
+mod kinds;
 
 use std::collections::HashMap;
 use std::sync::Arc;
