@@ -1,28 +1,41 @@
-//! The HTTP API (actix-web only): the route table ([`routes`]), the
-//! authentication extractor, request and response types, and [`ApiError`],
-//! the single mapping from failures to HTTP statuses.
+//! The HTTP API (actix-web only): the route table ([`routes`]) and what
+//! every handler shares ([`ApiState`]), one module per route or small group
+//! of them:
+//!
+//! - `create` (`POST /v1/tasks`), `get` (`GET /v1/tasks/{token}`), `list`
+//!   (`GET /v1/tasks`), `cancel` (one task, or by filter), `retry`, `stats`;
+//!   `operations` (workers, kinds, metrics), `health`, `openapi`;
+//! - `respond` (a task the caller may see, as JSON with its ETag),
+//!   `conditional` (ETag, 304, `Prefer: wait`, the long poll), `body`
+//!   (bounded JSON bodies), `auth` (the bearer-token extractor), `error`
+//!   ([`ApiError`], the single mapping from failures to HTTP statuses).
 //!
 //! Uses `intake` to create tasks, `store` for data, `tasks` for every rule
 //! (who sees what, what a cancel does, what a valid task is) and `kinds`
-//! to list the kinds. Holds no state of its own beyond a short token cache, so any
-//! number of API processes can stand behind a load balancer.
+//! to list the kinds. Holds no state of its own beyond a short token cache,
+//! so any number of API processes can stand behind a load balancer.
 
 mod auth;
+mod body;
+mod cancel;
+mod conditional;
+mod create;
 mod error;
+mod get;
 mod health;
+mod list;
 mod openapi;
 mod operations;
-mod tasks;
+mod respond;
+mod retry;
+mod stats;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::http::header;
-use actix_web::web::{self, BytesMut};
+use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
-use futures_util::StreamExt;
-use serde::de::DeserializeOwned;
 
 pub use auth::{Caller, TokenCache};
 pub use error::{ApiError, Problem};
@@ -108,15 +121,17 @@ impl ApiState {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         resource("/v1/tasks", "GET, POST")
-            .route(web::post().to(tasks::create_task))
-            .route(web::get().to(tasks::list_tasks)),
+            .route(web::post().to(create::create_task))
+            .route(web::get().to(list::list_tasks)),
     )
     // Before /v1/tasks/{token}, which would match them too.
-    .service(resource("/v1/tasks/stats", "GET").route(web::get().to(tasks::task_stats)))
-    .service(resource("/v1/tasks/cancel", "POST").route(web::post().to(tasks::cancel_tasks)))
-    .service(resource("/v1/tasks/{token}", "GET").route(web::get().to(tasks::get_task)))
-    .service(resource("/v1/tasks/{token}/cancel", "POST").route(web::post().to(tasks::cancel_task)))
-    .service(resource("/v1/tasks/{token}/retry", "POST").route(web::post().to(tasks::retry_task)))
+    .service(resource("/v1/tasks/stats", "GET").route(web::get().to(stats::task_stats)))
+    .service(resource("/v1/tasks/cancel", "POST").route(web::post().to(cancel::cancel_tasks)))
+    .service(resource("/v1/tasks/{token}", "GET").route(web::get().to(get::get_task)))
+    .service(
+        resource("/v1/tasks/{token}/cancel", "POST").route(web::post().to(cancel::cancel_task)),
+    )
+    .service(resource("/v1/tasks/{token}/retry", "POST").route(web::post().to(retry::retry_task)))
     .service(resource("/v1/workers", "GET").route(web::get().to(operations::list_workers)))
     .service(resource("/v1/kinds", "GET").route(web::get().to(operations::list_kinds)))
     .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
@@ -179,64 +194,4 @@ pub async fn record_request(
         started.elapsed(),
     );
     Ok(response)
-}
-
-/// Reads a JSON request body of at most `limit` bytes: 413 past the limit
-/// (checked against `Content-Length` before reading, and while reading),
-/// 400 if it is not JSON, 422 if it is JSON of the wrong shape.
-async fn read_json<T: DeserializeOwned>(
-    req: &HttpRequest,
-    payload: web::Payload,
-    limit: usize,
-) -> Result<T, ApiError> {
-    json_into(read_json_value(req, payload, limit).await?)
-}
-
-/// Reads a JSON object body of at most `limit` bytes (see [`read_json`]).
-async fn read_json_value(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<serde_json::Value, ApiError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    if body.is_empty() {
-        return Err(ApiError::BadRequest(
-            "the request body is empty; send JSON".into(),
-        ));
-    }
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(ApiError::Unprocessable(
-            "the request body must be a JSON object".into(),
-        ));
-    }
-    Ok(value)
-}
-
-/// A JSON object as `T`: 422 naming the field at fault.
-fn json_into<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        // Name the field at fault ("priority: invalid type…") when there is one.
-        match e.path().to_string().as_str() {
-            "." => ApiError::Unprocessable(e.into_inner().to_string()),
-            path => ApiError::Unprocessable(format!("{path}: {}", e.into_inner())),
-        }
-    })
 }

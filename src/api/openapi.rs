@@ -9,7 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{error, health, operations, tasks};
+use super::{cancel, create, error, get, health, list, operations, retry, stats};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,13 +18,13 @@ use super::{error, health, operations, tasks};
         description = "A durable background-task service: POST slow work, get 202 and a token at once, poll for the result.",
     ),
     paths(
-        tasks::create_task,
-        tasks::list_tasks,
-        tasks::get_task,
-        tasks::cancel_task,
-        tasks::retry_task,
-        tasks::task_stats,
-        tasks::cancel_tasks,
+        create::create_task,
+        list::list_tasks,
+        get::get_task,
+        cancel::cancel_task,
+        retry::retry_task,
+        stats::task_stats,
+        cancel::cancel_tasks,
         operations::list_workers,
         operations::list_kinds,
         operations::metrics,

@@ -127,7 +127,7 @@ pub fn end_attempt(
     match outcome {
         AttemptOutcome::Succeeded(result) => AttemptEnd {
             status: Status::Completed,
-            result: Some(result),
+            result: Some(super::storable_json(result)),
             error: None,
             run_at: None,
             progress: None,
@@ -226,6 +226,31 @@ mod tests {
         let end = end_attempt(3, 3, fail(), &BACKOFF, 1.0, now());
         assert_eq!(end.status, Status::Failed);
         assert_eq!(end.run_at, None);
+    }
+
+    #[test]
+    fn nul_in_what_a_handler_reports_is_replaced_so_it_can_be_stored() {
+        let result = json!({"text": "a\u{0}b", "k\u{0}": ["\u{0}"]});
+        let end = end_attempt(
+            1,
+            1,
+            AttemptOutcome::Succeeded(result),
+            &BACKOFF,
+            0.5,
+            now(),
+        );
+        assert_eq!(
+            end.result,
+            Some(json!({"text": "a\u{FFFD}b", "k\u{FFFD}": ["\u{FFFD}"]}))
+        );
+        let failed = AttemptOutcome::Failed {
+            message: "bad \u{0} byte".into(),
+            retryable: false,
+        };
+        let end = end_attempt(1, 1, failed, &BACKOFF, 0.5, now());
+        assert_eq!(end.error.unwrap().message, "bad \u{FFFD} byte");
+        let p = Progress::new(0.5, Some("x\u{0}".into()));
+        assert_eq!(p.message.as_deref(), Some("x\u{FFFD}"));
     }
 
     #[test]

@@ -38,35 +38,80 @@ pub struct TaskFilter {
     #[param(explode = true)]
     pub product: Vec<String>,
     /// Created at or after (RFC 3339).
+    #[serde(default, deserialize_with = "one")]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub created_after: Option<DateTime<Utc>>,
     /// Created before (RFC 3339).
+    #[serde(default, deserialize_with = "one")]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub created_before: Option<DateTime<Utc>>,
     /// Finished at or after (RFC 3339).
+    #[serde(default, deserialize_with = "one")]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub finished_after: Option<DateTime<Utc>>,
     /// Finished before (RFC 3339).
+    #[serde(default, deserialize_with = "one")]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub finished_before: Option<DateTime<Utc>>,
     /// Whether a cancel was requested while it ran.
+    #[serde(default, deserialize_with = "one")]
     pub cancel_requested: Option<bool>,
 }
 
-/// A field given as one value or a list of them: `"a"`, `["a", "b"]`, or a
-/// comma-separated `"a,b"`.
+/// A value as a JSON body or a query string gives it: text (every query
+/// value is), a boolean or number (JSON), or a list (a repeated query key).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Given {
+    Text(String),
+    Flag(bool),
+    Number(serde_json::Number),
+    List(Vec<String>),
+}
+
+impl Given {
+    /// Every text it holds, each checked for NUL (which no text column can
+    /// hold; Postgres refuses it).
+    fn texts<E: serde::de::Error>(self) -> Result<Vec<String>, E> {
+        let texts = match self {
+            Given::Text(text) => vec![text],
+            Given::Flag(flag) => vec![flag.to_string()],
+            Given::Number(n) => vec![n.to_string()],
+            Given::List(texts) => texts,
+        };
+        match texts.iter().any(|t| t.contains('\0')) {
+            true => Err(E::custom("must not contain a NUL character")),
+            false => Ok(texts),
+        }
+    }
+}
+
+/// A field given once: a second value (a repeated query key) is refused.
+fn one<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    let mut texts = Given::deserialize(d)?.texts()?;
+    if texts.len() > 1 {
+        return Err(serde::de::Error::custom("given more than once"));
+    }
+    texts
+        .pop()
+        .map(|t| t.parse().map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// A field given as one value or a list of them: `"a"`, `["a", "b"]`, a
+/// comma-separated `"a,b"`, or a query key repeated.
 fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: FromStr,
     T::Err: fmt::Display,
 {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    let texts = match OneOrMany::deserialize(d)? {
-        OneOrMany::One(text) => vec![text],
-        OneOrMany::Many(texts) => texts,
-    };
+    let texts = Given::deserialize(d)?.texts()?;
     texts
         .iter()
         .flat_map(|t| t.split(','))
@@ -214,6 +259,24 @@ mod tests {
         assert!(
             serde_json::from_value::<TaskFilter>(json!({"created_after": "yesterday"})).is_err()
         );
+    }
+
+    #[test]
+    fn query_strings_repeat_lists_and_refuse_repeated_values_and_nul() {
+        let f: TaskFilter =
+            serde_html_form::from_str("status=queued&status=failed,dropped&cancel_requested=true")
+                .unwrap();
+        assert_eq!(f.status, [Status::Queued, Status::Failed, Status::Dropped]);
+        assert_eq!(f.cancel_requested, Some(true));
+        let twice = "created_after=2026-01-01T00:00:00Z&created_after=2026-01-02T00:00:00Z";
+        let err = serde_html_form::from_str::<TaskFilter>(twice).unwrap_err();
+        assert!(err.to_string().contains("more than once"), "{err}");
+        for nul in ["owner=%00", "kind=a%00b", "created_after=%00"] {
+            let err = serde_html_form::from_str::<TaskFilter>(nul).unwrap_err();
+            assert!(err.to_string().contains("NUL"), "{nul}: {err}");
+        }
+        let err = serde_json::from_value::<TaskFilter>(json!({"queue": ["a", "b\u{0}"]}));
+        assert!(err.is_err());
     }
 
     #[test]

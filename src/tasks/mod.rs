@@ -179,12 +179,40 @@ impl ErrorEntry {
     }
 }
 
-fn truncate(mut text: String, max_chars: usize) -> String {
+/// `text` cut to `max_chars` (with an ellipsis), fit for storing.
+fn truncate(text: String, max_chars: usize) -> String {
+    let mut text = storable(text);
     if let Some((cut, _)) = text.char_indices().nth(max_chars) {
         text.truncate(cut);
         text.push('…');
     }
     text
+}
+
+/// Text as a database can keep it: NUL, which no text or JSON column holds
+/// (Postgres refuses it), becomes U+FFFD. What handlers report goes through
+/// this, so an odd byte in a result never keeps a task from ending.
+fn storable(text: String) -> String {
+    match text.contains('\0') {
+        true => text.replace('\0', "\u{FFFD}"),
+        false => text,
+    }
+}
+
+/// A JSON value as a database can keep it: [`storable`] for every string
+/// and key in it.
+pub fn storable_json(value: Value) -> Value {
+    match value {
+        Value::String(text) => Value::String(storable(text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable_json).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (storable(k), storable_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// A task as stored: everything the task JSON shows, plus what the worker and

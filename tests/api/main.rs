@@ -21,6 +21,7 @@ on_both_stores!(
     callers_see_only_what_their_role_allows,
     missing_bad_and_revoked_tokens_get_401,
     bad_requests_get_clear_problems_and_write_nothing,
+    nul_characters_get_400_naming_where_and_write_nothing,
     unknown_routes_and_methods_and_tokens_are_problems,
     polling_with_the_etag_gets_304_until_the_task_changes,
     delay_and_run_at_hold_a_task_back,
@@ -257,6 +258,87 @@ async fn missing_bad_and_revoked_tokens_get_401(backend: Backend) {
         || async { (alice.get(&token).await.status() == 401).then_some(()) },
     )
     .await;
+}
+
+/// No database text can hold a NUL character (Postgres refuses it): a
+/// request holding one, wherever, is a 400 naming where, on both stores.
+async fn nul_characters_get_400_naming_where_and_write_nothing(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let app = TestApp::spawn(&db, Mode::Api, |s| {
+        s.callbacks.secret = "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0".into();
+    })
+    .await;
+    let alice = Client::new(&app.base, &app.token("alice", "superuser", None).await);
+    for (query, field) in [
+        ("owner=%00", "owner"),
+        ("kind=sleep,a%00b", "kind"),
+        ("queue=q%00", "queue"),
+        ("product=%00", "product"),
+        ("created_after=%00", "created_after"),
+    ] {
+        let r = alice
+            .http
+            .get(app.url(&format!("/v1/tasks?{query}")))
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap();
+        let p = problem(r, 400).await;
+        let detail = p["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with(field) && detail.contains("NUL"),
+            "?{query}: {detail}"
+        );
+    }
+    let sleep = json!({"seconds": 0});
+    for (body, at) in [
+        (json!({"kind": "sl\u{0}eep", "payload": sleep}), "/kind"),
+        (
+            json!({"kind": "sleep", "queue": "q\u{0}", "payload": sleep}),
+            "/queue",
+        ),
+        (
+            json!({"kind": "sleep", "payload": sleep, "callback_url": "https://example.com/\u{0}"}),
+            "/callback_url",
+        ),
+        (
+            json!({"kind": "sleep", "payload": {"seconds": 0, "note": ["\u{0}"]}}),
+            "/payload/note/0",
+        ),
+    ] {
+        let p = problem(alice.create(body.clone()).await, 400).await;
+        let detail = p["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with(at) && detail.contains("NUL"),
+            "{body}: {detail}"
+        );
+    }
+    let r = alice
+        .http
+        .post(app.url("/v1/tasks"))
+        .bearer_auth(&alice.token)
+        // A NUL can't travel in an HTTP header at all; a tab can, and is
+        // refused by the key's own rule, as every control character.
+        .header("idempotency-key", "a\tb")
+        .json(&json!({"kind": "sleep", "payload": sleep}))
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, 400).await;
+    assert!(
+        p["detail"].as_str().unwrap().starts_with("Idempotency-Key"),
+        "{p}"
+    );
+    let cancel = alice
+        .http
+        .post(app.url("/v1/tasks/cancel"))
+        .bearer_auth(&alice.token)
+        .json(&json!({"owner": "x\u{0}"}))
+        .send()
+        .await
+        .unwrap();
+    problem(cancel, 400).await;
+    assert_eq!(count_tasks(&db).await, 0);
 }
 
 async fn bad_requests_get_clear_problems_and_write_nothing(backend: Backend) {

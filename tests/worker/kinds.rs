@@ -197,6 +197,10 @@ pub async fn non_json_stdout_is_a_string_result_and_too_much_output_fails(backen
     let token = run(&client, json!({"stdout": "42 words\n"})).await;
     let done = client.wait_done(&token, Duration::from_secs(20)).await;
     assert_eq!(done["result"], json!("42 words"), "{done}");
+    // A NUL no database text can hold is kept as U+FFFD, never a stuck task.
+    let token = run(&client, json!({"stdout": "{\"a\": \"x\\u0000y\"}"})).await;
+    let done = client.wait_done(&token, Duration::from_secs(20)).await;
+    assert_eq!(done["result"], json!({"a": "x\u{FFFD}y"}), "{done}");
     let token = run(&client, json!({"stdout": ""})).await;
     let done = client.wait_done(&token, Duration::from_secs(20)).await;
     assert_eq!(

@@ -1,0 +1,134 @@
+//! `GET /v1/tasks`: the tasks a caller may see, filtered, newest first, a
+//! page at a time (keyset pagination).
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::error::CommonProblems;
+use super::{ApiError, ApiState, Caller, Problem};
+use crate::tasks::{Cursor, TaskFilter, TaskView};
+
+/// `GET /v1/tasks` answers this.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TaskPage {
+    pub tasks: Vec<TaskView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// Paging of `GET /v1/tasks`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// Tasks per page: 1 to `http.max_page_size` (1000); default `http.page_size` (50).
+    #[param(minimum = 1, maximum = 1000, value_type = Option<usize>)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page; empty: the first page.
+    cursor: Option<String>,
+}
+
+/// The keys of [`Paging`]; every other key of a listing's query string is
+/// the filter's.
+const PAGING_KEYS: [&str; 2] = ["limit", "cursor"];
+
+/// A listing's query string: the filter, the page size and the cursor.
+/// Each of [`TaskFilter`] and [`Paging`] reads its own keys (the filter
+/// refuses keys it does not know); a bad value is a 400 naming its key.
+fn list_query(
+    query: &str,
+    state: &ApiState,
+) -> Result<(TaskFilter, usize, Option<Cursor>), ApiError> {
+    let bad =
+        |e: serde_html_form::de::Error| ApiError::BadRequest(format!("invalid query string: {e}"));
+    let pairs: Vec<(String, String)> = serde_html_form::from_str(query).map_err(bad)?;
+    let (paging, filter): (Vec<_>, Vec<_>) = pairs
+        .into_iter()
+        .partition(|(key, _)| PAGING_KEYS.contains(&key.as_str()));
+    let paging: Paging = parse_pairs(&paging)?;
+    let filter: TaskFilter = parse_pairs(&filter)?;
+    let limit = match paging.limit {
+        None => state.page_size,
+        Some(text) => text
+            .parse()
+            .ok()
+            .filter(|n| (1..=state.max_page_size).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "limit: must be a number from 1 to {} (http.max_page_size), not {text:?}",
+                    state.max_page_size
+                ))
+            })?,
+    };
+    let cursor = match paging.cursor.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            text.parse()
+                .map_err(|e| ApiError::BadRequest(format!("cursor: {e}")))?,
+        ),
+    };
+    Ok((filter, limit, cursor))
+}
+
+/// Reads query pairs into `T`: 400 naming the key at fault.
+fn parse_pairs<T: serde::de::DeserializeOwned>(pairs: &[(String, String)]) -> Result<T, ApiError> {
+    let text = serde_html_form::to_string(pairs)
+        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
+    let form = serde_html_form::Deserializer::new(form_urlencoded::parse(text.as_bytes()));
+    serde_path_to_error::deserialize(form).map_err(|e| match e.path().to_string().as_str() {
+        "." => ApiError::BadRequest(format!("invalid query string: {}", e.into_inner())),
+        path => ApiError::BadRequest(format!("{path}: {}", e.into_inner())),
+    })
+}
+
+/// `GET /v1/tasks`: the tasks the caller may see (users their own, product
+/// admins their product's, superusers all) that match the filters, newest
+/// first, a page at a time (keyset pagination: stable while tasks are
+/// added). The next page's address is in `next_cursor` and a `Link` header.
+#[utoipa::path(
+    get, path = "/v1/tasks", tag = "tasks",
+    params(TaskFilter, Paging),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of tasks, newest first", body = TaskPage,
+            headers(("Link" = String, description = "`<…>; rel=\"next\"` while there is a next page"))),
+        (status = 400, description = "A bad filter value, limit or cursor (named)", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
+    )
+)]
+pub async fn list_tasks(
+    req: HttpRequest,
+    Caller(caller): Caller,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let (filter, limit, cursor) = list_query(req.query_string(), &state)?;
+    // One more than asked tells whether there is a next page.
+    let mut tasks = state
+        .store
+        .task_list(
+            &caller.scope(),
+            &filter,
+            cursor.map(|c| c.0),
+            limit + 1,
+            state.query_timeout,
+        )
+        .await?;
+    let next = (tasks.len() > limit).then(|| {
+        tasks.truncate(limit);
+        Cursor(tasks[limit - 1].id)
+    });
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::CACHE_CONTROL, "no-cache"));
+    if let Some(next) = next {
+        let mut pairs: Vec<(String, String)> =
+            serde_html_form::from_str(req.query_string()).unwrap_or_default();
+        pairs.retain(|(k, _)| k != "cursor");
+        pairs.push(("cursor".into(), next.to_string()));
+        let query = serde_html_form::to_string(&pairs).unwrap_or_default();
+        response.insert_header((header::LINK, format!("</v1/tasks?{query}>; rel=\"next\"")));
+    }
+    Ok(response.json(TaskPage {
+        tasks: tasks.into_iter().map(TaskView::from).collect(),
+        next_cursor: next.map(|c| c.to_string()),
+    }))
+}
