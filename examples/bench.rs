@@ -118,7 +118,7 @@ async fn main() {
     settings.worker.concurrency = o.concurrency;
     settings.database.max_connections = 20;
     settings.log.level = "warn".into();
-    errand::telemetry::init("warn", "text").unwrap();
+    errand::telemetry::init("warn", errand::config::LogFormat::Text).unwrap();
     let store = Store::connect(&settings.database).unwrap();
     store.migrate().await.unwrap();
     let token = app::token_create(&settings, "bench", "user", None)

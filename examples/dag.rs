@@ -74,7 +74,7 @@ async fn main() {
     settings.http.max_body_bytes = 4 << 20;
     settings.worker.concurrency = 8;
     settings.log.level = "warn".into();
-    errand::telemetry::init("warn", "text").unwrap();
+    errand::telemetry::init("warn", errand::config::LogFormat::Text).unwrap();
     let store = Store::connect(&settings.database).unwrap();
     store.migrate().await.unwrap();
     let token = app::token_create(&settings, "dag", "user", None)

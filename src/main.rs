@@ -81,8 +81,10 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return fail(&e),
     };
-    apply_overrides(&mut settings, &cli.command);
-    if let Err(e) = errand::telemetry::init(&settings.log.level, &settings.log.format) {
+    if let Err(e) = apply_overrides(&mut settings, &cli.command) {
+        return fail(&e);
+    }
+    if let Err(e) = errand::telemetry::init(&settings.log.level, settings.log.format) {
         return fail(&e);
     }
     let runtime = match tokio::runtime::Runtime::new() {
@@ -96,7 +98,7 @@ fn main() -> ExitCode {
 }
 
 /// Command-line options override the configuration.
-fn apply_overrides(settings: &mut Settings, command: &Command) {
+fn apply_overrides(settings: &mut Settings, command: &Command) -> Result<(), config::ConfigError> {
     match command {
         Command::Serve { bind: Some(bind) } | Command::Api { bind: Some(bind) } => {
             settings.http.bind = bind.clone();
@@ -109,11 +111,12 @@ fn apply_overrides(settings: &mut Settings, command: &Command) {
                 settings.worker.concurrency = *n;
             }
             if let Some(q) = queues {
-                settings.worker.queues = q.clone();
+                settings.worker.queues = config::parse_queues(q)?;
             }
         }
         _ => {}
     }
+    Ok(())
 }
 
 async fn run(command: Command, settings: Settings) -> Result<(), app::AppError> {

@@ -14,6 +14,8 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
+use crate::config::LogFormat;
+
 /// Why logging could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
@@ -23,12 +25,10 @@ pub enum TelemetryError {
         #[source]
         source: tracing_subscriber::filter::ParseError,
     },
-    #[error("invalid log.format {0:?} (\"text\" or \"json\")")]
-    Format(String),
 }
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides `level`.
-pub fn init(level: &str, format: &str) -> Result<(), TelemetryError> {
+pub fn init(level: &str, format: LogFormat) -> Result<(), TelemetryError> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.is_empty() => EnvFilter::try_new(directives),
         _ => EnvFilter::try_new(level),
@@ -42,13 +42,12 @@ pub fn init(level: &str, format: &str) -> Result<(), TelemetryError> {
         .with_writer(std::io::stderr);
     // A second init (tests calling it twice) keeps the first subscriber.
     let _ = match format {
-        "text" => builder.with_ansi(false).try_init(),
-        "json" => builder
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+        LogFormat::Json => builder
             .json()
             .with_current_span(true)
             .with_span_list(false)
             .try_init(),
-        other => return Err(TelemetryError::Format(other.to_string())),
     };
     Ok(())
 }

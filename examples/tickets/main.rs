@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let settings = errand::config::load(None, &env)?;
-    errand::telemetry::init(&settings.log.level, &settings.log.format)?;
+    errand::telemetry::init(&settings.log.level, settings.log.format)?;
     let pool = PgPool::connect(&settings.database.url).await?;
     shop::migrate(&pool).await?;
     errand::app::migrate(&settings).await?;
@@ -38,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .state(pool.clone())
         .mounted()
         .build(Mode::Serve)?;
-    let routes = errand.routes()?;
+    let routes = errand.routes();
     let shop = web::Data::new(shop::Shop {
         pool,
         enqueuer: errand.enqueuer(),

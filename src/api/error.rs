@@ -7,9 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::intake::EnqueueError;
-use crate::kinds::KindError;
 use crate::store::StoreError;
-use crate::tasks::Invalid;
 
 /// Seconds a client is told to wait before trying again after a 503.
 const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
@@ -41,6 +39,11 @@ pub enum ApiError {
     /// 422: well-formed JSON that can't be accepted.
     #[error("{0}")]
     Unprocessable(String),
+    /// A create request `intake` refused (never for a database failure):
+    /// 400 for a malformed `Idempotency-Key`, 409 for one still in flight,
+    /// 422 for the rest.
+    #[error("{0}")]
+    Refused(#[source] EnqueueError),
     /// 503: the database is unreachable or too slow; try again later.
     #[error("the database is unavailable; try again shortly")]
     Unavailable(#[source] StoreError),
@@ -59,30 +62,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<KindError> for ApiError {
-    fn from(e: KindError) -> ApiError {
-        ApiError::Unprocessable(e.to_string())
-    }
-}
-
 impl From<EnqueueError> for ApiError {
     fn from(e: EnqueueError) -> ApiError {
         match e {
             EnqueueError::Store(e) => e.into(),
-            EnqueueError::BadKey(_) => ApiError::BadRequest(e.to_string()),
-            EnqueueError::KeyInFlight => ApiError::Conflict(e.to_string()),
-            EnqueueError::Kind(_)
-            | EnqueueError::Invalid(_)
-            | EnqueueError::Dependency(_)
-            | EnqueueError::Callback(_)
-            | EnqueueError::KeyReused => ApiError::Unprocessable(e.to_string()),
+            refused => ApiError::Refused(refused),
         }
-    }
-}
-
-impl From<Invalid> for ApiError {
-    fn from(e: Invalid) -> ApiError {
-        ApiError::Unprocessable(e.to_string())
     }
 }
 
@@ -126,6 +111,9 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload-too-large",
             ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::Refused(EnqueueError::BadKey(_)) => "bad-request",
+            ApiError::Refused(EnqueueError::KeyInFlight) => "conflict",
+            ApiError::Refused(_) => "unprocessable",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -154,6 +142,9 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Refused(EnqueueError::BadKey(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Refused(EnqueueError::KeyInFlight) => StatusCode::CONFLICT,
+            ApiError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

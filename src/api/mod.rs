@@ -31,7 +31,7 @@ mod retry;
 mod stats;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::web;
@@ -41,11 +41,25 @@ pub use auth::{Caller, TokenCache};
 pub use error::{ApiError, Problem};
 pub use openapi::ApiDoc;
 
-use crate::config::Settings;
+use crate::config::{HttpSettings, MetricsExposure};
 use crate::intake::Enqueuer;
-use crate::kinds::Registry;
 use crate::store::Store;
-use crate::tasks::{CancelRole, UnknownRole};
+use crate::tasks::CancelRole;
+
+/// What the API takes from the configuration, parsed once when the process
+/// is built.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub http: HttpSettings,
+    /// How long a verified token is remembered (`auth.cache_ttl`).
+    pub token_cache_ttl: Duration,
+    /// Who may cancel a task (`auth.cancel_role`).
+    pub cancel_role: CancelRole,
+    /// Who may read `/metrics` (`metrics.expose`).
+    pub metrics: MetricsExposure,
+    /// A worker not heard from for this long is not shown (`worker.lease`).
+    pub worker_lease: Duration,
+}
 
 /// What every handler shares.
 pub struct ApiState {
@@ -71,46 +85,24 @@ pub struct ApiState {
     pub depth_gauges: Mutex<HashSet<(String, String)>>,
 }
 
-/// Who may read `/metrics` (`metrics.expose`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricsExposure {
-    Public,
-    Superuser,
-    Off,
-}
-
 impl ApiState {
-    pub fn new(
-        store: Store,
-        registry: Arc<Registry>,
-        settings: &Settings,
-    ) -> Result<ApiState, UnknownRole> {
-        let enqueuer = Enqueuer::new(
-            store.clone(),
-            registry,
-            settings.idempotency.clone(),
-            settings.callbacks.clone(),
-        );
-        Ok(ApiState {
+    pub fn new(store: Store, enqueuer: Enqueuer, settings: &ApiSettings) -> ApiState {
+        let http = &settings.http;
+        ApiState {
             store,
             enqueuer,
-            tokens: TokenCache::new(settings.auth.cache_ttl),
-            cancel_role: settings.auth.cancel_role.parse()?,
-            max_body_bytes: settings.http.max_body_bytes,
-            retry_after_secs: settings.http.retry_after.as_secs().max(1),
-            max_wait: settings.http.max_wait,
-            page_size: settings.http.page_size,
-            max_page_size: settings.http.max_page_size,
-            query_timeout: settings.http.query_timeout,
-            metrics: match settings.metrics.expose.as_str() {
-                "superuser" => MetricsExposure::Superuser,
-                "off" => MetricsExposure::Off,
-                // Checked when the settings were loaded.
-                _ => MetricsExposure::Public,
-            },
-            worker_lease: settings.worker.lease,
+            tokens: TokenCache::new(settings.token_cache_ttl),
+            cancel_role: settings.cancel_role,
+            max_body_bytes: http.max_body_bytes,
+            retry_after_secs: http.retry_after.as_secs().max(1),
+            max_wait: http.max_wait,
+            page_size: http.page_size,
+            max_page_size: http.max_page_size,
+            query_timeout: http.query_timeout,
+            metrics: settings.metrics,
+            worker_lease: settings.worker_lease,
             depth_gauges: Mutex::new(HashSet::new()),
-        })
+        }
     }
 }
 

@@ -10,7 +10,8 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::error::CommonProblems;
-use super::{ApiError, ApiState, Caller, MetricsExposure, Problem};
+use super::{ApiError, ApiState, Caller, Problem};
+use crate::config::MetricsExposure;
 use crate::tasks::{Status, WorkerInfo};
 
 /// `GET /v1/workers` answers this.

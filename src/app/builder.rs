@@ -5,7 +5,9 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use super::{App, AppError, Mode};
-use crate::config::{self, Settings};
+use crate::api::ApiSettings;
+use crate::config::Settings;
+use crate::intake::Enqueuer;
 use crate::kinds::{Kind, Registry, RegistryError, State};
 use crate::store::Store;
 
@@ -96,11 +98,13 @@ impl Builder {
             registry.check_runnable()?;
         }
         crate::telemetry::init_metrics();
-        settings
-            .auth
-            .cancel_role
-            .parse::<crate::tasks::CancelRole>()?;
-        config::parse_queues(&settings.worker.queues)?;
+        let api = ApiSettings {
+            http: settings.http.clone(),
+            token_cache_ttl: settings.auth.cache_ttl,
+            cancel_role: settings.auth.cancel_role.parse()?,
+            metrics: settings.metrics.expose,
+            worker_lease: settings.worker.lease,
+        };
         let listener = if mode.serves_http() && !self.mounted {
             let bind = &settings.http.bind;
             let listener = TcpListener::bind(bind).map_err(|source| AppError::Bind {
@@ -111,11 +115,20 @@ impl Builder {
         } else {
             None
         };
+        let registry = Arc::new(registry);
+        let enqueuer = Enqueuer::new(
+            store.clone(),
+            registry.clone(),
+            settings.idempotency.clone(),
+            settings.callbacks.clone(),
+        );
         Ok(App {
             mode,
             settings,
+            api,
             store,
-            registry: Arc::new(registry),
+            registry,
+            enqueuer,
             state: self.state,
             listener,
         })

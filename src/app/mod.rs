@@ -20,8 +20,8 @@ use tokio_util::task::TaskTracker;
 pub use builder::Builder;
 pub use commands::{migrate, token_create, token_revoke};
 
-use crate::api::{self, ApiState};
-use crate::config::{self, ConfigError, Settings};
+use crate::api::{self, ApiSettings, ApiState};
+use crate::config::{ConfigError, Settings};
 use crate::intake::Enqueuer;
 use crate::kinds::{Registry, RegistryError, State};
 use crate::store::{Store, StoreError};
@@ -88,8 +88,11 @@ pub enum AppError {
 pub struct App {
     mode: Mode,
     settings: Settings,
+    /// The API's part of the settings, parsed once.
+    api: ApiSettings,
     store: Store,
     registry: Arc<Registry>,
+    enqueuer: Enqueuer,
     state: State,
     listener: Option<TcpListener>,
 }
@@ -123,12 +126,7 @@ impl App {
     /// Creates tasks with this process's kinds: for an application that
     /// enqueues in its own transaction ([`Enqueuer::create_in`]).
     pub fn enqueuer(&self) -> Enqueuer {
-        Enqueuer::new(
-            self.store.clone(),
-            self.registry.clone(),
-            self.settings.idempotency.clone(),
-            self.settings.callbacks.clone(),
-        )
+        self.enqueuer.clone()
     }
 
     /// errand's routes (`/v1/…`, `/healthz`, `/readyz`, `/metrics`,
@@ -140,18 +138,20 @@ impl App {
     /// returned: database connections opened while serving a request belong
     /// to that server's threads, and the workers may still be using them to
     /// hand back their tasks.
-    pub fn routes(
-        &self,
-    ) -> Result<impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static, AppError> {
-        let state = web::Data::new(ApiState::new(
-            self.store.clone(),
-            self.registry.clone(),
-            &self.settings,
-        )?);
-        Ok(move |cfg: &mut web::ServiceConfig| {
+    pub fn routes(&self) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+        let state = self.api_state();
+        move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(state.clone());
             api::routes(cfg);
-        })
+        }
+    }
+
+    fn api_state(&self) -> web::Data<ApiState> {
+        web::Data::new(ApiState::new(
+            self.store.clone(),
+            self.enqueuer.clone(),
+            &self.api,
+        ))
     }
 
     /// Runs until `shutdown` is cancelled, then shuts down in order: stop
@@ -204,11 +204,7 @@ impl App {
         let addr = listener
             .local_addr()
             .map_or_else(|_| self.settings.http.bind.clone(), |a| a.to_string());
-        let state = web::Data::new(ApiState::new(
-            self.store.clone(),
-            self.registry.clone(),
-            &self.settings,
-        )?);
+        let state = self.api_state();
         let mut server = HttpServer::new(move || {
             actix_web::App::new()
                 .app_data(state.clone())
@@ -236,8 +232,11 @@ impl App {
         shutdown: &CancellationToken,
     ) -> Result<(), AppError> {
         let settings = &self.settings;
-        let specs = config::parse_queues(&settings.worker.queues)?;
-        let queues = ServedQueue::from_settings(&specs, settings.default_slots(), settings);
+        let queues = ServedQueue::from_settings(
+            &settings.worker.queues,
+            settings.default_slots(),
+            &settings.queues,
+        );
         let worker = Worker::new(
             self.store.clone(),
             self.registry.clone(),

@@ -123,8 +123,19 @@ pub struct RetentionSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsSettings {
-    /// "public", "superuser" or "off"; checked at start.
-    pub expose: String,
+    pub expose: MetricsExposure,
+}
+
+/// Who may read `/metrics` (`metrics.expose`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsExposure {
+    /// Anyone.
+    Public,
+    /// A superuser's bearer token.
+    Superuser,
+    /// Nobody: `/metrics` is a 404.
+    Off,
 }
 
 /// `[auth]`.
@@ -143,8 +154,9 @@ pub struct AuthSettings {
 pub struct WorkerSettings {
     /// Slots per queue; 0: one per CPU.
     pub concurrency: usize,
-    /// "NAME[=N],…"; see [`parse_queues`].
-    pub queues: String,
+    /// "NAME[=N],…" in the configuration; see [`parse_queues`].
+    #[serde(deserialize_with = "queues::deserialize")]
+    pub queues: Vec<QueueSpec>,
     pub claim_batch: usize,
     #[serde(with = "duration")]
     pub poll_interval: Duration,
@@ -193,8 +205,17 @@ pub struct QueueSettings {
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub level: String,
-    /// "text" or "json".
-    pub format: String,
+    pub format: LogFormat,
+}
+
+/// How log lines are written (`log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// Why settings could not be loaded.
@@ -255,11 +276,6 @@ impl Settings {
         load(None, &HashMap::new()).expect("compiled-in defaults are valid")
     }
 
-    /// The global concurrency limit of `queue`, if it has one.
-    pub fn global_limit(&self, queue: &str) -> Option<usize> {
-        self.queues.get(queue).and_then(|q| q.global_limit)
-    }
-
     /// Worker slots per queue when not given: `worker.concurrency`, or one per
     /// CPU when that is 0 (as CodeChecker's `background_worker_processes`).
     pub fn default_slots(&self) -> usize {
@@ -298,12 +314,6 @@ impl Settings {
         if self.retention.batch == 0 || self.retention.interval.is_zero() {
             return bad("retention.batch and retention.interval must be more than 0".into());
         }
-        if !matches!(self.metrics.expose.as_str(), "public" | "superuser" | "off") {
-            return bad(format!(
-                "metrics.expose must be \"public\", \"superuser\" or \"off\", not {:?}",
-                self.metrics.expose
-            ));
-        }
         if w.claim_batch == 0 || w.rescue_batch == 0 {
             return bad("worker.claim_batch and worker.rescue_batch must be at least 1".into());
         }
@@ -316,7 +326,6 @@ impl Settings {
         if self.database.max_connections < 2 {
             return bad("database.max_connections must be at least 2".into());
         }
-        parse_queues(&w.queues)?;
         if let Some((name, _)) = self.queues.iter().find(|(_, q)| q.global_limit == Some(0)) {
             return bad(format!("queues.{name}.global_limit must be at least 1"));
         }
@@ -392,6 +401,23 @@ mod tests {
     fn bad_duration_in_environment_is_refused() {
         let err = load(None, &env(&[("ERRAND__WORKER__LEASE", "soon")])).unwrap_err();
         assert!(err.to_string().contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn typed_values_are_checked_as_they_load_naming_the_key() {
+        for (var, value, key) in [
+            ("ERRAND__METRICS__EXPOSE", "everyone", "metrics.expose"),
+            ("ERRAND__LOG__FORMAT", "xml", "log.format"),
+            ("ERRAND__WORKER__QUEUES", "gpu=0", "worker.queues"),
+            ("ERRAND__WORKER__QUEUES", "a,a", "worker.queues"),
+        ] {
+            let err = load(None, &env(&[(var, value)])).unwrap_err();
+            assert!(err.to_string().contains(key), "{var}={value}: {err}");
+        }
+        let s = load(None, &env(&[("ERRAND__WORKER__QUEUES", "gpu=1,default")])).unwrap();
+        assert_eq!(s.worker.queues[0].slots, Some(1));
+        assert_eq!(s.metrics.expose, MetricsExposure::Public);
+        assert_eq!(s.log.format, LogFormat::Text);
     }
 
     #[test]

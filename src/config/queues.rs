@@ -1,7 +1,15 @@
 //! `worker.queues` / `--queues`: which queues a worker serves and with how
 //! many slots, written `NAME[=N],…`.
 
+use serde::{Deserialize, Deserializer};
+
 use super::ConfigError;
+
+/// Serde glue: `worker.queues` is parsed as it loads.
+pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<QueueSpec>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_queues(&text).map_err(serde::de::Error::custom)
+}
 
 /// One entry of `worker.queues` / `--queues`: a queue and, if given, its slots.
 #[derive(Debug, Clone, PartialEq, Eq)]

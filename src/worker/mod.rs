@@ -19,7 +19,7 @@ mod executor;
 mod heartbeat;
 mod maintenance;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{QueueSpec, WorkerSettings};
+use crate::config::{QueueSettings, QueueSpec, WorkerSettings};
 use crate::kinds::{Registry, State};
 use crate::store::Store;
 use crate::tasks::{TaskId, WorkerId, WorkerInfo};
@@ -146,18 +146,18 @@ pub struct ServedQueue {
 
 impl ServedQueue {
     /// The queues of `specs`, each with its slots (or `default_slots`) and
-    /// the global limit `settings` gives it.
+    /// the global limit `[queues.NAME]` gives it.
     pub fn from_settings(
         specs: &[QueueSpec],
         default_slots: usize,
-        settings: &crate::config::Settings,
+        limits: &BTreeMap<String, QueueSettings>,
     ) -> Vec<ServedQueue> {
         specs
             .iter()
             .map(|q| ServedQueue {
                 name: q.name.clone(),
                 slots: q.slots.unwrap_or(default_slots).max(1),
-                global_limit: settings.global_limit(&q.name),
+                global_limit: limits.get(&q.name).and_then(|l| l.global_limit),
             })
             .collect()
     }

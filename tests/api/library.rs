@@ -64,7 +64,7 @@ async fn ticket_shop_sends_tickets_only_after_every_ticket_is_made() {
         .build(Mode::Serve)
         .unwrap();
     assert_eq!(errand.local_addr(), None, "mounted: no listener of its own");
-    let routes = errand.routes().unwrap();
+    let routes = errand.routes();
     let shop = actix_web::web::Data::new(shop::Shop {
         pool: pool.clone(),
         enqueuer: errand.enqueuer(),

@@ -587,7 +587,7 @@ async fn bulk_cancel_cancels_what_the_filter_matches(backend: Backend) {
 async fn workers_view_lists_live_workers(backend: Backend) {
     let db = TestDb::of(backend).await;
     let app = TestApp::spawn(&db, Mode::Serve, |s| {
-        s.worker.queues = "default,slow=1".into()
+        s.worker.queues = errand::config::parse_queues("default,slow=1").unwrap()
     })
     .await;
     let c = cast(&app).await;
@@ -685,7 +685,10 @@ async fn kinds_and_metrics_are_served(backend: Backend) {
     }
 
     // Exposure is configurable.
-    let guarded = TestApp::spawn(&db, Mode::Api, |s| s.metrics.expose = "superuser".into()).await;
+    let guarded = TestApp::spawn(&db, Mode::Api, |s| {
+        s.metrics.expose = errand::config::MetricsExposure::Superuser
+    })
+    .await;
     let url = guarded.url("/metrics");
     assert_eq!(reqwest::get(&url).await.unwrap().status(), 401);
     let as_user = reqwest::Client::new()
@@ -702,7 +705,10 @@ async fn kinds_and_metrics_are_served(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(as_root.status(), 200);
-    let off = TestApp::spawn(&db, Mode::Api, |s| s.metrics.expose = "off".into()).await;
+    let off = TestApp::spawn(&db, Mode::Api, |s| {
+        s.metrics.expose = errand::config::MetricsExposure::Off
+    })
+    .await;
     assert_eq!(
         reqwest::get(off.url("/metrics")).await.unwrap().status(),
         404

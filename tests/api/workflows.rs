@@ -286,7 +286,10 @@ async fn idempotency_races_across_two_api_nodes_create_one_task(backend: Backend
 
 async fn higher_priority_runs_first_on_a_single_slot_worker(backend: Backend) {
     let db = TestDb::of(backend).await;
-    let app = TestApp::spawn(&db, Mode::Serve, |s| s.worker.queues = "default=1".into()).await;
+    let app = TestApp::spawn(&db, Mode::Serve, |s| {
+        s.worker.queues = errand::config::parse_queues("default=1").unwrap()
+    })
+    .await;
     let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
     // Keep the only slot busy while the others queue up.
     let blocker = alice
@@ -334,7 +337,10 @@ async fn queue_tasks_wait_for_a_worker_of_their_queue(backend: Backend) {
         "no default worker takes it"
     );
     // A worker of the gpu queue runs it.
-    let _gpu_worker = TestApp::spawn(&db, Mode::Worker, |s| s.worker.queues = "gpu=1".into()).await;
+    let _gpu_worker = TestApp::spawn(&db, Mode::Worker, |s| {
+        s.worker.queues = errand::config::parse_queues("gpu=1").unwrap()
+    })
+    .await;
     let done = alice.wait_done(&gpu, Duration::from_secs(10)).await;
     assert_eq!(done["status"], "completed");
 }

@@ -411,7 +411,7 @@ impl TestApp {
         mode: Mode,
         assemble: impl FnOnce(Builder) -> Builder,
     ) -> TestApp {
-        let _ = errand::telemetry::init(&settings.log.level, "text");
+        let _ = errand::telemetry::init(&settings.log.level, errand::config::LogFormat::Text);
         let app = assemble(Builder::new(settings.clone()))
             .build(mode)
             .expect("build the app");

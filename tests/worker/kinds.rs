@@ -413,7 +413,7 @@ async fn a_schema_that_does_not_compile_refuses_start() {
 pub async fn kind_settings_set_queue_attempts_timeout_and_backoff(backend: Backend) {
     let db = TestDb::of(backend).await;
     let app = TestApp::spawn(&db, Mode::Serve, |s: &mut Settings| {
-        s.worker.queues = "naps".into();
+        s.worker.queues = errand::config::parse_queues("naps").unwrap();
         // Without the kind's own backoff, retries would come within 10 ms.
         s.tasks.backoff_base = Duration::from_millis(10);
         s.kinds.insert(
