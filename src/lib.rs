@@ -44,7 +44,8 @@
 //!   application's transaction): checks, idempotency, the insert.
 //! - `api`: actix-web routes, authentication, the error mapping.
 //! - `worker`: claim loops, the executor, heartbeats, maintenance.
-//! - [`config`], `telemetry`: settings and logging.
+//! - [`config`], `telemetry`: settings and logging; `pacing`: how every loop
+//!   backs off after failures and waits for an event or a deadline.
 //! - [`app`]: the composition root that wires them into `serve`, `api` and
 //!   `worker` processes, and the one-shot commands.
 
@@ -58,6 +59,8 @@ pub mod app;
 pub mod config;
 pub mod intake;
 pub mod kinds;
+#[doc(hidden)]
+pub mod pacing;
 #[doc(hidden)]
 pub mod store;
 pub mod tasks;

@@ -8,9 +8,10 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
-use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 
 use super::{ApiError, ApiState};
+use crate::pacing::wait;
 use crate::store::StoreEvent;
 use crate::tasks::{Task, TaskToken, TaskView};
 
@@ -42,6 +43,9 @@ pub(super) async fn wait_for(
 ) -> Result<Task, ApiError> {
     // Subscribed before the first read, so no ending is missed in between.
     let mut events = state.store.subscribe();
+    // A request is not stopped from outside: the client may go away, which
+    // drops this future.
+    let never = CancellationToken::new();
     loop {
         let task = state
             .store
@@ -52,22 +56,11 @@ pub(super) async fn wait_for(
         if done(&task) || now >= until {
             return Ok(task);
         }
-        let recheck = tokio::time::sleep_until(until.min(now + WAIT_RECHECK));
-        tokio::pin!(recheck);
-        loop {
-            tokio::select! {
-                _ = &mut recheck => break,
-                event = events.recv() => match event {
-                    Ok(StoreEvent::Ended { token: ended }) if ended == token => break,
-                    Ok(StoreEvent::Resync) | Err(RecvError::Lagged(_)) => break,
-                    Ok(_) => {}
-                    Err(RecvError::Closed) => {
-                        (&mut recheck).await;
-                        break;
-                    }
-                },
-            }
-        }
+        let ended = |event: &StoreEvent| match event {
+            StoreEvent::Ended { token: ended } => *ended == token,
+            other => *other == StoreEvent::Resync,
+        };
+        wait(&mut events, until.min(now + WAIT_RECHECK), &never, ended).await;
     }
 }
 

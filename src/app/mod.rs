@@ -23,10 +23,11 @@ pub use commands::{migrate, token_create, token_revoke};
 use crate::api::{self, ApiSettings, ApiState};
 use crate::config::{ConfigError, Settings};
 use crate::intake::Enqueuer;
-use crate::kinds::{Registry, RegistryError, State};
+use crate::kinds::{Callback, Kind as _, Registry, RegistryError, State};
+use crate::pacing::{Retry, pause};
 use crate::store::{Store, StoreError};
 use crate::tasks::UnknownRole;
-use crate::worker::{Maintenance, ServedQueue, Worker};
+use crate::worker::{CallbackOutbox, Pruner, Rescuer, ServedQueue, Worker, drive};
 
 /// What a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,14 +246,23 @@ impl App {
             queues,
         );
         loops.spawn(worker.run(shutdown.clone()));
-        let maintenance = Arc::new(Maintenance::new(
+        let w = &settings.worker;
+        let rescuer = Rescuer::new(
             self.store.clone(),
             self.registry.clone(),
-            settings.worker.clone(),
-            settings.retention.clone(),
-        ));
-        loops.spawn(maintenance.clone().run_callbacks(shutdown.clone()));
-        loops.spawn(maintenance.run(shutdown.clone()));
+            w.rescue_interval,
+            w.rescue_batch,
+        );
+        let pruner = Pruner::new(self.store.clone(), settings.retention.clone(), w.lease);
+        let outbox = CallbackOutbox::new(
+            self.store.clone(),
+            self.registry.policy(Callback::NAME).clone(),
+            settings.callbacks.outbox_interval,
+            settings.callbacks.outbox_batch,
+        );
+        loops.spawn(drive(rescuer, shutdown.clone()));
+        loops.spawn(drive(pruner, shutdown.clone()));
+        loops.spawn(drive(outbox, shutdown.clone()));
         Ok(())
     }
 }
@@ -280,17 +290,16 @@ async fn migrate_when_reachable(
     store: &Store,
     shutdown: &CancellationToken,
 ) -> Result<bool, AppError> {
-    let mut delay = Duration::from_millis(250);
+    let mut retry = Retry::default();
     loop {
         match store.migrate().await {
             Ok(()) => return Ok(true),
             Err(e) if e.is_transient() => {
+                let delay = retry.failed();
                 tracing::warn!(error = %e, retry_in = ?delay, "database unreachable; waiting for it");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(false),
-                    _ = tokio::time::sleep(delay) => {}
+                if !pause(delay, shutdown).await {
+                    return Ok(false);
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(e) => return Err(e.into()),
         }

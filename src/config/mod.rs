@@ -103,6 +103,12 @@ pub struct CallbackSettings {
     pub allow_private_networks: bool,
     #[serde(with = "duration")]
     pub timeout: Duration,
+    /// How often the outbox looks for ended tasks whose callback is not
+    /// queued yet, when no ending woke it.
+    #[serde(with = "duration")]
+    pub outbox_interval: Duration,
+    /// Most deliveries the outbox queues per pass.
+    pub outbox_batch: usize,
 }
 
 /// `[retention]`.
@@ -299,6 +305,7 @@ impl Settings {
         for (key, value) in [
             ("worker.poll_interval", w.poll_interval),
             ("worker.rescue_interval", w.rescue_interval),
+            ("callbacks.outbox_interval", self.callbacks.outbox_interval),
             ("worker.progress_interval", w.progress_interval),
             ("database.acquire_timeout", self.database.acquire_timeout),
             ("tasks.timeout", self.tasks.timeout),
@@ -314,8 +321,11 @@ impl Settings {
         if self.retention.batch == 0 || self.retention.interval.is_zero() {
             return bad("retention.batch and retention.interval must be more than 0".into());
         }
-        if w.claim_batch == 0 || w.rescue_batch == 0 {
-            return bad("worker.claim_batch and worker.rescue_batch must be at least 1".into());
+        if w.claim_batch == 0 || w.rescue_batch == 0 || self.callbacks.outbox_batch == 0 {
+            return bad(
+                "worker.claim_batch, worker.rescue_batch and callbacks.outbox_batch must be at least 1"
+                    .into(),
+            );
         }
         if self.tasks.max_attempts == 0 || self.tasks.max_attempts > self.tasks.max_attempts_limit {
             return bad("tasks.max_attempts must be between 1 and tasks.max_attempts_limit".into());

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{StoreError, StoreEvent};
 use crate::config::DatabaseSettings;
+use crate::pacing::{Retry, pause};
 
 /// The text of query `sql/postgres/<name>.sql`.
 macro_rules! sql {
@@ -179,36 +180,36 @@ impl PgStore {
         events: &broadcast::Sender<StoreEvent>,
         shutdown: CancellationToken,
     ) {
-        let mut delay = Duration::from_millis(100);
+        let mut retry = Retry::default();
         while !shutdown.is_cancelled() {
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                outcome = self.listen(events, &mut delay) => outcome,
+                outcome = self.listen(events, &mut retry) => outcome,
             };
+            let delay = retry.failed();
             if let Err(e) = outcome {
                 tracing::warn!(error = %e, retry_in = ?delay, "notification listener lost the database");
             }
             // Whatever happened while not listening was missed.
             let _ = events.send(StoreEvent::Resync);
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(delay) => {}
+            if !pause(delay, &shutdown).await {
+                break;
             }
-            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 
-    /// Listens until the connection is lost; resets `delay` once connected.
+    /// Listens until the connection is lost; a connection that listens is
+    /// a success for `retry`.
     async fn listen(
         &self,
         events: &broadcast::Sender<StoreEvent>,
-        delay: &mut Duration,
+        retry: &mut Retry,
     ) -> Result<(), StoreError> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener
             .listen_all([CHANNEL_QUEUED, CHANNEL_CANCEL, CHANNEL_ENDED])
             .await?;
-        *delay = Duration::from_millis(100);
+        retry.succeeded();
         // Anything sent before LISTEN took effect was missed.
         let _ = events.send(StoreEvent::Resync);
         while let Some(n) = listener.try_recv().await? {

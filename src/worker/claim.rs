@@ -5,11 +5,13 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{FIRST_DELAY, ServedQueue, Shared, executor, next_delay, pause};
+use super::{ServedQueue, Shared, executor};
+use crate::pacing::{Retry, Woken, pause, wait};
 use crate::store::{StoreError, StoreEvent, TaskClaim};
 
 pub(super) async fn run(
@@ -20,7 +22,7 @@ pub(super) async fn run(
 ) {
     let semaphore = Arc::new(Semaphore::new(queue.slots));
     let mut events = shared.store.subscribe();
-    let mut delay = FIRST_DELAY;
+    let mut retry = Retry::default();
     loop {
         // A free slot first: there is no point claiming what can't run.
         let first = tokio::select! {
@@ -42,19 +44,26 @@ pub(super) async fn run(
         let wanted = permits.len();
         match run_once(&shared, &queue, permits, &executors).await {
             // A full batch: there may be more waiting.
-            Ok(claimed) if claimed == wanted => delay = FIRST_DELAY,
+            Ok(claimed) if claimed == wanted => retry.succeeded(),
             Ok(_) => {
-                delay = FIRST_DELAY;
-                if !wait_for_work(&shared, &queue.name, &mut events, &shutdown).await {
+                retry.succeeded();
+                // Until this queue may have work: a notification for it, a
+                // resync, or the poll interval.
+                let deadline = Instant::now() + shared.settings.poll_interval;
+                let woke = wait(&mut events, deadline, &shutdown, |event| match event {
+                    StoreEvent::Queued { queue: q } => *q == queue.name,
+                    other => *other == StoreEvent::Resync,
+                });
+                if woke.await == Woken::Stopped {
                     return;
                 }
             }
             Err(e) => {
+                let delay = retry.failed();
                 tracing::warn!(queue = queue.name, error = %e, retry_in = ?delay, "claim failed");
                 if !pause(delay, &shutdown).await {
                     return;
                 }
-                delay = next_delay(delay);
             }
         }
     }
@@ -91,32 +100,4 @@ async fn run_once(
         executors.spawn(executor::run(shared.clone(), task, stop, permit));
     }
     Ok(claimed)
-}
-
-/// Waits until this queue may have work: a notification for it, a resync,
-/// or the poll interval. False on shutdown.
-async fn wait_for_work(
-    shared: &Shared,
-    queue: &str,
-    events: &mut broadcast::Receiver<StoreEvent>,
-    shutdown: &CancellationToken,
-) -> bool {
-    let poll = tokio::time::sleep(shared.settings.poll_interval);
-    tokio::pin!(poll);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = &mut poll => return true,
-            event = events.recv() => match event {
-                Ok(StoreEvent::Queued { queue: q }) if q == queue => return true,
-                Ok(StoreEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => return true,
-                Ok(_) => {}
-                // The store is gone; fall back to polling alone.
-                Err(broadcast::error::RecvError::Closed) => {
-                    (&mut poll).await;
-                    return true;
-                }
-            },
-        }
-    }
 }

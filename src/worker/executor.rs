@@ -10,8 +10,9 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::task::{JoinError, JoinHandle};
 use tracing::Instrument;
 
-use super::{FIRST_DELAY, Shared, Stop, StopReason, jitter, next_delay};
+use super::{Shared, Stop, StopReason, jitter};
 use crate::kinds::{TaskContext, TaskError};
+use crate::pacing::Retry;
 use crate::tasks::{AttemptEnd, AttemptOutcome, Progress, Task, end_attempt};
 use crate::telemetry;
 
@@ -229,7 +230,7 @@ async fn record(
     ran: std::time::Duration,
 ) {
     let policy = shared.registry.policy(&task.kind);
-    let mut delay = FIRST_DELAY;
+    let mut retry = Retry::default();
     loop {
         let now = Utc::now();
         let end = AttemptEnd {
@@ -269,9 +270,9 @@ async fn record(
                         .running
                         .holds_lease(task.id, task.attempt, Utc::now()) =>
             {
+                let delay = retry.failed();
                 tracing::warn!(error = %e, retry_in = ?delay, "could not record the attempt's end");
                 tokio::time::sleep(delay).await;
-                delay = next_delay(delay);
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not record the attempt's end; the rescuer will");

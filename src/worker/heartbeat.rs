@@ -7,30 +7,28 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::sync::broadcast;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Shared, StopReason};
+use crate::pacing::{Woken, wait};
 use crate::store::{StoreError, StoreEvent};
 
 pub(super) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let mut events = shared.store.subscribe();
-    let mut tick = tokio::time::interval(shared.settings.heartbeat_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let interval = shared.settings.heartbeat_interval;
+    // The first beat at once, then one per interval, and one whenever a
+    // cancel is requested for a task of this worker.
+    let mut next = Instant::now();
     loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-            event = events.recv() => match event {
-                Ok(StoreEvent::CancelRequested { worker }) if worker == shared.id.0 => {}
-                Ok(StoreEvent::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Ok(_) => continue,
-                Err(broadcast::error::RecvError::Closed) => {
-                    // No more events; beat on the timer alone.
-                    events = broadcast::channel(1).1;
-                    continue;
-                }
-            },
+        let cancel_for_me = |event: &StoreEvent| match event {
+            StoreEvent::CancelRequested { worker } => *worker == shared.id.0,
+            other => *other == StoreEvent::Resync,
+        };
+        match wait(&mut events, next, &stop, cancel_for_me).await {
+            Woken::Stopped => return,
+            Woken::Deadline => next = Instant::now() + interval,
+            Woken::Event => {}
         }
         if let Err(e) = run_once(&shared).await {
             tracing::warn!(worker.id = %shared.id, error = %e, "heartbeat failed");

@@ -1,18 +1,20 @@
 //! The worker: claims tasks, runs them, keeps their leases alive, and hands
-//! them back on shutdown. Also the maintenance loop (rescue of tasks whose
-//! worker was lost).
+//! them back on shutdown ([`Worker`]); and the maintenance services that
+//! run beside it ([`Rescuer`], [`Pruner`], [`CallbackOutbox`]).
 //!
 //! - `claim`: per queue, a loop that waits for a free slot and a wake-up
-//!   (NOTIFY, or the poll fallback), then claims a batch in one statement.
+//!   (NOTIFY, or the poll fallback), then claims a batch in one statement,
+//!   of the kinds this process can run.
 //! - `executor`: one attempt: the handler on its own tokio task (so a panic
 //!   is caught), its timeout, throttled progress writes, and the fenced end.
 //! - `heartbeat`: renews all leases in one statement and delivers cancel
 //!   requests; stops tasks whose lease was lost.
-//! - `maintenance`: the rescuer.
+//! - `maintenance`: the rescuer, the pruner, the callback outbox.
 //!
-//! Uses `store`, `tasks`, `kinds` and `config`. Every loop has the same
-//! shape: `select!` on shutdown and a tick, one bounded `run_once()`, errors
-//! logged and backed off, never a return before shutdown.
+//! Uses `store`, `tasks`, `kinds`, `config` and `pacing`. Every loop has the
+//! same shape: wait for its event or deadline (`pacing::wait`), one bounded
+//! pass, errors logged and backed off (`pacing::Retry`), never a return
+//! before shutdown.
 
 mod claim;
 mod executor;
@@ -21,7 +23,6 @@ mod maintenance;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -32,7 +33,7 @@ use crate::kinds::{Registry, State};
 use crate::store::Store;
 use crate::tasks::{TaskId, WorkerId, WorkerInfo};
 
-pub use maintenance::Maintenance;
+pub use maintenance::{CallbackOutbox, Pruner, Rescuer, Service, drive};
 
 /// Why a running attempt is being stopped. The first reason given wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,23 +308,7 @@ fn worker_id() -> (WorkerId, String) {
 }
 
 /// A random number in 0..1 for retry jitter.
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     // 53 random bits: exactly what an f64 holds.
     (getrandom::u64().unwrap_or(0) >> 11) as f64 / (1u64 << 53) as f64
 }
-
-/// Sleeps `delay`, or less if `shutdown` comes first; false on shutdown.
-async fn pause(delay: Duration, shutdown: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = shutdown.cancelled() => false,
-        _ = tokio::time::sleep(delay) => true,
-    }
-}
-
-/// Doubles a back-off delay, up to a ceiling.
-fn next_delay(delay: Duration) -> Duration {
-    (delay * 2).min(Duration::from_secs(5))
-}
-
-/// The first delay after an error.
-const FIRST_DELAY: Duration = Duration::from_millis(100);

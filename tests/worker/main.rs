@@ -21,7 +21,7 @@ use errand::app::Mode;
 use errand::kinds::{Kind, Registry, TaskContext, TaskError};
 use errand::store::Store;
 use errand::tasks::{NewTask, Status, Task, TaskToken};
-use errand::worker::{Maintenance, ServedQueue, Worker};
+use errand::worker::{Rescuer, ServedQueue, Worker, drive};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -696,12 +696,12 @@ impl InProcess {
                 global_limit: None,
             }],
         );
-        let maintenance = std::sync::Arc::new(Maintenance::new(
+        let rescuer = Rescuer::new(
             store.clone(),
             registry,
-            settings.worker.clone(),
-            settings.retention.clone(),
-        ));
+            settings.worker.rescue_interval,
+            settings.worker.rescue_batch,
+        );
         let listener = {
             let store = store.clone();
             let stop = shutdown.clone();
@@ -710,7 +710,7 @@ impl InProcess {
         InProcess {
             handles: vec![
                 tokio::spawn(worker.run(shutdown.clone())),
-                tokio::spawn(maintenance.run(shutdown.clone())),
+                tokio::spawn(drive(rescuer, shutdown.clone())),
                 listener,
             ],
             shutdown,

@@ -1,0 +1,71 @@
+//! Maintenance, on every `errand worker` and `errand serve`: three services,
+//! each with its own settings, each a loop of bounded passes
+//! (`run_once`) driven the same way ([`drive`]): a full batch is followed
+//! at once by another, a failure is logged and backed off, and nothing but
+//! shutdown ends the loop.
+//!
+//! - [`Rescuer`]: running tasks whose lease expired (their worker was
+//!   killed, froze or lost the database) are re-queued with backoff, or end
+//!   `dropped` when no attempt is left;
+//! - [`Pruner`]: retention (finished tasks past it, expired idempotency
+//!   keys) and workers whose heartbeat stopped;
+//! - [`CallbackOutbox`]: a task with a `callback_url` that ended gets the
+//!   task that delivers its callback (the task row is the outbox).
+//!
+//! Uses `store`, `tasks`, `kinds` (the callback kind's policy), `config`.
+
+mod outbox;
+mod pruner;
+mod rescuer;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+pub use outbox::CallbackOutbox;
+pub use pruner::Pruner;
+pub use rescuer::Rescuer;
+
+use crate::pacing::{Retry, pause};
+use crate::store::StoreError;
+
+/// One maintenance service: what a pass does, and how it waits for the
+/// next.
+pub trait Service: Send + Sync + 'static {
+    /// Its name, in logs.
+    const NAME: &'static str;
+
+    /// One bounded pass as of `now`: whether it did a full batch (so more
+    /// may be waiting).
+    fn run_once(&self, now: DateTime<Utc>)
+    -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Waits until the next pass is due; false on shutdown.
+    fn next_pass(&mut self, shutdown: &CancellationToken) -> impl Future<Output = bool> + Send;
+}
+
+/// Runs `service`'s passes until `shutdown`.
+pub async fn drive<S: Service>(mut service: S, shutdown: CancellationToken) {
+    let mut retry = Retry::default();
+    while !shutdown.is_cancelled() {
+        match service.run_once(Utc::now()).await {
+            Ok(more) => {
+                retry.succeeded();
+                if more {
+                    // Let claims and heartbeats in between batches.
+                    tokio::task::yield_now().await;
+                } else if !service.next_pass(&shutdown).await {
+                    return;
+                }
+            }
+            Err(e) => {
+                let delay = retry.failed();
+                tracing::warn!(service = S::NAME, error = %e, retry_in = ?delay, "maintenance pass failed");
+                if !pause(delay, &shutdown).await {
+                    return;
+                }
+            }
+        }
+    }
+}
