@@ -178,7 +178,14 @@ async fn main() {
     );
     let started = Instant::now();
     store
-        .task_end(parent.id, 1, &end, now)
+        .task_end(
+            &errand::store::TaskEnding {
+                id: parent.id,
+                attempt: 1,
+                end,
+            },
+            now,
+        )
         .await
         .unwrap()
         .unwrap();

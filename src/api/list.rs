@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::CommonProblems;
 use super::{ApiError, ApiState, Caller, Problem};
+use crate::store::TaskListing;
 use crate::tasks::{Cursor, TaskFilter, TaskView};
 
 /// `GET /v1/tasks` answers this.
@@ -105,13 +106,13 @@ pub async fn list_tasks(
     // One more than asked tells whether there is a next page.
     let mut tasks = state
         .store
-        .task_list(
-            &caller.scope(),
-            &filter,
-            cursor.map(|c| c.0),
-            limit + 1,
-            state.query_timeout,
-        )
+        .task_list(&TaskListing {
+            scope: &caller.scope(),
+            filter: &filter,
+            after: cursor.map(|c| c.0),
+            limit: limit + 1,
+            timeout: state.query_timeout,
+        })
         .await?;
     let next = (tasks.len() > limit).then(|| {
         tasks.truncate(limit);

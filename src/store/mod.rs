@@ -1,15 +1,26 @@
 //! The only module that speaks SQL. [`Store`] has one method per operation,
 //! named noun-first after the query it runs (`task_claim` runs
-//! `sql/postgres/task_claim.sql`), so `ls src/store/sql/postgres` lists every
-//! query errand makes. [`StoreError`] sorts database failures into what a
-//! caller can act on: unreachable (retry later, answer 503), too slow, or a
-//! bug.
+//! `sql/<dialect>/task_claim.sql`), so `ls src/store/sql/postgres` lists
+//! every query errand makes. [`StoreError`] sorts database failures into
+//! what a caller can act on.
 //!
-//! Uses `tasks` (the rows it reads and writes are domain types) and `config`.
-//! The backend is chosen by the URL scheme; each backend is one module, and
-//! every backend passes the same conformance suite (`tests/store`).
+//! - `dialect`: the contract each database implements (time, transactions,
+//!   query texts), and the table of queries;
+//! - `queries/`: the shared query code, written once, generic over the
+//!   dialect;
+//! - `postgres`, `sqlite`: the two dialects, and what only each does
+//!   (LISTEN/NOTIFY; the file and its migration lock);
+//! - `params`: operations' parameters and answers; `error`: [`StoreError`].
+//!
+//! The backend is chosen by the URL scheme; both pass the same conformance
+//! suite (`tests/store`). Uses `tasks` (the rows it reads and writes are
+//! domain types), `config` and `pacing`.
 
+mod dialect;
+mod error;
+mod params;
 mod postgres;
+mod queries;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -19,68 +30,17 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::DatabaseSettings;
-use crate::tasks::{
-    AttemptEnd, DependencyError, IdempotencyKey, NewTask, Principal, Role, Scope, Status, Task,
-    TaskFilter, TaskId, TaskToken, TokenHash, WorkerId, WorkerInfo,
+pub use error::{StoreError, Violation, redact};
+pub use params::{
+    CancelCount, KeyClaim, KeyClaimTerms, LeaseRenewal, NewApiToken, TaskClaim, TaskEnding,
+    TaskListing,
 };
 
-/// What can go wrong talking to the database, sorted by what to do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database can't be reached (down, restarting, out of connections):
-    /// try again later.
-    #[error("the database is unreachable: {0}")]
-    Unavailable(#[source] sqlx::Error),
-    /// A statement ran past its time limit.
-    #[error("the database did not answer in time: {0}")]
-    Timeout(#[source] sqlx::Error),
-    /// Anything else: a bug or a broken database.
-    #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
-    /// A row broke the domain's rules (a status name it doesn't know, say).
-    #[error("a stored row is invalid: {0}")]
-    Corrupt(String),
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL {0:?} (it must start with postgres:// or sqlite:)")]
-    UnsupportedUrl(String),
-}
-
-impl StoreError {
-    /// Whether trying again later may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::Timeout(_))
-    }
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> StoreError {
-        use sqlx::Error as E;
-        match &e {
-            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed => {
-                StoreError::Unavailable(e)
-            }
-            E::Database(db) => match db.code().as_deref() {
-                // Class 08: connection exceptions; 57P01-03: the server is
-                // shutting down or starting up; 53300: too many connections.
-                Some(code)
-                    if code.starts_with("08")
-                        || matches!(code, "57P01" | "57P02" | "57P03" | "53300") =>
-                {
-                    StoreError::Unavailable(e)
-                }
-                // SQLite: BUSY and LOCKED (and their extended codes): another
-                // writer held the file past busy_timeout.
-                Some("5" | "6" | "261" | "262" | "517") => StoreError::Unavailable(e),
-                // query_canceled: statement_timeout fired.
-                Some("57014") => StoreError::Timeout(e),
-                _ => StoreError::Database(e),
-            },
-            _ => StoreError::Database(e),
-        }
-    }
-}
+use crate::config::DatabaseSettings;
+use crate::tasks::{
+    AttemptEnd, DependencyError, IdempotencyKey, NewTask, Principal, Progress, Scope, Status, Task,
+    TaskFilter, TaskId, TaskToken, TokenHash, WorkerId, WorkerInfo,
+};
 
 /// Something another process (or this one) did that a waiting loop cares
 /// about. Postgres delivers these from every process with LISTEN/NOTIFY;
@@ -97,74 +57,6 @@ pub enum StoreEvent {
     Resync,
 }
 
-/// One renewed lease, as the heartbeat reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LeaseRenewal {
-    pub id: TaskId,
-    pub attempt: i32,
-    pub cancel_requested: bool,
-}
-
-/// What one claim asks for (see [`Store::task_claim`]).
-#[derive(Debug, Clone)]
-pub struct TaskClaim<'a> {
-    pub queue: &'a str,
-    pub worker: &'a WorkerId,
-    /// The kinds the worker can run; `None`: any kind.
-    pub kinds: Option<&'a [String]>,
-    /// Most tasks to take.
-    pub limit: usize,
-    pub lease_until: DateTime<Utc>,
-    pub now: DateTime<Utc>,
-    /// The queue's limit of running tasks across all workers.
-    pub global_limit: Option<usize>,
-}
-
-/// What cancelling by filter did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CancelCount {
-    /// Tasks that had not started and are now `cancelled`.
-    pub cancelled: u64,
-    /// Running tasks whose workers were asked to stop them.
-    pub asked_to_stop: u64,
-    /// Those workers (to wake, where the backend can't).
-    pub workers: Vec<String>,
-}
-
-/// What claiming an `Idempotency-Key` found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum KeyClaim {
-    /// The key is this request's now: go on and create the task.
-    Claimed,
-    /// Another request holds it and has not finished.
-    InFlight,
-    /// It names a request with another body.
-    Mismatch,
-    /// It names this task, created by an earlier request with the same body.
-    Done(Box<Task>),
-}
-
-/// An `Idempotency-Key` to claim (see [`Store::idempotency_claim`]).
-#[derive(Debug, Clone)]
-pub struct KeyClaimTerms<'a> {
-    pub key: &'a IdempotencyKey,
-    pub now: DateTime<Utc>,
-    /// Until when the key names its task.
-    pub expires_at: DateTime<Utc>,
-    /// A key claimed before this, whose request never created its task,
-    /// was abandoned: it may be taken over.
-    pub stale_before: DateTime<Utc>,
-}
-
-/// A new API token's row.
-#[derive(Debug, Clone)]
-pub struct NewApiToken {
-    pub name: String,
-    pub role: Role,
-    pub product: Option<String>,
-    pub hash: TokenHash,
-}
-
 /// The task store. Cheap to clone: clones share the pool.
 #[derive(Clone)]
 pub struct Store {
@@ -175,7 +67,7 @@ pub struct Store {
 #[derive(Clone)]
 enum Backend {
     Postgres(postgres::PgStore),
-    Sqlite(sqlite::SqliteStore),
+    Sqlite(sqlite::LiteStore),
 }
 
 /// Runs `$body` with `$b` bound to whichever backend this store uses.
@@ -188,6 +80,19 @@ macro_rules! dispatch {
     };
 }
 
+/// Store methods that only hand their arguments to the backend, each
+/// written once with its documentation.
+macro_rules! forward {
+    ($($(#[$doc:meta])* pub async fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                dispatch!(self, b => b.$name($($arg),*).await)
+            }
+        )*
+    };
+}
+
 impl Store {
     /// Opens a pool for `settings.url`, choosing the backend by its scheme
     /// (`postgres://…` or `sqlite:…`). No connection is made yet: the first
@@ -197,7 +102,7 @@ impl Store {
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres(postgres::PgStore::connect(settings)?)
         } else if url.starts_with("sqlite:") {
-            Backend::Sqlite(sqlite::SqliteStore::connect(settings)?)
+            Backend::Sqlite(sqlite::LiteStore::connect(settings)?)
         } else {
             return Err(StoreError::UnsupportedUrl(redact(url)));
         };
@@ -236,16 +141,6 @@ impl Store {
         }
     }
 
-    /// Applies the migrations that have not been applied yet.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        dispatch!(self, b => b.migrate().await)
-    }
-
-    /// Answers whether the database is reachable now.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        dispatch!(self, b => b.ping().await)
-    }
-
     /// Closes the pool, waiting for connections in use to come back.
     pub async fn close(&self) {
         dispatch!(self, b => b.close().await)
@@ -267,7 +162,52 @@ impl Store {
         }
     }
 
-    // ---- tasks -----------------------------------------------------------
+    forward! {
+        /// Applies the migrations that have not been applied yet.
+        pub async fn migrate(&self) -> Result<(), StoreError>;
+        /// Answers whether the database is reachable now.
+        pub async fn ping(&self) -> Result<(), StoreError>;
+        /// The task with this token, if there is one.
+        pub async fn task_get(&self, token: TaskToken) -> Result<Option<Task>, StoreError>;
+        /// Records progress of attempt `attempt`. False: the attempt is no
+        /// longer running (its worker must stop writing).
+        pub async fn task_progress(&self, id: TaskId, attempt: i32, progress: &Progress) -> Result<bool, StoreError>;
+        /// A page of the tasks in the listing's scope matching its filter,
+        /// newest first, after its cursor; each statement bounded by its
+        /// timeout.
+        pub async fn task_list(&self, listing: &TaskListing<'_>) -> Result<Vec<Task>, StoreError>;
+        /// Counts of the tasks in `scope`, by kind and status.
+        pub async fn task_stats(&self, scope: &Scope, timeout: Duration) -> Result<Vec<(String, Status, i64)>, StoreError>;
+        /// Counts of the tasks in `statuses`, by queue and status.
+        pub async fn task_queue_depth(&self, statuses: &[Status]) -> Result<Vec<(String, Status, i64)>, StoreError>;
+        /// Retention: deletes up to `limit` tasks that finished before the
+        /// cut-off of their status; returns how many.
+        pub async fn task_prune(&self, cutoffs: &[(Status, DateTime<Utc>)], limit: usize) -> Result<u64, StoreError>;
+        /// Claims an `Idempotency-Key` for a create request, or says what
+        /// another request with that key did.
+        pub async fn idempotency_claim(&self, claim: &KeyClaimTerms<'_>) -> Result<KeyClaim, StoreError>;
+        /// Frees a claimed key whose request failed, so a retry may proceed.
+        pub async fn idempotency_release(&self, key: &IdempotencyKey) -> Result<(), StoreError>;
+        /// Forgets up to `limit` keys that expired before `now`.
+        pub async fn idempotency_prune(&self, now: DateTime<Utc>, limit: usize) -> Result<u64, StoreError>;
+        /// Registers a worker process, or renews its registration.
+        pub async fn worker_upsert(&self, worker: &WorkerInfo) -> Result<(), StoreError>;
+        /// Forgets a worker process (it is shutting down).
+        pub async fn worker_delete(&self, id: &WorkerId) -> Result<(), StoreError>;
+        /// The workers heard from since `alive_since`.
+        pub async fn worker_list(&self, alive_since: DateTime<Utc>) -> Result<Vec<WorkerInfo>, StoreError>;
+        /// Forgets workers not heard from since `before`; returns how many.
+        pub async fn worker_prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+        /// Stores a new token's hash.
+        pub async fn token_insert(&self, token: &NewApiToken, now: DateTime<Utc>) -> Result<(), StoreError>;
+        /// Stores `token` only if there is no token at all, atomically across
+        /// nodes. True if it was stored.
+        pub async fn token_insert_first(&self, token: &NewApiToken, now: DateTime<Utc>) -> Result<bool, StoreError>;
+        /// The caller a presented token stands for, unless unknown or revoked.
+        pub async fn token_find(&self, hash: &TokenHash) -> Result<Option<Principal>, StoreError>;
+        /// Revokes every live token with this name; returns how many.
+        pub async fn token_revoke(&self, name: &str, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    }
 
     /// Inserts a checked new task, with its dependencies: every parent must
     /// exist, be visible to `creator`, and not have ended badly (else the
@@ -284,11 +224,6 @@ impl Store {
             self.announce_changes([task]);
         }
         Ok(inserted)
-    }
-
-    /// The task with this token, if there is one.
-    pub async fn task_get(&self, token: TaskToken) -> Result<Option<Task>, StoreError> {
-        dispatch!(self, b => b.task_get(token).await)
     }
 
     /// Claims up to `limit` runnable tasks of `queue` (of the `kinds` given)
@@ -322,28 +257,14 @@ impl Store {
         dispatch!(self, b => b.task_heartbeat(worker, attempts, lease_until).await)
     }
 
-    /// Records progress of attempt `attempt`. False: the attempt is no longer
-    /// running (its worker must stop writing).
-    pub async fn task_progress(
-        &self,
-        id: TaskId,
-        attempt: i32,
-        progress: &crate::tasks::Progress,
-    ) -> Result<bool, StoreError> {
-        dispatch!(self, b => b.task_progress(id, attempt, progress).await)
-    }
-
-    /// Ends running attempt `attempt` as `end` says. `None`: the attempt was
-    /// not running any more, and nothing was written.
+    /// Ends a running attempt as its `end` says. `None`: the attempt was not
+    /// running any more, and nothing was written.
     pub async fn task_end(
         &self,
-        id: TaskId,
-        attempt: i32,
-        end: &AttemptEnd,
+        ending: &TaskEnding,
         now: DateTime<Utc>,
     ) -> Result<Option<Task>, StoreError> {
-        let ended =
-            dispatch!(self, b => b.task_end(&[(id, attempt, end.clone())], now, None).await)?;
+        let ended = dispatch!(self, b => b.task_end(std::slice::from_ref(ending), now).await)?;
         Ok(ended.into_iter().next())
     }
 
@@ -397,36 +318,6 @@ impl Store {
         Ok(counts.into_iter().collect())
     }
 
-    /// A page of the tasks in `scope` matching `filter`, newest first,
-    /// starting after task `after`; each statement bounded by `timeout`.
-    pub async fn task_list(
-        &self,
-        scope: &Scope,
-        filter: &TaskFilter,
-        after: Option<TaskId>,
-        limit: usize,
-        timeout: Duration,
-    ) -> Result<Vec<Task>, StoreError> {
-        dispatch!(self, b => b.task_list(scope, filter, after, limit, timeout).await)
-    }
-
-    /// Counts of the tasks in `scope`, by kind and status.
-    pub async fn task_stats(
-        &self,
-        scope: &Scope,
-        timeout: Duration,
-    ) -> Result<Vec<(String, Status, i64)>, StoreError> {
-        dispatch!(self, b => b.task_stats(scope, timeout).await)
-    }
-
-    /// Counts of the tasks in `statuses`, by queue and status.
-    pub async fn task_queue_depth(
-        &self,
-        statuses: &[Status],
-    ) -> Result<Vec<(String, Status, i64)>, StoreError> {
-        dispatch!(self, b => b.task_queue_depth(statuses).await)
-    }
-
     /// Re-queues `seen` (an ended task, as the caller read it) for a new
     /// attempt, allowing `max_attempts` in all. `None`: it changed meanwhile.
     pub async fn task_retry(
@@ -457,16 +348,6 @@ impl Store {
         Ok(count)
     }
 
-    /// Retention: deletes up to `limit` tasks that finished before the
-    /// cut-off of their status; returns how many.
-    pub async fn task_prune(
-        &self,
-        cutoffs: &[(Status, DateTime<Utc>)],
-        limit: usize,
-    ) -> Result<u64, StoreError> {
-        dispatch!(self, b => b.task_prune(cutoffs, limit).await)
-    }
-
     /// Queues the callback deliveries of up to `limit` ended tasks whose
     /// callback has not been queued yet: `delivery` makes each delivery task.
     /// Returns the deliveries.
@@ -480,87 +361,6 @@ impl Store {
         self.announce_changes(&queued);
         Ok(queued)
     }
-
-    // ---- idempotency keys ------------------------------------------------------
-
-    /// Claims an `Idempotency-Key` for a create request, or says what
-    /// another request with that key did.
-    pub async fn idempotency_claim(
-        &self,
-        claim: &KeyClaimTerms<'_>,
-    ) -> Result<KeyClaim, StoreError> {
-        dispatch!(self, b => b.idempotency_claim(claim).await)
-    }
-
-    /// Frees a claimed key whose request failed, so a retry may proceed.
-    pub async fn idempotency_release(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
-        dispatch!(self, b => b.idempotency_release(key).await)
-    }
-
-    /// Forgets up to `limit` keys that expired before `now`.
-    pub async fn idempotency_prune(
-        &self,
-        now: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<u64, StoreError> {
-        dispatch!(self, b => b.idempotency_prune(now, limit).await)
-    }
-
-    // ---- workers -------------------------------------------------------------
-
-    /// Registers a worker process, or renews its registration.
-    pub async fn worker_upsert(&self, worker: &WorkerInfo) -> Result<(), StoreError> {
-        dispatch!(self, b => b.worker_upsert(worker).await)
-    }
-
-    /// Forgets a worker process (it is shutting down).
-    pub async fn worker_delete(&self, id: &WorkerId) -> Result<(), StoreError> {
-        dispatch!(self, b => b.worker_delete(id).await)
-    }
-
-    /// The workers heard from since `alive_since`.
-    pub async fn worker_list(
-        &self,
-        alive_since: DateTime<Utc>,
-    ) -> Result<Vec<WorkerInfo>, StoreError> {
-        dispatch!(self, b => b.worker_list(alive_since).await)
-    }
-
-    /// Forgets workers not heard from since `before`; returns how many.
-    pub async fn worker_prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        dispatch!(self, b => b.worker_prune(before).await)
-    }
-
-    // ---- API tokens --------------------------------------------------------
-
-    /// Stores a new token's hash.
-    pub async fn token_insert(
-        &self,
-        token: &NewApiToken,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        dispatch!(self, b => b.token_insert(token, now).await)
-    }
-
-    /// Stores `token` only if there is no token at all, atomically across
-    /// nodes. True if it was stored.
-    pub async fn token_insert_first(
-        &self,
-        token: &NewApiToken,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        dispatch!(self, b => b.token_insert_first(token, now).await)
-    }
-
-    /// The caller a presented token stands for, unless unknown or revoked.
-    pub async fn token_find(&self, hash: &TokenHash) -> Result<Option<Principal>, StoreError> {
-        dispatch!(self, b => b.token_find(hash).await)
-    }
-
-    /// Revokes every live token with this name; returns how many.
-    pub async fn token_revoke(&self, name: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        dispatch!(self, b => b.token_revoke(name, now).await)
-    }
 }
 
 /// Inserts a checked task inside an application's own open Postgres
@@ -572,7 +372,7 @@ pub async fn task_insert_in(
     creator: &Scope,
     key: Option<&IdempotencyKey>,
 ) -> Result<Result<Task, DependencyError>, StoreError> {
-    postgres::task_insert_on(conn, task, creator, key).await
+    postgres::PgStore::task_insert_on(conn, task, creator, key).await
 }
 
 /// Claims an `Idempotency-Key` inside an application's own open Postgres
@@ -582,35 +382,7 @@ pub async fn idempotency_claim_in(
     conn: &mut sqlx::PgConnection,
     claim: &KeyClaimTerms<'_>,
 ) -> Result<KeyClaim, StoreError> {
-    postgres::idempotency_claim_on(conn, claim).await
-}
-
-/// A failed migration; trying again later may help if the database was
-/// merely unreachable.
-fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
-    match e {
-        sqlx::migrate::MigrateError::Execute(inner) => match StoreError::from(inner) {
-            StoreError::Database(inner) => {
-                StoreError::Migrate(sqlx::migrate::MigrateError::Execute(inner))
-            }
-            transient => transient,
-        },
-        other => StoreError::Migrate(other),
-    }
-}
-
-/// A database URL with its password hidden, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+    postgres::PgStore::idempotency_claim_on(conn, claim).await
 }
 
 #[cfg(test)]

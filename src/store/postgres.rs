@@ -1,20 +1,26 @@
 //! The Postgres store: the production backend. Queries in `sql/postgres/`,
 //! the schema in `migrations/postgres/`. What only Postgres does lives here:
-//! LISTEN/NOTIFY wake-ups, advisory locks, row locks with SKIP LOCKED.
+//! the [`Dialect`] (times as `timestamptz`, advisory locks for the rescuer,
+//! limited queues and the first token, a statement timeout per listing) and
+//! the LISTEN/NOTIFY listener that wakes every process.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::{Postgres, Transaction};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use super::dialect::{Dialect, Query, QueryTexts};
+use super::queries::SqlStore;
 use super::{StoreError, StoreEvent};
 use crate::config::DatabaseSettings;
 use crate::pacing::{Retry, pause};
 
-/// The text of query `sql/postgres/<name>.sql`.
+/// The text of a Postgres-only query, `sql/postgres/<name>.sql`.
 macro_rules! sql {
     ($name:literal) => {
         include_str!(concat!(
@@ -26,80 +32,100 @@ macro_rules! sql {
     };
 }
 
-type Db = sqlx::Postgres;
-type Backend = PgStore;
+/// The Postgres dialect.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pg;
 
-/// Postgres keeps time as `timestamptz`.
-type DbTime = DateTime<Utc>;
+/// Postgres's store.
+pub(super) type PgStore = SqlStore<Pg>;
 
-fn db_time(t: DateTime<Utc>) -> DbTime {
-    t
-}
+static TEXTS: LazyLock<QueryTexts> =
+    LazyLock::new(|| QueryTexts::new(Query::postgres, sql!("task_filter")));
 
-fn from_db_time(t: DbTime) -> Result<DateTime<Utc>, StoreError> {
-    Ok(t)
-}
+impl Dialect for Pg {
+    type Db = Postgres;
+    /// Postgres keeps time as `timestamptz`.
+    type Time = DateTime<Utc>;
 
-// The shared query code, compiled for this backend (see queries.rs): twice
-// in all, on purpose.
-#[allow(clippy::duplicate_mod)]
-#[path = "queries.rs"]
-mod queries;
+    fn time(t: DateTime<Utc>) -> DateTime<Utc> {
+        t
+    }
 
-pub(super) use queries::{idempotency_claim_on, task_insert_on};
+    fn from_time(t: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+        Ok(t)
+    }
 
-/// A transaction in which claims of `queue` take turns (an advisory lock).
-async fn begin_queue_claim(
-    pool: &PgPool,
-    queue: &str,
-) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query(sql!("queue_lock"))
-        .bind(queue)
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
-}
+    fn sql(query: Query) -> &'static str {
+        TEXTS.get(query)
+    }
 
-/// A transaction for a rescue pass, if this node gets to do one now (an
-/// advisory lock keeps two nodes from doing the same pass; expired rows are
-/// then locked with SKIP LOCKED).
-async fn begin_rescue(pool: &PgPool) -> Result<Option<sqlx::Transaction<'static, Db>>, StoreError> {
-    let mut tx = pool.begin().await?;
-    let locked: bool = sqlx::query_scalar(sql!("lock_try"))
-        .bind(LOCK_RESCUE)
-        .fetch_one(&mut *tx)
-        .await?;
-    Ok(locked.then_some(tx))
-}
+    fn migrations() -> &'static [(i64, &'static str, &'static str)] {
+        MIGRATIONS
+    }
 
-/// A transaction in which nodes take turns to mint the first token.
-async fn begin_token_mint(pool: &PgPool) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query(sql!("lock_wait"))
-        .bind(LOCK_TOKENS)
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
-}
+    /// Nothing to hold: sqlx's migrator takes an advisory lock on Postgres.
+    async fn migration_turn(&self) -> Result<Option<std::fs::File>, StoreError> {
+        Ok(None)
+    }
 
-/// A transaction for a write that reads first (row locks keep it safe).
-async fn begin_write(pool: &PgPool) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
-    Ok(pool.begin().await?)
-}
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
 
-/// A transaction whose statements each stop after `timeout`, answered as
-/// [`StoreError::Timeout`].
-async fn begin_bounded(
-    pool: &PgPool,
-    timeout: Duration,
-) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query(sql!("statement_timeout_set"))
-        .bind(format!("{}ms", timeout.as_millis().max(1)))
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
+    /// Row locks keep a write that reads first safe.
+    async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(pool.begin().await?)
+    }
+
+    /// An advisory lock keeps two nodes from doing the same pass; expired
+    /// rows are then locked with SKIP LOCKED.
+    async fn begin_rescue(
+        pool: &PgPool,
+    ) -> Result<Option<Transaction<'static, Postgres>>, StoreError> {
+        let mut tx = pool.begin().await?;
+        let locked: bool = sqlx::query_scalar(sql!("lock_try"))
+            .bind(LOCK_RESCUE)
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok(locked.then_some(tx))
+    }
+
+    /// Claims of a limited queue take turns: an advisory lock per queue.
+    async fn begin_queue_claim(
+        pool: &PgPool,
+        queue: &str,
+    ) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut tx = pool.begin().await?;
+        sqlx::query(sql!("queue_lock"))
+            .bind(queue)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    /// Each statement stops after `timeout`, answered as
+    /// [`StoreError::Timeout`].
+    async fn begin_bounded(
+        pool: &PgPool,
+        timeout: Duration,
+    ) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut tx = pool.begin().await?;
+        sqlx::query(sql!("statement_timeout_set"))
+            .bind(format!("{}ms", timeout.as_millis().max(1)))
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    /// Nodes take turns to mint the first token: an advisory lock.
+    async fn begin_token_mint(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut tx = pool.begin().await?;
+        sqlx::query(sql!("lock_wait"))
+            .bind(LOCK_TOKENS)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
 }
 
 /// Advisory lock keys (any two distinct numbers; these spell "errand" and a
@@ -151,17 +177,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-#[derive(Clone)]
-pub(super) struct PgStore {
-    pool: PgPool,
-}
-
 impl PgStore {
-    /// Nothing to hold: sqlx's migrator takes an advisory lock on Postgres.
-    async fn migration_turn(&self) -> Result<Option<std::fs::File>, StoreError> {
-        Ok(None)
-    }
-
     pub(super) fn connect(settings: &DatabaseSettings) -> Result<PgStore, StoreError> {
         let statement_timeout = settings.statement_timeout.as_millis().to_string();
         let options = PgConnectOptions::from_str(&settings.url)
@@ -172,7 +188,7 @@ impl PgStore {
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_lazy_with(options);
-        Ok(PgStore { pool })
+        Ok(SqlStore { pool, dialect: Pg })
     }
 
     pub(super) async fn run_listener(

@@ -12,90 +12,122 @@
 //!   poll interval.
 //! - No advisory locks: a rescue pass runs in a `BEGIN IMMEDIATE`
 //!   transaction, which holds the write lock for its (bounded) length.
+//! - Time is text in one fixed form, so that text order is time order.
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::LazyLock;
+use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
 };
+use sqlx::{Sqlite, Transaction};
 use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
+use super::dialect::{Dialect, Query, QueryTexts, time_text};
+use super::queries::SqlStore;
 use crate::config::DatabaseSettings;
 
-/// The text of query `sql/sqlite/<name>.sql`.
-macro_rules! sql {
-    ($name:literal) => {
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/src/store/sql/sqlite/",
-            $name,
-            ".sql"
-        ))
-    };
+/// The SQLite dialect, with the file it keeps.
+#[derive(Debug, Clone)]
+pub(super) struct Lite {
+    path: PathBuf,
 }
 
-type Db = sqlx::Sqlite;
-type Backend = SqliteStore;
+/// SQLite's store.
+pub(super) type LiteStore = SqlStore<Lite>;
 
-/// SQLite keeps time as text in one fixed format (microseconds, `Z`), so
-/// that text order is time order.
-type DbTime = String;
+static TEXTS: LazyLock<QueryTexts> =
+    LazyLock::new(|| QueryTexts::new(Query::sqlite, include_str!("sql/sqlite/task_filter.sql")));
 
-fn db_time(t: DateTime<Utc>) -> DbTime {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
+impl Dialect for Lite {
+    type Db = Sqlite;
+    /// Text in one fixed form (microseconds, `Z`): text order is time order.
+    type Time = String;
 
-fn from_db_time(text: DbTime) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(&text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("time {text:?}: {e}")))
-}
+    fn time(t: DateTime<Utc>) -> String {
+        time_text(t)
+    }
 
-// The shared query code, compiled for this backend (see queries.rs): twice
-// in all, on purpose.
-#[allow(clippy::duplicate_mod)]
-#[path = "queries.rs"]
-mod queries;
+    fn from_time(text: String) -> Result<DateTime<Utc>, StoreError> {
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| StoreError::corrupt("time", e))
+    }
 
-/// A transaction for a write that reads first: `BEGIN IMMEDIATE` takes the
-/// write lock at once, so nothing changes between the read and the write.
-async fn begin_write(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
-    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
-}
+    fn sql(query: Query) -> &'static str {
+        TEXTS.get(query)
+    }
 
-/// A transaction for a rescue pass: `BEGIN IMMEDIATE` holds the write lock,
-/// keeping other rescuers and heartbeats out until it commits.
-async fn begin_rescue(
-    pool: &SqlitePool,
-) -> Result<Option<sqlx::Transaction<'static, Db>>, StoreError> {
-    begin_write(pool).await.map(Some)
-}
+    fn migrations() -> &'static [(i64, &'static str, &'static str)] {
+        MIGRATIONS
+    }
 
-/// A transaction in which processes take turns to mint the first token.
-async fn begin_token_mint(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
-    begin_write(pool).await
-}
+    /// Processes migrating one file take turns, by an exclusive lock on a
+    /// file beside it (sqlx's migrator does not lock on SQLite, and two
+    /// processes starting together would both try to create the tables).
+    /// Held until the returned file is dropped.
+    async fn migration_turn(&self) -> Result<Option<std::fs::File>, StoreError> {
+        let mut name = self.path.clone().into_os_string();
+        name.push(".migrate-lock");
+        let io = |e: std::io::Error| StoreError::Database(sqlx::Error::Io(e));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(name)
+            .map_err(io)?;
+        tokio::task::spawn_blocking(move || file.lock().map(|()| Some(file)))
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(io)
+    }
 
-/// A transaction in which claims of a queue take turns: `BEGIN IMMEDIATE`
-/// makes every write wait its turn anyway.
-async fn begin_queue_claim(
-    pool: &SqlitePool,
-    _queue: &str,
-) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
-    begin_write(pool).await
-}
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
 
-/// A read transaction. SQLite has no statement timeout: `_timeout` is not
-/// enforced (the file is local, and a listing reads with no lock held
-/// against writers, in WAL mode).
-async fn begin_bounded(
-    pool: &SqlitePool,
-    _timeout: std::time::Duration,
-) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
-    Ok(pool.begin().await?)
+    /// `BEGIN IMMEDIATE` takes the write lock at once, so nothing changes
+    /// between the read and the write.
+    async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// The write lock (`BEGIN IMMEDIATE`) keeps other rescuers and
+    /// heartbeats out until the pass commits.
+    async fn begin_rescue(
+        pool: &SqlitePool,
+    ) -> Result<Option<Transaction<'static, Sqlite>>, StoreError> {
+        Lite::begin_write(pool).await.map(Some)
+    }
+
+    /// `BEGIN IMMEDIATE` makes every write wait its turn anyway.
+    async fn begin_queue_claim(
+        pool: &SqlitePool,
+        _queue: &str,
+    ) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Lite::begin_write(pool).await
+    }
+
+    /// SQLite has no statement timeout: `_timeout` is not enforced (the file
+    /// is local, and a listing reads with no lock held against writers, in
+    /// WAL mode).
+    async fn begin_bounded(
+        pool: &SqlitePool,
+        _timeout: Duration,
+    ) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(pool.begin().await?)
+    }
+
+    async fn begin_token_mint(
+        pool: &SqlitePool,
+    ) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Lite::begin_write(pool).await
+    }
 }
 
 /// The schema, in order: `migrations/sqlite/`, compiled in.
@@ -137,34 +169,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-#[derive(Clone)]
-pub(super) struct SqliteStore {
-    pool: SqlitePool,
-    path: PathBuf,
-}
-
-impl SqliteStore {
-    /// Processes migrating one file take turns, by an exclusive lock on a
-    /// file beside it (sqlx's migrator does not lock on SQLite, and two
-    /// processes starting together would both try to create the tables).
-    /// Held until the returned file is dropped.
-    async fn migration_turn(&self) -> Result<Option<std::fs::File>, StoreError> {
-        let mut name = self.path.clone().into_os_string();
-        name.push(".migrate-lock");
-        let io = |e: std::io::Error| StoreError::Database(sqlx::Error::Io(e));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(name)
-            .map_err(io)?;
-        tokio::task::spawn_blocking(move || file.lock().map(|()| Some(file)))
-            .await
-            .map_err(|e| io(std::io::Error::other(e)))?
-            .map_err(io)
-    }
-
-    pub(super) fn connect(settings: &DatabaseSettings) -> Result<SqliteStore, StoreError> {
+impl LiteStore {
+    pub(super) fn connect(settings: &DatabaseSettings) -> Result<LiteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(&settings.url)
             .map_err(StoreError::Database)?
             .create_if_missing(true)
@@ -187,12 +193,15 @@ impl SqliteStore {
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_lazy_with(options);
-        Ok(SqliteStore { pool, path })
+        Ok(SqlStore {
+            pool,
+            dialect: Lite { path },
+        })
     }
 
     /// The database file.
     pub(super) fn path(&self) -> &std::path::Path {
-        &self.path
+        &self.dialect.path
     }
 
     /// Nothing to listen to: SQLite has no notifications.

@@ -12,6 +12,7 @@ mod filter;
 mod idempotency;
 mod new;
 mod status;
+mod task;
 mod view;
 
 use std::fmt;
@@ -29,6 +30,7 @@ pub use filter::{BadCursor, Cursor, Scope, TaskFilter};
 pub use idempotency::IdempotencyKey;
 pub use new::{DependencyError, Invalid, KindPolicy, NewTask, TaskDraft, validate_queue_name};
 pub use status::{CancelAction, Status, UnknownStatus};
+pub use task::{Task, TaskRecord};
 pub use view::{Links, TaskView};
 
 /// The internal row id of a task. Never leaves the server: clients see the
@@ -212,55 +214,6 @@ pub fn storable_json(value: Value) -> Value {
                 .collect(),
         ),
         other => other,
-    }
-}
-
-/// A task as stored: everything the task JSON shows, plus what the worker and
-/// the rescuer need.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Task {
-    pub id: TaskId,
-    pub token: TaskToken,
-    pub kind: String,
-    pub queue: String,
-    pub priority: i32,
-    pub status: Status,
-    pub progress: Progress,
-    /// How many times the task was claimed; 0 before its first run.
-    pub attempt: i32,
-    pub max_attempts: i32,
-    pub owner: String,
-    pub product: Option<String>,
-    pub payload: Value,
-    pub result: Option<Value>,
-    /// The message of the last error, if the last attempt did not succeed.
-    pub error: Option<String>,
-    pub errors: Vec<ErrorEntry>,
-    /// Set when a cancel was requested while the task was running.
-    pub cancel_requested_at: Option<DateTime<Utc>>,
-    /// This task's own timeout, overriding its kind's.
-    pub timeout_ms: Option<i64>,
-    pub depends_on: Vec<TaskToken>,
-    /// Where its final JSON goes when it ends.
-    pub callback_url: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub run_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub lease_expires_at: Option<DateTime<Utc>>,
-    pub worker_id: Option<String>,
-}
-
-impl Task {
-    /// Whether the task has reached a terminal status.
-    pub fn is_done(&self) -> bool {
-        self.status.is_terminal()
-    }
-
-    /// The attempts a retried task gets in all: at least one more than it
-    /// has used.
-    pub fn attempts_for_retry(&self) -> i32 {
-        self.max_attempts.max(self.attempt + 1)
     }
 }
 

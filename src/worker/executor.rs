@@ -13,6 +13,7 @@ use tracing::Instrument;
 use super::{Shared, Stop, StopReason, jitter};
 use crate::kinds::{TaskContext, TaskError};
 use crate::pacing::Retry;
+use crate::store::TaskEnding;
 use crate::tasks::{AttemptEnd, AttemptOutcome, Progress, Task, end_attempt};
 use crate::telemetry;
 
@@ -233,22 +234,22 @@ async fn record(
     let mut retry = Retry::default();
     loop {
         let now = Utc::now();
-        let end = AttemptEnd {
-            progress: progress.clone(),
-            ..end_attempt(
-                task.attempt,
-                task.max_attempts,
-                outcome.clone(),
-                &policy.backoff,
-                jitter(),
-                now,
-            )
+        let ending = TaskEnding {
+            id: task.id,
+            attempt: task.attempt,
+            end: AttemptEnd {
+                progress: progress.clone(),
+                ..end_attempt(
+                    task.attempt,
+                    task.max_attempts,
+                    outcome.clone(),
+                    &policy.backoff,
+                    jitter(),
+                    now,
+                )
+            },
         };
-        match shared
-            .store
-            .task_end(task.id, task.attempt, &end, now)
-            .await
-        {
+        match shared.store.task_end(&ending, now).await {
             Ok(Some(ended)) => {
                 telemetry::attempt_ended(&ended.kind, ended.status.as_str(), ran);
                 if ended.is_done() {

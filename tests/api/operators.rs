@@ -247,7 +247,7 @@ async fn filters_match_exactly_and_combine(backend: Backend) {
             if let Some(outcome) = outcome {
                 let end = end_attempt(1, 1, outcome, &backoff, 0.0, chrono::Utc::now());
                 store
-                    .task_end(task.id, 1, &end, chrono::Utc::now())
+                    .task_end(&crate::common::ending(task.id, 1, &end), chrono::Utc::now())
                     .await
                     .unwrap()
                     .unwrap();

@@ -354,6 +354,19 @@ pub fn new_task(kind: &str, payload: Value, max_attempts: i32) -> errand::tasks:
     }
 }
 
+/// How attempt `attempt` of task `id` ends, for `Store::task_end`.
+pub fn ending(
+    id: errand::tasks::TaskId,
+    attempt: i32,
+    end: &errand::tasks::AttemptEnd,
+) -> errand::store::TaskEnding {
+    errand::store::TaskEnding {
+        id,
+        attempt,
+        end: end.clone(),
+    }
+}
+
 /// Inserts a task through the store, as anyone (no dependency checks to
 /// fail on visibility).
 pub async fn insert_task(store: &Store, task: &errand::tasks::NewTask) -> errand::tasks::Task {

@@ -7,9 +7,10 @@
 mod common;
 
 use chrono::{DateTime, Duration, Utc};
-use errand::store::{Store, TaskClaim};
+use errand::store::{Store, StoreError, TaskClaim, TaskListing, Violation};
 use errand::tasks::{
-    AttemptOutcome, Backoff, NewTask, Progress, Status, TaskId, TaskToken, WorkerId, end_attempt,
+    AttemptOutcome, Backoff, NewTask, Progress, Scope, Status, TaskId, TaskToken, WorkerId,
+    end_attempt,
 };
 use serde_json::json;
 
@@ -50,6 +51,7 @@ conformance!(
     claim_waits_for_run_at,
     claim_takes_only_its_queue,
     claim_takes_only_the_kinds_the_worker_runs,
+    a_broken_invariant_is_a_typed_violation_naming_it,
     heartbeat_renews_reports_cancel_and_omits_lost_attempts,
     stale_attempt_cannot_write_after_rescue,
     rescue_requeues_with_history_then_drops_when_attempts_run_out,
@@ -214,6 +216,32 @@ mod suite {
         assert_eq!(claim(store, "w", 10, later).await.len(), 1);
     }
 
+    pub async fn a_broken_invariant_is_a_typed_violation_naming_it(store: &Store) {
+        let task = new_task("default", 0, t0(), 3);
+        common::insert_task(store, &task).await;
+        let again = store.task_insert(&task, &Scope::everything(), None).await;
+        match again {
+            Err(StoreError::Violated {
+                constraint,
+                violation: Violation::Unique,
+                ..
+            }) => assert!(constraint.contains("token"), "{constraint}"),
+            other => panic!("a second task with the same token: {other:?}"),
+        }
+        let bad = NewTask {
+            max_attempts: 0,
+            ..new_task("default", 0, t0(), 3)
+        };
+        match store.task_insert(&bad, &Scope::everything(), None).await {
+            Err(StoreError::Violated {
+                constraint,
+                violation: Violation::Check,
+                ..
+            }) => assert_eq!(constraint, "tasks_attempts_valid"),
+            other => panic!("max_attempts 0: {other:?}"),
+        }
+    }
+
     pub async fn claim_takes_only_the_kinds_the_worker_runs(store: &Store) {
         let sleep = common::insert_task(store, &new_task("default", 5, t0(), 3)).await;
         let other = NewTask {
@@ -322,7 +350,7 @@ mod suite {
         );
         assert!(
             store
-                .task_end(first.id, 1, &done, later)
+                .task_end(&common::ending(first.id, 1, &done), later)
                 .await
                 .unwrap()
                 .is_none()
@@ -340,7 +368,7 @@ mod suite {
         );
         assert!(
             store
-                .task_end(first.id, 1, &fail, later)
+                .task_end(&common::ending(first.id, 1, &fail), later)
                 .await
                 .unwrap()
                 .is_none()
@@ -356,7 +384,7 @@ mod suite {
             later,
         );
         let ended = store
-            .task_end(second.id, 2, &ok, later)
+            .task_end(&common::ending(second.id, 2, &ok), later)
             .await
             .unwrap()
             .unwrap();
@@ -369,7 +397,7 @@ mod suite {
         // And nothing moves a finished task, not even its own attempt again.
         assert!(
             store
-                .task_end(second.id, 2, &fail, later)
+                .task_end(&common::ending(second.id, 2, &fail), later)
                 .await
                 .unwrap()
                 .is_none()
@@ -442,7 +470,11 @@ mod suite {
             retryable: true,
         };
         let end = end_attempt(1, 3, failed, &BACKOFF, 1.0, t0());
-        let after = store.task_end(t.id, 1, &end, t0()).await.unwrap().unwrap();
+        let after = store
+            .task_end(&common::ending(t.id, 1, &end), t0())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(after.status, Status::Queued);
         assert_eq!(after.run_at, t0() + Duration::seconds(1));
         assert_eq!(after.error.as_deref(), Some("boom"));
@@ -463,7 +495,11 @@ mod suite {
             0.0,
             t0(),
         );
-        let done = store.task_end(t.id, 2, &ok, t0()).await.unwrap().unwrap();
+        let done = store
+            .task_end(&common::ending(t.id, 2, &ok), t0())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(done.status, Status::Completed);
         assert_eq!(done.error, None, "a success clears the error…");
         assert_eq!(done.errors.len(), 1, "…and keeps the history");
@@ -587,7 +623,13 @@ mod suite {
             let all = all.clone();
             async move {
                 store
-                    .task_list(&scope, &all, after, limit, timeout)
+                    .task_list(&TaskListing {
+                        scope: &scope,
+                        filter: &all,
+                        after,
+                        limit,
+                        timeout,
+                    })
                     .await
                     .unwrap()
             }
@@ -620,7 +662,13 @@ mod suite {
             ..Default::default()
         };
         let only_bob = store
-            .task_list(&Scope::everything(), &filter, None, 10, timeout)
+            .task_list(&TaskListing {
+                scope: &Scope::everything(),
+                filter: &filter,
+                after: None,
+                limit: 10,
+                timeout,
+            })
             .await
             .unwrap();
         assert_eq!(only_bob, [bob]);
@@ -634,7 +682,11 @@ mod suite {
             retryable: true,
         };
         let end = end_attempt(1, 1, fail, &BACKOFF, 0.0, t0());
-        let failed = store.task_end(t.id, 1, &end, t0()).await.unwrap().unwrap();
+        let failed = store
+            .task_end(&common::ending(t.id, 1, &end), t0())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(failed.status, Status::Failed);
         let later = t0() + Duration::seconds(10);
         let retried = store
@@ -671,17 +723,20 @@ mod suite {
         };
         let fail = end_attempt(1, 3, failed, &BACKOFF, 0.0, t0());
         store
-            .task_end(claimed[0].id, 1, &ok(0), t0())
+            .task_end(&common::ending(claimed[0].id, 1, &ok(0)), t0())
             .await
             .unwrap()
             .unwrap();
         store
-            .task_end(claimed[1].id, 1, &ok(1), t0() + Duration::hours(2))
+            .task_end(
+                &common::ending(claimed[1].id, 1, &ok(1)),
+                t0() + Duration::hours(2),
+            )
             .await
             .unwrap()
             .unwrap();
         store
-            .task_end(claimed[2].id, 1, &fail, t0())
+            .task_end(&common::ending(claimed[2].id, 1, &fail), t0())
             .await
             .unwrap()
             .unwrap();
@@ -785,7 +840,7 @@ mod suite {
             at,
         );
         store
-            .task_end(mine.id, mine.attempt, &ok, at)
+            .task_end(&common::ending(mine.id, mine.attempt, &ok), at)
             .await
             .unwrap()
             .unwrap();
@@ -800,7 +855,7 @@ mod suite {
                 at,
             );
             store
-                .task_end(other.id, other.attempt, &back, at)
+                .task_end(&common::ending(other.id, other.attempt, &back), at)
                 .await
                 .unwrap();
         }
@@ -854,7 +909,11 @@ mod suite {
             retryable: false,
         };
         let end = end_attempt(1, 1, fail, &BACKOFF, 0.0, at);
-        store.task_end(a.id, 1, &end, at).await.unwrap().unwrap();
+        store
+            .task_end(&common::ending(a.id, 1, &end), at)
+            .await
+            .unwrap()
+            .unwrap();
         for (task, cause) in [(&b, &a), (&c, &b), (&d, &a)] {
             let t = get(store, task).await;
             assert_eq!(t.status, Status::Cancelled);
@@ -972,7 +1031,11 @@ mod suite {
             0.0,
             t0(),
         );
-        store.task_end(t.id, 1, &ok, t0()).await.unwrap().unwrap();
+        store
+            .task_end(&common::ending(t.id, 1, &ok), t0())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(gpu("e", 5).await.len(), 1, "one slot freed");
         // Other queues are not limited by it.
         common::insert_task(store, &new_task("default", 0, t0(), 3)).await;

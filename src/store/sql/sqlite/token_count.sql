@@ -1,1 +1,1 @@
-SELECT count(*) FROM api_tokens
+SELECT count(*) AS n FROM api_tokens

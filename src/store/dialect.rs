@@ -1,0 +1,220 @@
+//! The contract between the shared query code (`queries/`) and each
+//! database: a [`Dialect`] says how the database keeps time, how each kind
+//! of transaction starts, and where each query's text is. Each backend
+//! (`postgres.rs`, `sqlite.rs`) implements it once; the shared code is
+//! generic over it.
+//!
+//! Every query has one file per dialect, of the same name
+//! (`sql/postgres/task_claim.sql`, `sql/sqlite/task_claim.sql`), listed once
+//! in [`Query`]: a query missing from either folder does not compile. A query
+//! whose text holds the marker `/*task_filter*/` gets that dialect's
+//! `task_filter.sql` there, so the filter of listings, bulk cancel and stats
+//! is written once per dialect.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::{Database, Decode, Encode, Pool, Transaction, Type};
+
+use super::StoreError;
+
+/// A type a database takes as a parameter and gives back from a row.
+pub(super) trait Column<DB: Database>:
+    for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send + Sync
+{
+}
+
+impl<DB: Database, T> Column<DB> for T where
+    T: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send + Sync
+{
+}
+
+/// What a database does its own way.
+pub(super) trait Dialect: Send + Sync + 'static {
+    type Db: Database;
+    /// How the database keeps a point in time.
+    type Time: Column<Self::Db>;
+
+    /// A time as the database keeps it.
+    fn time(t: DateTime<Utc>) -> Self::Time;
+    /// A time as the database gave it back.
+    fn from_time(t: Self::Time) -> Result<DateTime<Utc>, StoreError>;
+    /// The text of `query` in this dialect.
+    fn sql(query: Query) -> &'static str;
+    /// The schema, in order: (version, description, SQL).
+    fn migrations() -> &'static [(i64, &'static str, &'static str)];
+    /// Held while this process migrates, so that processes starting together
+    /// take turns (`None`: the database sees to it).
+    fn migration_turn(
+        &self,
+    ) -> impl Future<Output = Result<Option<std::fs::File>, StoreError>> + Send;
+    /// How many rows a statement changed.
+    fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
+
+    /// A transaction for a write that reads first.
+    fn begin_write(
+        pool: &Pool<Self::Db>,
+    ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send;
+    /// A transaction for a rescue pass, if this node gets to do one now.
+    fn begin_rescue(
+        pool: &Pool<Self::Db>,
+    ) -> impl Future<Output = Result<Option<Transaction<'static, Self::Db>>, StoreError>> + Send;
+    /// A transaction in which claims of `queue` take turns.
+    fn begin_queue_claim(
+        pool: &Pool<Self::Db>,
+        queue: &str,
+    ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send;
+    /// A transaction whose statements each stop after `timeout`.
+    fn begin_bounded(
+        pool: &Pool<Self::Db>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send;
+    /// A transaction in which nodes take turns to mint the first token.
+    fn begin_token_mint(
+        pool: &Pool<Self::Db>,
+    ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send;
+}
+
+/// A time as text in one fixed form (microseconds, `Z`), so that text order
+/// is time order: how SQLite keeps time, and how times travel inside JSON
+/// parameters in both dialects.
+pub(super) fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Where a query's text takes its dialect's `task_filter.sql`.
+const FILTER_MARK: &str = "/*task_filter*/";
+
+/// The query texts of one dialect, with the filter put in where marked:
+/// made once per process.
+pub(super) struct QueryTexts {
+    filled: HashMap<Query, &'static str>,
+    lookup: fn(Query) -> &'static str,
+}
+
+impl QueryTexts {
+    pub(super) fn new(lookup: fn(Query) -> &'static str, filter: &str) -> QueryTexts {
+        let filled = Query::ALL
+            .iter()
+            .filter(|q| lookup(**q).contains(FILTER_MARK))
+            .map(|q| {
+                let text = lookup(*q).replace(FILTER_MARK, &format!("({})", filter.trim()));
+                // Made once per process and kept for its life.
+                (*q, &*Box::leak(text.into_boxed_str()))
+            })
+            .collect();
+        QueryTexts { filled, lookup }
+    }
+
+    pub(super) fn get(&self, query: Query) -> &'static str {
+        self.filled
+            .get(&query)
+            .copied()
+            .unwrap_or_else(|| (self.lookup)(query))
+    }
+}
+
+/// Declares [`Query`] and each dialect's lookup from one list of files.
+macro_rules! queries {
+    ($($query:ident => $file:literal),* $(,)?) => {
+        /// Every query errand makes, each a file per dialect of this name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub(super) enum Query { $($query),* }
+
+        impl Query {
+            pub(super) const ALL: &[Query] = &[$(Query::$query),*];
+
+            /// The text in `sql/postgres/`.
+            pub(super) fn postgres(self) -> &'static str {
+                match self {
+                    $(Query::$query => include_str!(concat!(
+                        env!("CARGO_MANIFEST_DIR"), "/src/store/sql/postgres/", $file, ".sql"
+                    )),)*
+                }
+            }
+
+            /// The text in `sql/sqlite/`.
+            pub(super) fn sqlite(self) -> &'static str {
+                match self {
+                    $(Query::$query => include_str!(concat!(
+                        env!("CARGO_MANIFEST_DIR"), "/src/store/sql/sqlite/", $file, ".sql"
+                    )),)*
+                }
+            }
+        }
+    };
+}
+
+queries! {
+    IdempotencyClaim => "idempotency_claim",
+    IdempotencyComplete => "idempotency_complete",
+    IdempotencyGet => "idempotency_get",
+    IdempotencyPrune => "idempotency_prune",
+    IdempotencyRelease => "idempotency_release",
+    Ping => "ping",
+    TaskCallbacksDue => "task_callbacks_due",
+    TaskCallbacksMark => "task_callbacks_mark",
+    TaskCallbacksPending => "task_callbacks_pending",
+    TaskCancelMatching => "task_cancel_matching",
+    TaskCancelRequest => "task_cancel_request",
+    TaskCancelUnstarted => "task_cancel_unstarted",
+    TaskClaim => "task_claim",
+    TaskCountByStatus => "task_count_by_status",
+    TaskDependenciesInsert => "task_dependencies_insert",
+    TaskEnd => "task_end",
+    TaskExpired => "task_expired",
+    TaskGet => "task_get",
+    TaskGetById => "task_get_by_id",
+    TaskHeartbeat => "task_heartbeat",
+    TaskInsert => "task_insert",
+    TaskList => "task_list",
+    TaskParents => "task_parents",
+    TaskProgress => "task_progress",
+    TaskPrune => "task_prune",
+    TaskQueueDepth => "task_queue_depth",
+    TaskRetry => "task_retry",
+    TaskStats => "task_stats",
+    TokenCount => "token_count",
+    TokenFind => "token_find",
+    TokenInsert => "token_insert",
+    TokenRevoke => "token_revoke",
+    WorkerDelete => "worker_delete",
+    WorkerList => "worker_list",
+    WorkerPrune => "worker_prune",
+    WorkerUpsert => "worker_upsert",
+}
+
+/// `impl<D: Dialect> SqlStore<D> { … }` with what every shared query needs
+/// of the database: the types it binds and reads, and executors. (One place
+/// for these bounds: Rust can't name a set of where-clauses.)
+macro_rules! shared_queries {
+    ($($body:tt)*) => {
+        impl<D: $crate::store::dialect::Dialect> $crate::store::queries::SqlStore<D>
+        where
+            for<'c> &'c mut <D::Db as sqlx::Database>::Connection:
+                sqlx::Executor<'c, Database = D::Db>,
+            <D::Db as sqlx::Database>::Arguments: sqlx::IntoArguments<D::Db>,
+            <D::Db as sqlx::Database>::Connection: sqlx::migrate::Migrate,
+            &'static str: sqlx::ColumnIndex<<D::Db as sqlx::Database>::Row>,
+            i64: $crate::store::dialect::Column<D::Db>,
+            i32: $crate::store::dialect::Column<D::Db>,
+            f64: $crate::store::dialect::Column<D::Db>,
+            bool: $crate::store::dialect::Column<D::Db>,
+            String: $crate::store::dialect::Column<D::Db>,
+            Vec<u8>: $crate::store::dialect::Column<D::Db>,
+            uuid::Uuid: $crate::store::dialect::Column<D::Db>,
+            serde_json::Value: $crate::store::dialect::Column<D::Db>,
+            // Each database encodes NULL its own way (no blanket impl).
+            Option<i64>: $crate::store::dialect::Column<D::Db>,
+            Option<String>: $crate::store::dialect::Column<D::Db>,
+            Option<serde_json::Value>: $crate::store::dialect::Column<D::Db>,
+            Option<D::Time>: $crate::store::dialect::Column<D::Db>,
+        {
+            $($body)*
+        }
+    };
+}
+
+pub(super) use shared_queries;

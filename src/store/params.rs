@@ -1,0 +1,102 @@
+//! What the store's operations take and give, for the operations with
+//! more than a few parameters (so each argument is named where it is
+//! called, as River's driver interface does) and those that answer more
+//! than a row.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::tasks::{
+    AttemptEnd, IdempotencyKey, Role, Scope, Task, TaskFilter, TaskId, TokenHash, WorkerId,
+};
+
+/// One renewed lease, as the heartbeat reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseRenewal {
+    pub id: TaskId,
+    pub attempt: i32,
+    pub cancel_requested: bool,
+}
+
+/// What one claim asks for (see [`Store::task_claim`](super::Store::task_claim)).
+#[derive(Debug, Clone)]
+pub struct TaskClaim<'a> {
+    pub queue: &'a str,
+    pub worker: &'a WorkerId,
+    /// The kinds the worker can run; `None`: any kind.
+    pub kinds: Option<&'a [String]>,
+    /// Most tasks to take.
+    pub limit: usize,
+    pub lease_until: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+    /// The queue's limit of running tasks across all workers.
+    pub global_limit: Option<usize>,
+}
+
+/// What cancelling by filter did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CancelCount {
+    /// Tasks that had not started and are now `cancelled`.
+    pub cancelled: u64,
+    /// Running tasks whose workers were asked to stop them.
+    pub asked_to_stop: u64,
+    /// Those workers (to wake, where the backend can't).
+    pub workers: Vec<String>,
+}
+
+/// What claiming an `Idempotency-Key` found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyClaim {
+    /// The key is this request's now: go on and create the task.
+    Claimed,
+    /// Another request holds it and has not finished.
+    InFlight,
+    /// It names a request with another body.
+    Mismatch,
+    /// It names this task, created by an earlier request with the same body.
+    Done(Box<Task>),
+}
+
+/// A page of a listing (see [`Store::task_list`](super::Store::task_list)).
+#[derive(Debug, Clone)]
+pub struct TaskListing<'a> {
+    /// Who is asking: what it may see.
+    pub scope: &'a Scope,
+    pub filter: &'a TaskFilter,
+    /// The tasks after this one (older), for the next page.
+    pub after: Option<TaskId>,
+    pub limit: usize,
+    /// Each statement stops after this (Postgres).
+    pub timeout: Duration,
+}
+
+/// How one running attempt ends (see [`Store::task_end`](super::Store::task_end)).
+#[derive(Debug, Clone)]
+pub struct TaskEnding {
+    pub id: TaskId,
+    /// The attempt that ends: the write is fenced by it.
+    pub attempt: i32,
+    pub end: AttemptEnd,
+}
+
+/// An `Idempotency-Key` to claim (see [`Store::idempotency_claim`](super::Store::idempotency_claim)).
+#[derive(Debug, Clone)]
+pub struct KeyClaimTerms<'a> {
+    pub key: &'a IdempotencyKey,
+    pub now: DateTime<Utc>,
+    /// Until when the key names its task.
+    pub expires_at: DateTime<Utc>,
+    /// A key claimed before this, whose request never created its task,
+    /// was abandoned: it may be taken over.
+    pub stale_before: DateTime<Utc>,
+}
+
+/// A new API token's row.
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub name: String,
+    pub role: Role,
+    pub product: Option<String>,
+    pub hash: TokenHash,
+}

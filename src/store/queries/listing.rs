@@ -1,0 +1,106 @@
+//! What operators ask for: a page of a listing, stats, counts by status and
+//! queue, and cancelling what a filter matches. The caller's scope and the
+//! filter travel as one JSON parameter (`$1`), read by the dialect's
+//! `task_filter.sql`.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::Row as _;
+
+use super::{count, filter_param};
+use crate::store::dialect::{Query, shared_queries};
+use crate::store::{CancelCount, StoreError, TaskListing};
+use crate::tasks::{CancelAction, Scope, Status, Task, TaskFilter};
+
+shared_queries! {
+    pub(in crate::store) async fn task_count_by_status(
+        &self,
+    ) -> Result<Vec<(Status, i64)>, StoreError> {
+        let rows = Self::sql(Query::TaskCountByStatus)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((Self::status(r, "status")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    pub(in crate::store) async fn task_list(
+        &self,
+        l: &TaskListing<'_>,
+    ) -> Result<Vec<Task>, StoreError> {
+        let mut tx = D::begin_bounded(&self.pool, l.timeout).await?;
+        let rows = Self::sql(Query::TaskList)
+            .bind(filter_param(l.scope, l.filter))
+            .bind(l.after.map(|id| id.0))
+            .bind(count(l.limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Self::tasks_from_rows(&rows)
+    }
+
+    pub(in crate::store) async fn task_stats(
+        &self,
+        scope: &Scope,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<(String, Status, i64)>, StoreError> {
+        let mut tx = D::begin_bounded(&self.pool, timeout).await?;
+        let rows = Self::sql(Query::TaskStats)
+            .bind(filter_param(scope, &TaskFilter::default()))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("kind")?, Self::status(r, "status")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    pub(in crate::store) async fn task_queue_depth(
+        &self,
+        statuses: &[Status],
+    ) -> Result<Vec<(String, Status, i64)>, StoreError> {
+        let rows = Self::sql(Query::TaskQueueDepth)
+            .bind(json!(statuses))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("queue")?, Self::status(r, "status")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    pub(in crate::store) async fn task_cancel_matching(
+        &self,
+        scope: &Scope,
+        filter: &TaskFilter,
+        now: DateTime<Utc>,
+    ) -> Result<CancelCount, StoreError> {
+        let with = |wanted: CancelAction| {
+            json!(
+                Status::cancellable()
+                    .filter(|(_, action)| *action == wanted)
+                    .map(|(status, _)| status)
+                    .collect::<Vec<_>>()
+            )
+        };
+        let rows = Self::sql(Query::TaskCancelMatching)
+            .bind(filter_param(scope, filter))
+            .bind(D::time(now))
+            .bind(with(CancelAction::CancelNow))
+            .bind(with(CancelAction::RequestStop))
+            .bind("cancelled on request before it started".to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        let mut tally = CancelCount::default();
+        for row in &rows {
+            if Self::status(row, "status")? == Status::Cancelled {
+                tally.cancelled += 1;
+            } else {
+                tally.asked_to_stop += 1;
+                tally
+                    .workers
+                    .extend(row.try_get::<Option<String>, _>("worker_id")?);
+            }
+        }
+        Ok(tally)
+    }
+}

@@ -1,0 +1,214 @@
+//! The queries every backend runs the same way: the same parameters in the
+//! same order, the same rows back, written once here against the
+//! [`Dialect`] contract. Only the SQL text differs, one file per query in
+//! `sql/<dialect>/`; the conformance suite (`tests/store`) checks each
+//! dialect's SQL against this code.
+//!
+//! - `tasks`: a task's life: insert, read, claim, heartbeat, progress, end,
+//!   cancel, retry;
+//! - `listing`: what operators ask for: listings, stats, counts, bulk
+//!   cancel (all through one filter parameter);
+//! - `upkeep`: what maintenance does: rescue, retention, the callback outbox;
+//! - `keys`: idempotency keys; `accounts`: API tokens and workers.
+//!
+//! Uses `tasks` (the rows are domain types) and the dialect contract;
+//! nothing else.
+
+mod accounts;
+mod keys;
+mod listing;
+mod tasks;
+mod upkeep;
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Database, Pool, Row as _, SqlSafeStr};
+
+use super::StoreError;
+use super::dialect::{Dialect, Query, shared_queries, time_text};
+use crate::tasks::{
+    ErrorEntry, NewTask, Progress, Scope, Status, Task, TaskFilter, TaskId, TaskRecord, TaskToken,
+};
+
+/// A database's row.
+type Row<D> = <<D as Dialect>::Db as Database>::Row;
+/// A query about to be bound.
+type Statement<D> =
+    sqlx::query::Query<'static, <D as Dialect>::Db, <<D as Dialect>::Db as Database>::Arguments>;
+
+/// The store of one dialect: its pool, and the dialect itself (which may
+/// hold what only it needs: SQLite's file).
+pub(super) struct SqlStore<D: Dialect> {
+    pub(super) pool: Pool<D::Db>,
+    pub(super) dialect: D,
+}
+
+impl<D: Dialect + Clone> Clone for SqlStore<D> {
+    fn clone(&self) -> Self {
+        SqlStore {
+            pool: self.pool.clone(),
+            dialect: self.dialect.clone(),
+        }
+    }
+}
+
+/// `i64` for a count or limit (which a `usize` may exceed in theory).
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A caller's scope and a filter, as the one JSON parameter `$1` that every
+/// dialect's `task_filter.sql` reads (absent keys match everything).
+fn filter_param(scope: &Scope, f: &TaskFilter) -> Value {
+    let mut param = serde_json::Map::new();
+    let mut put = |key: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            param.insert(key.to_string(), value);
+        }
+    };
+    let list = |values: Vec<String>| (!values.is_empty()).then(|| json!(values));
+    let time = |t: Option<DateTime<Utc>>| t.map(|t| json!(time_text(t)));
+    put("scope_owner", scope.owner.clone().map(Value::from));
+    put("scope_product", scope.product.clone().map(Value::from));
+    put(
+        "status",
+        list(f.status.iter().map(|s| s.as_str().to_string()).collect()),
+    );
+    put("kind", list(f.kind.clone()));
+    put("queue", list(f.queue.clone()));
+    put("owner", list(f.owner.clone()));
+    put("product", list(f.product.clone()));
+    put("created_after", time(f.created_after));
+    put("created_before", time(f.created_before));
+    put("finished_after", time(f.finished_after));
+    put("finished_before", time(f.finished_before));
+    put("cancel_requested", f.cancel_requested.map(Value::from));
+    Value::Object(param)
+}
+
+shared_queries! {
+    /// A statement of `query` in this dialect.
+    fn sql(query: Query) -> Statement<D> {
+        sqlx::query(D::sql(query))
+    }
+
+    /// Applies the migrations not applied yet.
+    pub(in crate::store) async fn migrate(&self) -> Result<(), StoreError> {
+        // Processes starting together on a fresh database take turns.
+        let _turn = self.dialect.migration_turn().await?;
+        let migrations = D::migrations()
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
+        Migrator::with_migrations(migrations)
+            .run(&self.pool)
+            .await
+            .map_err(super::error::migrate_error)
+    }
+
+    pub(in crate::store) async fn ping(&self) -> Result<(), StoreError> {
+        Self::sql(Query::Ping).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(in crate::store) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A task row as the domain's [`Task`].
+    fn task_from_row(row: &Row<D>) -> Result<Task, StoreError> {
+        let record = TaskRecord {
+            token: TaskToken::from_uuid(row.try_get("token")?),
+            kind: row.try_get("kind")?,
+            queue: row.try_get("queue")?,
+            priority: row.try_get("priority")?,
+            status: Self::status(row, "status")?,
+            progress: Progress {
+                fraction: row.try_get("progress_fraction")?,
+                message: row.try_get("progress_message")?,
+            },
+            attempt: row.try_get("attempt")?,
+            max_attempts: row.try_get("max_attempts")?,
+            owner: row.try_get("owner")?,
+            product: row.try_get("product")?,
+            payload: row.try_get("payload")?,
+            result: row.try_get("result")?,
+            error: row.try_get("error")?,
+            errors: Self::json::<Vec<ErrorEntry>>(row, "errors")?,
+            depends_on: Self::json::<Vec<TaskToken>>(row, "depends_on")?,
+            created_at: Self::time(row, "created_at")?,
+            run_at: Self::time(row, "run_at")?,
+            started_at: Self::maybe_time(row, "started_at")?,
+            finished_at: Self::maybe_time(row, "finished_at")?,
+        };
+        Ok(Task {
+            id: TaskId(row.try_get("id")?),
+            record,
+            cancel_requested_at: Self::maybe_time(row, "cancel_requested_at")?,
+            timeout_ms: row.try_get("timeout_ms")?,
+            callback_url: row.try_get("callback_url")?,
+            lease_expires_at: Self::maybe_time(row, "lease_expires_at")?,
+            worker_id: row.try_get("worker_id")?,
+        })
+    }
+
+    fn tasks_from_rows(rows: &[Row<D>]) -> Result<Vec<Task>, StoreError> {
+        rows.iter().map(Self::task_from_row).collect()
+    }
+
+    fn time(row: &Row<D>, column: &'static str) -> Result<DateTime<Utc>, StoreError> {
+        D::from_time(row.try_get::<D::Time, _>(column)?)
+    }
+
+    fn maybe_time(row: &Row<D>, column: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        row.try_get::<Option<D::Time>, _>(column)?
+            .map(D::from_time)
+            .transpose()
+    }
+
+    fn status(row: &Row<D>, column: &'static str) -> Result<Status, StoreError> {
+        let text: String = row.try_get(column)?;
+        text.parse().map_err(|e| StoreError::corrupt("status", e))
+    }
+
+    /// A JSON column as `T`.
+    fn json<T: serde::de::DeserializeOwned>(
+        row: &Row<D>,
+        column: &'static str,
+    ) -> Result<T, StoreError> {
+        let value: Value = row.try_get(column)?;
+        serde_json::from_value(value).map_err(|e| StoreError::corrupt(column, e))
+    }
+
+    /// The insert of a new task, in `status`, waiting for `pending` parents.
+    fn insert_query(t: &NewTask, status: Status, pending: usize) -> Statement<D> {
+        let depends_on: Vec<String> = t.depends_on.iter().map(TaskToken::to_string).collect();
+        Self::sql(Query::TaskInsert)
+            .bind(t.token.as_uuid())
+            .bind(t.kind.clone())
+            .bind(t.queue.clone())
+            .bind(t.priority)
+            .bind(status.as_str().to_string())
+            .bind(t.payload.clone())
+            .bind(t.max_attempts)
+            .bind(t.timeout_ms)
+            .bind(t.owner.clone())
+            .bind(t.product.clone())
+            .bind(D::time(t.created_at))
+            .bind(D::time(t.run_at))
+            .bind(i32::try_from(pending).unwrap_or(i32::MAX))
+            .bind(json!(depends_on))
+            .bind(t.callback_url.clone())
+    }
+}

@@ -1,0 +1,102 @@
+//! What maintenance does: rescue attempts whose lease expired, delete what
+//! retention no longer keeps, and queue callback deliveries (the task row
+//! as outbox).
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::Row as _;
+
+use super::count;
+use crate::store::dialect::{Query, shared_queries, time_text};
+use crate::store::{StoreError, TaskEnding};
+use crate::tasks::{AttemptEnd, NewTask, Status, Task};
+
+shared_queries! {
+    pub(in crate::store) async fn task_rescue_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        decide: impl Fn(&Task) -> AttemptEnd + Send,
+    ) -> Result<Vec<Task>, StoreError> {
+        let Some(mut tx) = D::begin_rescue(&self.pool).await? else {
+            return Ok(Vec::new()); // another node is doing this pass
+        };
+        let rows = Self::sql(Query::TaskExpired)
+            .bind(D::time(now))
+            .bind(count(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        let ends: Vec<TaskEnding> = Self::tasks_from_rows(&rows)?
+            .iter()
+            .map(|t| TaskEnding {
+                id: t.id,
+                attempt: t.attempt,
+                end: decide(t),
+            })
+            .collect();
+        let rescued = Self::task_end_on(&mut *tx, &ends, now, Some(now)).await?;
+        tx.commit().await?;
+        Ok(rescued)
+    }
+
+    pub(in crate::store) async fn task_prune(
+        &self,
+        cutoffs: &[(Status, DateTime<Utc>)],
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let Some(latest) = cutoffs.iter().map(|(_, t)| *t).max() else {
+            return Ok(0);
+        };
+        let by_status: serde_json::Map<String, Value> = cutoffs
+            .iter()
+            .map(|(status, t)| (status.as_str().to_string(), json!(time_text(*t))))
+            .collect();
+        let done = Self::sql(Query::TaskPrune)
+            .bind(Value::Object(by_status))
+            .bind(D::time(latest))
+            .bind(count(limit))
+            .execute(&self.pool)
+            .await?;
+        Ok(D::rows_affected(&done))
+    }
+
+    pub(in crate::store) async fn task_callbacks_enqueue(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        delivery: impl Fn(&Task) -> NewTask + Send,
+    ) -> Result<Vec<Task>, StoreError> {
+        // Most tasks have no callback: look before taking locks.
+        let look = Self::sql(Query::TaskCallbacksPending)
+            .fetch_one(&self.pool)
+            .await?;
+        if !look.try_get::<bool, _>("pending")? {
+            return Ok(Vec::new());
+        }
+        let mut tx = D::begin_write(&self.pool).await?;
+        let rows = Self::sql(Query::TaskCallbacksDue)
+            .bind(count(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        let due = Self::tasks_from_rows(&rows)?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut deliveries = Vec::with_capacity(due.len());
+        for task in &due {
+            let new = delivery(task);
+            let row = Self::insert_query(&new, new.status, 0)
+                .fetch_one(&mut *tx)
+                .await?;
+            deliveries.push(Self::task_from_row(&row)?);
+        }
+        let ids: Vec<i64> = due.iter().map(|t| t.id.0).collect();
+        Self::sql(Query::TaskCallbacksMark)
+            .bind(D::time(now))
+            .bind(json!(ids))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deliveries)
+    }
+}
