@@ -22,28 +22,33 @@
 //!
 //! # The crate's map
 //!
-//! Data flows one way:
+//! Data flows one way (`ARCHITECTURE.md` says more, and walks one task
+//! through the code):
 //!
 //! ```text
-//!   api ──► intake ──► store ◄── worker
+//!   api ──► intake ──► store ◄── worker          app: builds and runs them all
 //!    │        │          │         │
-//!    └────────┴─► kinds ◄┼─────────┘
-//!                  │     │
-//!                  ▼     ▼
-//!            tasks (the domain)     config (plain settings)
+//!    │        ▼          │         │
+//!    │      kinds ◄──────┼─────────┘
+//!    ▼        ▼          ▼
+//!         tasks (the domain: pure)     config (plain settings)
+//!         pacing (loops' backoff and waits) → tasks     telemetry → config
 //! ```
 //!
 //! - [`tasks`]: the domain — a task, its statuses and transitions, creation
 //!   rules, how an attempt ends (retry, backoff, drop), who may see and
 //!   cancel what. Pure: no I/O.
-//! - `store`: the only module that speaks SQL; one method per query.
+//! - `store`: the only module that speaks SQL; one method per query, the
+//!   shared query code generic over each database's dialect.
 //! - [`kinds`]: the `Kind` trait, the registry of known kinds (which the API
 //!   asks to check payloads and the worker asks for handlers), built-ins
 //!   (`sleep`, `callback`, command kinds).
 //! - [`intake`]: creating a task, the one way every caller takes (HTTP, an
 //!   application's transaction): checks, idempotency, the insert.
-//! - `api`: actix-web routes, authentication, the error mapping.
-//! - `worker`: claim loops, the executor, heartbeats, maintenance.
+//! - `api`: actix-web routes, one module per route, authentication, the
+//!   error mapping.
+//! - `worker`: claim loops, the executor, heartbeats, and the maintenance
+//!   services (rescuer, pruner, callback outbox).
 //! - [`config`], `telemetry`: settings and logging; `pacing`: how every loop
 //!   backs off after failures and waits for an event or a deadline.
 //! - [`app`]: the composition root that wires them into `serve`, `api` and

@@ -201,8 +201,8 @@ fn storable(text: String) -> String {
     }
 }
 
-/// A JSON value as a database can keep it: [`storable`] for every string
-/// and key in it.
+/// A JSON value as a database can keep it: every string and key in it
+/// with NUL replaced by U+FFFD (see `storable`).
 pub fn storable_json(value: Value) -> Value {
     match value {
         Value::String(text) => Value::String(storable(text)),

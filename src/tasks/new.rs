@@ -206,11 +206,43 @@ impl TaskDraft {
         owner: &Principal,
         now: DateTime<Utc>,
     ) -> Result<NewTask, Invalid> {
+        let callback_url = match &self.callback_url {
+            Some(text) => Some(super::check_callback_url(text)?.to_string()),
+            None => None,
+        };
+        let queue = match &self.queue {
+            Some(queue) => {
+                validate_queue_name(queue).map_err(|m| Invalid::new("queue", m))?;
+                queue.clone()
+            }
+            None => policy.queue.clone(),
+        };
+        Ok(NewTask {
+            token: TaskToken::generate(),
+            queue,
+            priority: self.priority.unwrap_or(0),
+            status: Status::Queued,
+            max_attempts: self.max_attempts(policy)?,
+            timeout_ms: self.timeout_ms(policy)?,
+            owner: owner.name.clone(),
+            product: owner.product.clone(),
+            created_at: now,
+            run_at: self.run_at(now)?,
+            depends_on: self.parents(policy)?,
+            callback_url,
+            kind: self.kind,
+            payload: self.payload,
+        })
+    }
+
+    /// The parents, each once, in the order given.
+    fn parents(&self, policy: &KindPolicy) -> Result<Vec<TaskToken>, Invalid> {
         let mut seen = std::collections::HashSet::new();
-        let depends_on: Vec<TaskToken> = (self.depends_on.unwrap_or_default().into_iter())
-            .filter(|token| seen.insert(*token))
+        let parents: Vec<TaskToken> = (self.depends_on.iter().flatten())
+            .filter(|token| seen.insert(**token))
+            .copied()
             .collect();
-        if depends_on.len() > policy.max_dependencies {
+        if parents.len() > policy.max_dependencies {
             return Err(Invalid::new(
                 "depends_on",
                 format!(
@@ -219,65 +251,44 @@ impl TaskDraft {
                 ),
             ));
         }
-        let callback_url = match &self.callback_url {
-            Some(text) => Some(super::check_callback_url(text)?.to_string()),
-            None => None,
-        };
-        let queue = match self.queue {
-            Some(queue) => {
-                validate_queue_name(&queue).map_err(|m| Invalid::new("queue", m))?;
-                queue
-            }
-            None => policy.queue.clone(),
-        };
-        let run_at = match (self.run_at, self.delay) {
-            (Some(_), Some(_)) => {
-                return Err(Invalid::new("delay", "give run_at or delay, not both"));
-            }
-            // A time in the past means "now".
-            (Some(at), None) => at.max(now),
+        Ok(parents)
+    }
+
+    /// Not before: `run_at` (a time in the past means now) or `delay`.
+    fn run_at(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, Invalid> {
+        match (self.run_at, self.delay) {
+            (Some(_), Some(_)) => Err(Invalid::new("delay", "give run_at or delay, not both")),
+            (Some(at), None) => Ok(at.max(now)),
             (None, Some(delay)) => {
                 let delay = seconds("delay", delay, None, true)?;
                 chrono::Duration::from_std(delay)
                     .ok()
                     .and_then(|d| now.checked_add_signed(d))
-                    .ok_or_else(|| Invalid::new("delay", "is too far in the future"))?
+                    .ok_or_else(|| Invalid::new("delay", "is too far in the future"))
             }
-            (None, None) => now,
+            (None, None) => Ok(now),
+        }
+    }
+
+    fn max_attempts(&self, policy: &KindPolicy) -> Result<i32, Invalid> {
+        match self.max_attempts {
+            Some(n) if n < 1 || n > policy.max_attempts_limit => Err(Invalid::new(
+                "max_attempts",
+                format!("must be between 1 and {}", policy.max_attempts_limit),
+            )),
+            Some(n) => Ok(n),
+            None => Ok(policy.max_attempts),
+        }
+    }
+
+    fn timeout_ms(&self, policy: &KindPolicy) -> Result<Option<i64>, Invalid> {
+        let Some(t) = self.timeout else {
+            return Ok(None);
         };
-        let max_attempts = match self.max_attempts {
-            Some(n) if n < 1 || n > policy.max_attempts_limit => {
-                return Err(Invalid::new(
-                    "max_attempts",
-                    format!("must be between 1 and {}", policy.max_attempts_limit),
-                ));
-            }
-            Some(n) => n,
-            None => policy.max_attempts,
-        };
-        let timeout_ms = match self.timeout {
-            Some(t) => {
-                let t = seconds("timeout", t, Some(policy.timeout_limit), false)?;
-                Some(i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1))
-            }
-            None => None,
-        };
-        Ok(NewTask {
-            token: TaskToken::generate(),
-            kind: self.kind,
-            queue,
-            priority: self.priority.unwrap_or(0),
-            status: Status::Queued,
-            payload: self.payload,
-            max_attempts,
-            timeout_ms,
-            owner: owner.name.clone(),
-            product: owner.product.clone(),
-            created_at: now,
-            run_at,
-            depends_on,
-            callback_url,
-        })
+        let t = seconds("timeout", t, Some(policy.timeout_limit), false)?;
+        Ok(Some(
+            i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1),
+        ))
     }
 }
 
