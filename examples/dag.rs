@@ -50,6 +50,7 @@ fn new_task(depends_on: Vec<TaskToken>) -> NewTask {
         run_at: now,
         depends_on,
         callback_url: None,
+        inputs: vec![],
     }
 }
 

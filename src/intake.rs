@@ -11,11 +11,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 
 use crate::config::{CallbackSettings, IdempotencySettings};
 use crate::kinds::{KindError, Registry, resolve_destination};
 use crate::store::{self, KeyClaim, KeyClaimTerms, Store, StoreError};
-use crate::tasks::{DependencyError, IdempotencyKey, Invalid, NewTask, Principal, Task, TaskDraft};
+use crate::tasks::{IdempotencyKey, Invalid, NewTask, Principal, Refused, Task, TaskDraft};
 
 /// Why a task was not created. Nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +30,10 @@ pub enum EnqueueError {
     /// A malformed `Idempotency-Key`.
     #[error("{0}")]
     BadKey(Invalid),
-    /// A parent that does not exist, can't be seen, or ended badly.
+    /// A parent that does not exist, can't be seen, or ended badly; an
+    /// input file that is not the creator's or expired.
     #[error(transparent)]
-    Dependency(#[from] DependencyError),
+    Refused(#[from] Refused),
     /// A `callback_url` that can't be delivered to.
     #[error("callback_url: {0}")]
     Callback(String),
@@ -95,7 +97,23 @@ impl Enqueuer {
         creator: &Principal,
         key: Option<&str>,
     ) -> Result<Created, EnqueueError> {
-        let (new, key, now) = self.checked(draft, creator, key).await?;
+        let request = serde_json::to_value(&draft).unwrap_or_default();
+        self.create_named(draft, creator, key, &request).await
+    }
+
+    /// [`Enqueuer::create`], the request named by `request` for its
+    /// `Idempotency-Key` (a multipart create names its files by their
+    /// digests: their ids are new with every upload).
+    pub async fn create_named(
+        &self,
+        draft: TaskDraft,
+        creator: &Principal,
+        key: Option<&str>,
+        request: &Value,
+    ) -> Result<Created, EnqueueError> {
+        let now = Utc::now();
+        let key = idempotency_key(creator, key, request)?;
+        let new = self.prepare(draft, creator, now).await?;
         if let Some(key) = &key {
             let claim = self
                 .store
@@ -131,7 +149,10 @@ impl Enqueuer {
         creator: &Principal,
         key: Option<&str>,
     ) -> Result<Created, EnqueueError> {
-        let (new, key, now) = self.checked(draft, creator, key).await?;
+        let now = Utc::now();
+        let request = serde_json::to_value(&draft).unwrap_or_default();
+        let key = idempotency_key(creator, key, &request)?;
+        let new = self.prepare(draft, creator, now).await?;
         if let Some(key) = &key {
             let claim = store::idempotency_claim_in(conn, &self.key_terms(key, now)).await?;
             if let Some(earlier) = settled(claim)? {
@@ -139,19 +160,6 @@ impl Enqueuer {
             }
         }
         created(store::task_insert_in(conn, &new, &creator.scope(), key.as_ref()).await?)
-    }
-
-    /// Checks a request with its key: the row to insert, the key, and the
-    /// time it was checked at.
-    async fn checked(
-        &self,
-        draft: TaskDraft,
-        creator: &Principal,
-        key: Option<&str>,
-    ) -> Result<(NewTask, Option<IdempotencyKey>, DateTime<Utc>), EnqueueError> {
-        let now = Utc::now();
-        let key = idempotency_key(creator, key, &draft)?;
-        Ok((self.prepare(draft, creator, now).await?, key, now))
     }
 
     /// Checks a request and makes the row to insert: the kind and its
@@ -204,12 +212,10 @@ impl Enqueuer {
 fn idempotency_key(
     creator: &Principal,
     key: Option<&str>,
-    draft: &TaskDraft,
+    request: &Value,
 ) -> Result<Option<IdempotencyKey>, EnqueueError> {
     let Some(key) = key else { return Ok(None) };
-    // Serialising plain data can't fail.
-    let body = serde_json::to_value(draft).unwrap_or_default();
-    IdempotencyKey::new(&creator.name, key, &body)
+    IdempotencyKey::new(&creator.name, key, request)
         .map(Some)
         .map_err(EnqueueError::BadKey)
 }
@@ -228,7 +234,7 @@ fn settled(claim: KeyClaim) -> Result<Option<Created>, EnqueueError> {
     }
 }
 
-fn created(inserted: Result<Task, DependencyError>) -> Result<Created, EnqueueError> {
+fn created(inserted: Result<Task, Refused>) -> Result<Created, EnqueueError> {
     let task = inserted?;
     crate::telemetry::task_created(&task.kind);
     tracing::info!(

@@ -27,7 +27,8 @@
 //!
 //! ```text
 //!   api ──► intake ──► store ◄── worker          app: builds and runs them all
-//!    │        │          │         │
+//!    │ │      │          ▲         │ │
+//!    │ └──────┼──────► files ◄─────┼─┘           files: a task file's bytes
 //!    │        ▼          │         │
 //!    │      kinds ◄──────┼─────────┘
 //!    ▼        ▼          ▼
@@ -49,6 +50,8 @@
 //!   error mapping.
 //! - `worker`: claim loops, the executor, heartbeats, and the maintenance
 //!   services (rescuer, pruner, callback outbox).
+//! - `files`: task files' bytes, in the database or object storage:
+//!   streamed in with their digest and a size limit, streamed out, pruned.
 //! - [`config`], `telemetry`: settings and logging; `pacing`: how every loop
 //!   backs off after failures and waits for an event or a deadline.
 //! - [`app`]: the composition root that wires them into `serve`, `api` and
@@ -62,6 +65,8 @@
 pub mod api;
 pub mod app;
 pub mod config;
+#[doc(hidden)]
+pub mod files;
 pub mod intake;
 pub mod kinds;
 #[doc(hidden)]

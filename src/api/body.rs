@@ -51,7 +51,13 @@ pub(super) async fn read_json_value(
             "the request body is empty; send JSON".into(),
         ));
     }
-    let value: serde_json::Value = serde_json::from_slice(&body)
+    parse_json_object(&body)
+}
+
+/// A JSON object from bytes: 400 if it is not JSON or holds a NUL, 422 if
+/// it is not an object.
+pub(super) fn parse_json_object(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
     if let Some(at) = nul_at(&value) {
         return Err(ApiError::BadRequest(format!(

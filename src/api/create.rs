@@ -11,8 +11,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::body::read_json;
 use super::conditional::{prefer_wait, wait_for};
 use super::error::CommonProblems;
+use super::multipart::create_multipart;
 use super::respond::{accepted, task_path, task_response};
 use super::{ApiError, ApiState, Caller, Problem};
+use crate::intake::Created;
 use crate::tasks::{Task, TaskDraft, TaskView};
 
 /// `POST /v1/tasks`: checks everything, queues the task, and answers
@@ -20,7 +22,9 @@ use crate::tasks::{Task, TaskDraft, TaskView};
 /// whole request is good.
 #[utoipa::path(
     post, path = "/v1/tasks", tag = "tasks",
-    request_body = TaskDraft,
+    request_body(
+        description = "The task as JSON; or, as `multipart/form-data`, a part `task` with that JSON and one part per file, named as the task names it (`curl -F task=@task.json -F audio=@talk.wav`)",
+        content((TaskDraft = "application/json"), (Object = "multipart/form-data"))),
     params(("Idempotency-Key" = Option<String>, Header,
         description = "Names this request (1 to 255 visible ASCII characters), per token name, for `idempotency.ttl` (24 h): sending it again with the same body answers the same task, with `Idempotent-Replayed: true`")),
     security(("bearer" = [])),
@@ -40,17 +44,42 @@ pub async fn create_task(
     state: web::Data<ApiState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("multipart/form-data"));
+    if multipart {
+        return create_multipart(&req, &caller, &state, payload).await;
+    }
     let draft: TaskDraft = read_json(&req, payload, state.max_body_bytes).await?;
-    let key =
-        match req.headers().get("idempotency-key") {
-            Some(value) => Some(value.to_str().map_err(|_| {
-                ApiError::BadRequest("Idempotency-Key: must be visible ASCII".into())
-            })?),
-            None => None,
-        };
+    let key = idempotency_key_header(&req)?;
     let created = state.enqueuer.create(draft, &caller, key).await?;
-    let waited = prefer_wait(&req, state.max_wait);
-    let mut response = created_response(created.task, &state, waited).await?;
+    created_response(&req, created, &state).await
+}
+
+/// The request's `Idempotency-Key`, if it has one.
+pub(super) fn idempotency_key_header(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
+    match req.headers().get("idempotency-key") {
+        Some(value) => value
+            .to_str()
+            .map(Some)
+            .map_err(|_| ApiError::BadRequest("Idempotency-Key: must be visible ASCII".into())),
+        None => Ok(None),
+    }
+}
+
+/// The answer to a create: `202 Accepted` with the task's `Location`; or,
+/// when the client asked to wait (`Prefer: wait=N`) and the task ended in
+/// that time, `200` with the finished task and `Preference-Applied`. A
+/// replay says so (`Idempotent-Replayed: true`).
+pub(super) async fn created_response(
+    req: &HttpRequest,
+    created: Created,
+    state: &ApiState,
+) -> Result<HttpResponse, ApiError> {
+    let mut response =
+        waited_response(created.task, state, prefer_wait(req, state.max_wait)).await?;
     if created.replayed {
         response.headers_mut().insert(
             header::HeaderName::from_static("idempotent-replayed"),
@@ -60,10 +89,8 @@ pub async fn create_task(
     Ok(response)
 }
 
-/// The answer to a create: `202 Accepted` with the task's `Location`; or,
-/// when the client asked to wait (`Prefer: wait=N`) and the task ended in
-/// that time, `200` with the finished task and `Preference-Applied`.
-async fn created_response(
+/// `202`, or the task once it ended if that is within `wait`.
+async fn waited_response(
     task: Task,
     state: &ApiState,
     wait: Option<Duration>,

@@ -6,6 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::files::FilesError;
 use crate::intake::EnqueueError;
 use crate::store::StoreError;
 
@@ -36,6 +37,13 @@ pub enum ApiError {
     /// 413: the body is over `http.max_body_bytes`.
     #[error("the request body is larger than the limit of {limit} bytes (http.max_body_bytes)")]
     PayloadTooLarge { limit: usize },
+    /// 413: a file over `files.max_bytes`.
+    #[error("the file is larger than the limit of {limit} bytes (files.max_bytes)")]
+    FileTooLarge { limit: u64 },
+    /// 400: a file's declared digest did not match, or its bytes could not
+    /// be read from the request.
+    #[error("{0}")]
+    BadFile(#[source] FilesError),
     /// 422: well-formed JSON that can't be accepted.
     #[error("{0}")]
     Unprocessable(String),
@@ -47,6 +55,9 @@ pub enum ApiError {
     /// 503: the database is unreachable or too slow; try again later.
     #[error("the database is unavailable; try again shortly")]
     Unavailable(#[source] StoreError),
+    /// 503: file storage failed; try again later.
+    #[error("file storage is unavailable; try again shortly")]
+    Storage(#[source] FilesError),
     /// 500: a bug. The details go to the log, not to the client.
     #[error("internal error")]
     Internal(#[source] StoreError),
@@ -58,6 +69,20 @@ impl From<StoreError> for ApiError {
             ApiError::Unavailable(e)
         } else {
             ApiError::Internal(e)
+        }
+    }
+}
+
+impl From<FilesError> for ApiError {
+    fn from(e: FilesError) -> ApiError {
+        match e {
+            FilesError::Store(e) => e.into(),
+            FilesError::TooLarge { limit } => ApiError::FileTooLarge { limit },
+            FilesError::DigestMismatch { .. } | FilesError::Source(_) => ApiError::BadFile(e),
+            // Object storage down or refusing: like a database that is.
+            FilesError::Object(_) | FilesError::Config(_) | FilesError::Removed => {
+                ApiError::Storage(e)
+            }
         }
     }
 }
@@ -110,6 +135,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload-too-large",
+            ApiError::FileTooLarge { .. } => "payload-too-large",
+            ApiError::BadFile(_) => "bad-request",
+            ApiError::Storage(_) => "unavailable",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::Refused(EnqueueError::BadKey(_)) => "bad-request",
             ApiError::Refused(EnqueueError::KeyInFlight) => "conflict",
@@ -141,6 +169,9 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadFile(_) => StatusCode::BAD_REQUEST,
+            ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Refused(EnqueueError::BadKey(_)) => StatusCode::BAD_REQUEST,
             ApiError::Refused(EnqueueError::KeyInFlight) => StatusCode::CONFLICT,
@@ -155,6 +186,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Internal(e) => tracing::error!(error = ?e, "request failed"),
             ApiError::Unavailable(e) => tracing::warn!(error = %e, "request answered 503"),
+            ApiError::Storage(e) => tracing::warn!(error = %e, "request answered 503"),
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
@@ -163,7 +195,7 @@ impl ResponseError for ApiError {
             HeaderValue::from_static("application/problem+json"),
         ));
         match self {
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::Storage(_) => {
                 response.insert_header((header::RETRY_AFTER, UNAVAILABLE_RETRY_AFTER_SECS));
             }
             ApiError::Unauthorized(_) => {

@@ -2,8 +2,10 @@
 //! every handler shares ([`ApiState`]), one module per route or small group
 //! of them:
 //!
-//! - `create` (`POST /v1/tasks`), `get` (`GET /v1/tasks/{token}`), `list`
-//!   (`GET /v1/tasks`), `cancel` (one task, or by filter), `retry`, `stats`;
+//! - `create` (`POST /v1/tasks`, JSON or multipart), `get`
+//!   (`GET /v1/tasks/{token}`), `list` (`GET /v1/tasks`), `cancel` (one
+//!   task, or by filter), `retry`, `stats`; `upload` (`POST /v1/files`),
+//!   `download` (a task's file);
 //!   `operations` (workers, kinds, metrics), `health`, `openapi`;
 //! - `respond` (a task the caller may see, as JSON with its ETag),
 //!   `conditional` (ETag, 304, `Prefer: wait`, the long poll), `body`
@@ -20,15 +22,18 @@ mod body;
 mod cancel;
 mod conditional;
 mod create;
+mod download;
 mod error;
 mod get;
 mod health;
 mod list;
+mod multipart;
 mod openapi;
 mod operations;
 mod respond;
 mod retry;
 mod stats;
+mod upload;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -42,6 +47,7 @@ pub use error::{ApiError, Problem};
 pub use openapi::ApiDoc;
 
 use crate::config::{HttpSettings, MetricsExposure};
+use crate::files::Files;
 use crate::intake::Enqueuer;
 use crate::store::Store;
 use crate::tasks::CancelRole;
@@ -66,6 +72,8 @@ pub struct ApiState {
     pub store: Store,
     /// Creates tasks (and knows the kinds).
     pub enqueuer: Enqueuer,
+    /// Task files' bytes.
+    pub files: Files,
     pub tokens: TokenCache,
     pub cancel_role: CancelRole,
     pub max_body_bytes: usize,
@@ -86,11 +94,12 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    pub fn new(store: Store, enqueuer: Enqueuer, settings: &ApiSettings) -> ApiState {
+    pub fn new(store: Store, enqueuer: Enqueuer, files: Files, settings: &ApiSettings) -> ApiState {
         let http = &settings.http;
         ApiState {
             store,
             enqueuer,
+            files,
             tokens: TokenCache::new(settings.token_cache_ttl),
             cancel_role: settings.cancel_role,
             max_body_bytes: http.max_body_bytes,
@@ -124,6 +133,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         resource("/v1/tasks/{token}/cancel", "POST").route(web::post().to(cancel::cancel_task)),
     )
     .service(resource("/v1/tasks/{token}/retry", "POST").route(web::post().to(retry::retry_task)))
+    .service(resource("/v1/files", "POST").route(web::post().to(upload::upload_file)))
+    .service(
+        resource("/v1/tasks/{token}/files/{name}", "GET, HEAD")
+            .route(web::get().to(download::download_file))
+            .route(web::head().to(download::download_file)),
+    )
     .service(resource("/v1/workers", "GET").route(web::get().to(operations::list_workers)))
     .service(resource("/v1/kinds", "GET").route(web::get().to(operations::list_kinds)))
     .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{cancel, create, error, get, health, list, operations, retry, stats};
+use super::{cancel, create, download, error, get, health, list, operations, retry, stats, upload};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,8 @@ use super::{cancel, create, error, get, health, list, operations, retry, stats};
         retry::retry_task,
         stats::task_stats,
         cancel::cancel_tasks,
+        upload::upload_file,
+        download::download_file,
         operations::list_workers,
         operations::list_kinds,
         operations::metrics,
@@ -37,6 +39,7 @@ use super::{cancel, create, error, get, health, list, operations, retry, stats};
     modifiers(&BearerAuth),
     tags(
         (name = "tasks", description = "Create, poll and cancel tasks"),
+        (name = "files", description = "Upload files for tasks, download tasks' files"),
         (name = "operators", description = "For admins and superusers"),
         (name = "service", description = "Health, readiness, metrics, this description"),
     )

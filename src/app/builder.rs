@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{App, AppError, Mode};
 use crate::api::ApiSettings;
 use crate::config::Settings;
+use crate::files::Files;
 use crate::intake::Enqueuer;
 use crate::kinds::{Kind, Registry, RegistryError, State};
 use crate::store::Store;
@@ -115,6 +116,10 @@ impl Builder {
         } else {
             None
         };
+        // The TLS provider object storage's HTTPS client uses (reqwest is
+        // built without one of its own); a second install changes nothing.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let files = Files::new(store.clone(), &settings.files)?;
         let registry = Arc::new(registry);
         let enqueuer = Enqueuer::new(
             store.clone(),
@@ -129,6 +134,7 @@ impl Builder {
             store,
             registry,
             enqueuer,
+            files,
             state: self.state,
             listener,
         })

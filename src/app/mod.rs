@@ -22,12 +22,13 @@ pub use commands::{migrate, token_create, token_revoke};
 
 use crate::api::{self, ApiSettings, ApiState};
 use crate::config::{ConfigError, Settings};
+use crate::files::{Files, FilesError};
 use crate::intake::Enqueuer;
 use crate::kinds::{Callback, Kind as _, Registry, RegistryError, State};
 use crate::pacing::{Retry, pause};
 use crate::store::{Store, StoreError};
 use crate::tasks::UnknownRole;
-use crate::worker::{CallbackOutbox, Pruner, Rescuer, ServedQueue, Worker, drive};
+use crate::worker::{CallbackOutbox, Pruner, Rescuer, ServedQueue, Worker, WorkerParts, drive};
 
 /// What a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +78,9 @@ pub enum AppError {
     /// The HTTP server failed.
     #[error("the HTTP server failed")]
     Http(#[source] std::io::Error),
+    /// `files.store` can't be used.
+    #[error(transparent)]
+    Files(#[from] FilesError),
     /// The system gave no randomness for a token.
     #[error("could not make a random token")]
     Random(#[source] getrandom::Error),
@@ -94,6 +98,8 @@ pub struct App {
     store: Store,
     registry: Arc<Registry>,
     enqueuer: Enqueuer,
+    /// Task files' bytes.
+    files: Files,
     state: State,
     listener: Option<TcpListener>,
 }
@@ -151,6 +157,7 @@ impl App {
         web::Data::new(ApiState::new(
             self.store.clone(),
             self.enqueuer.clone(),
+            self.files.clone(),
             &self.api,
         ))
     }
@@ -238,13 +245,14 @@ impl App {
             settings.default_slots(),
             &settings.queues,
         );
-        let worker = Worker::new(
-            self.store.clone(),
-            self.registry.clone(),
-            self.state.clone(),
-            settings.worker.clone(),
+        let worker = Worker::new(WorkerParts {
+            store: self.store.clone(),
+            files: self.files.clone(),
+            registry: self.registry.clone(),
+            state: self.state.clone(),
+            settings: settings.worker.clone(),
             queues,
-        );
+        });
         loops.spawn(worker.run(shutdown.clone()));
         let w = &settings.worker;
         let rescuer = Rescuer::new(
@@ -253,7 +261,12 @@ impl App {
             w.rescue_interval,
             w.rescue_batch,
         );
-        let pruner = Pruner::new(self.store.clone(), settings.retention.clone(), w.lease);
+        let pruner = Pruner::new(
+            self.store.clone(),
+            self.files.clone(),
+            settings.retention.clone(),
+            w.lease,
+        );
         let outbox = CallbackOutbox::new(
             self.store.clone(),
             self.registry.policy(Callback::NAME).clone(),

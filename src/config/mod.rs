@@ -11,6 +11,7 @@
 //! its own (a role name, say) are checked by the code that uses them, at start.
 
 mod duration;
+mod files;
 mod kinds;
 mod queues;
 
@@ -21,6 +22,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use duration::parse_duration;
+pub use files::FilesSettings;
 pub use kinds::{CommandSettings, KindSettings};
 pub use queues::{QueueSpec, parse_queues};
 
@@ -45,6 +47,7 @@ pub struct Settings {
     #[serde(default)]
     pub kinds: BTreeMap<String, KindSettings>,
     pub commands: CommandSettings,
+    pub files: FilesSettings,
     pub log: LogSettings,
     /// The folder relative paths in the configuration (`schema_file`,
     /// `workdir`) start from: that of the `--config` file, or the working
@@ -339,6 +342,7 @@ impl Settings {
         if let Some((name, _)) = self.queues.iter().find(|(_, q)| q.global_limit == Some(0)) {
             return bad(format!("queues.{name}.global_limit must be at least 1"));
         }
+        self.files.check()?;
         if self.commands.max_output_bytes == 0 {
             return bad("commands.max_output_bytes must be more than 0".into());
         }

@@ -1,14 +1,65 @@
 //! What a running handler gets: [`TaskContext`] (who it is, progress,
-//! cancellation) and, through it, the application's own [`State`].
+//! cancellation, its files) and, through it, the application's own
+//! [`State`]. Files come through [`FileAccess`], which the worker provides:
+//! a kind never reaches the store.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use tokio::io::AsyncRead;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::tasks::{Progress, TaskToken};
+use super::TaskError;
+use crate::tasks::{Progress, TaskFile, TaskToken};
+
+/// A file's bytes, as a handler reads them.
+pub type FileStream = BoxStream<'static, Result<Bytes, TaskError>>;
+
+/// What a running attempt may do with its task's files: read the inputs
+/// it was given, store the outputs it makes. The worker provides it.
+pub trait FileAccess: Send + Sync {
+    /// The task's input files.
+    fn inputs(&self) -> &[TaskFile];
+    /// The bytes of input `name`.
+    fn read(&self, name: &str) -> BoxFuture<'_, Result<FileStream, TaskError>>;
+    /// Stores `body` as output `name`, which the task gets if the attempt
+    /// completes.
+    fn write<'a>(
+        &'a self,
+        name: &'a str,
+        content_type: &'a str,
+        body: BoxStream<'a, Result<Bytes, std::io::Error>>,
+    ) -> BoxFuture<'a, Result<TaskFile, TaskError>>;
+}
+
+/// No files: what a context made outside a worker has.
+struct NoFiles;
+
+impl FileAccess for NoFiles {
+    fn inputs(&self) -> &[TaskFile] {
+        &[]
+    }
+
+    fn read(&self, name: &str) -> BoxFuture<'_, Result<FileStream, TaskError>> {
+        let err = TaskError::permanent(format!("the task has no input {name:?}"));
+        Box::pin(async move { Err(err) })
+    }
+
+    fn write<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: BoxStream<'a, Result<Bytes, std::io::Error>>,
+    ) -> BoxFuture<'a, Result<TaskFile, TaskError>> {
+        Box::pin(async { Err(TaskError::permanent("no file storage here")) })
+    }
+}
 
 /// Values an application hands to its kinds (a database pool, an HTTP
 /// client, a mailer), one per type, as the crates.io worker hands each job
@@ -41,6 +92,7 @@ pub struct TaskContext {
     cancel: CancellationToken,
     progress: watch::Sender<Option<Progress>>,
     state: State,
+    files: Arc<dyn FileAccess>,
 }
 
 impl TaskContext {
@@ -59,7 +111,38 @@ impl TaskContext {
             cancel,
             progress,
             state,
+            files: Arc::new(NoFiles),
         }
+    }
+
+    /// The same context, with its task's files (the worker gives them).
+    pub fn with_files(self, files: Arc<dyn FileAccess>) -> TaskContext {
+        TaskContext { files, ..self }
+    }
+
+    /// The task's input files (each `name`, `size`, `sha256`,
+    /// `content_type`).
+    pub fn inputs(&self) -> &[TaskFile] {
+        self.files.inputs()
+    }
+
+    /// Streams input file `name`.
+    pub async fn read_input(&self, name: &str) -> Result<FileStream, TaskError> {
+        self.files.read(name).await
+    }
+
+    /// Stores what `reader` gives as output file `name` (see
+    /// `validate_file_name`), streamed: the task gets it if this attempt
+    /// completes. At most `files.max_per_task` outputs, each at most
+    /// `files.max_bytes`.
+    pub async fn put_file(
+        &self,
+        name: &str,
+        content_type: &str,
+        reader: impl AsyncRead + Send + Unpin,
+    ) -> Result<TaskFile, TaskError> {
+        let body = tokio_util::io::ReaderStream::new(reader).boxed();
+        self.files.write(name, content_type, body).await
     }
 
     /// The task's token, as clients know it.

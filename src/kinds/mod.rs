@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use callback::{Callback, CallbackPayload, Destination, resolve_destination};
-pub use context::{State, TaskContext};
+pub use context::{FileAccess, FileStream, State, TaskContext};
 pub use registry::{HandlerFuture, KindError, RegisteredKind, Registry, RegistryError};
 pub use schema::PayloadSchema;
 pub use sleep::{Sleep, SleepPayload};

@@ -154,6 +154,7 @@ impl Registry {
             max_attempts_limit: to_i32(t.max_attempts_limit),
             timeout_limit: t.timeout_limit,
             max_dependencies: t.max_dependencies,
+            max_files: settings.files.max_per_task,
         };
         Registry {
             kinds: BTreeMap::new(),

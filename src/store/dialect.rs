@@ -148,6 +148,16 @@ macro_rules! queries {
 }
 
 queries! {
+    FileChunkInsert => "file_chunk_insert",
+    FileChunksRead => "file_chunks_read",
+    FileDoom => "file_doom",
+    FileFinish => "file_finish",
+    FileGet => "file_get",
+    FileInsert => "file_insert",
+    FileRenew => "file_renew",
+    FilesDelete => "files_delete",
+    FilesDoom => "files_doom",
+    FilesMarkUsed => "files_mark_used",
     IdempotencyClaim => "idempotency_claim",
     IdempotencyComplete => "idempotency_complete",
     IdempotencyGet => "idempotency_get",
@@ -167,7 +177,9 @@ queries! {
     TaskExpired => "task_expired",
     TaskGet => "task_get",
     TaskGetById => "task_get_by_id",
+    TaskFilesInsert => "task_files_insert",
     TaskHeartbeat => "task_heartbeat",
+    TaskInputs => "task_inputs",
     TaskInsert => "task_insert",
     TaskList => "task_list",
     TaskParents => "task_parents",

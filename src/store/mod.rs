@@ -10,13 +10,15 @@
 //!   dialect;
 //! - `postgres`, `sqlite`: the two dialects, and what only each does
 //!   (LISTEN/NOTIFY; the file and its migration lock);
-//! - `params`: operations' parameters and answers; `error`: [`StoreError`].
+//! - `params`: operations' parameters and answers; `error`: [`StoreError`];
+//!   `embedded`: writes inside an application's own Postgres transaction.
 //!
 //! The backend is chosen by the URL scheme; both pass the same conformance
 //! suite (`tests/store`). Uses `tasks` (the rows it reads and writes are
 //! domain types), `config` and `pacing`.
 
 mod dialect;
+mod embedded;
 mod error;
 mod params;
 mod postgres;
@@ -30,15 +32,16 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+pub use embedded::{idempotency_claim_in, task_insert_in};
 pub use error::{StoreError, Violation, redact};
 pub use params::{
-    CancelCount, KeyClaim, KeyClaimTerms, LeaseRenewal, NewApiToken, TaskClaim, TaskEnding,
-    TaskListing,
+    CancelCount, FileBytes, FileRow, FileRowId, KeyClaim, KeyClaimTerms, LeaseRenewal, NewApiToken,
+    NewFile, TaskClaim, TaskEnding, TaskListing,
 };
 
 use crate::config::DatabaseSettings;
 use crate::tasks::{
-    AttemptEnd, DependencyError, IdempotencyKey, NewTask, Principal, Progress, Scope, Status, Task,
+    AttemptEnd, FileId, IdempotencyKey, NewTask, Principal, Progress, Refused, Scope, Status, Task,
     TaskFilter, TaskId, TaskToken, TokenHash, WorkerId, WorkerInfo,
 };
 
@@ -207,18 +210,42 @@ impl Store {
         pub async fn token_find(&self, hash: &TokenHash) -> Result<Option<Principal>, StoreError>;
         /// Revokes every live token with this name; returns how many.
         pub async fn token_revoke(&self, name: &str, now: DateTime<Utc>) -> Result<u64, StoreError>;
+        /// Adds a file being written: invisible until [`Store::file_finish`].
+        pub async fn file_insert(&self, file: &NewFile) -> Result<FileRowId, StoreError>;
+        /// Stores chunk `seq` (from 0) of a file kept in the database.
+        pub async fn file_chunk_insert(&self, file: FileRowId, seq: i64, data: Vec<u8>) -> Result<(), StoreError>;
+        /// Keeps a file being written from counting as abandoned before
+        /// `until`. False: it was doomed meanwhile.
+        pub async fn file_renew(&self, file: FileRowId, until: DateTime<Utc>) -> Result<bool, StoreError>;
+        /// Makes a written file visible with its size and digest, expiring
+        /// unused at `expires_at`. `None`: it was not being written any more
+        /// (doomed meanwhile).
+        pub async fn file_finish(&self, file: FileRowId, size: u64, sha256: [u8; 32], expires_at: DateTime<Utc>) -> Result<Option<FileRow>, StoreError>;
+        /// The ready file with this id.
+        pub async fn file_get(&self, id: FileId) -> Result<Option<FileRow>, StoreError>;
+        /// Up to `limit` chunks of a file, from chunk `from` on, in order.
+        pub async fn file_chunks_read(&self, file: FileRowId, from: i64, limit: usize) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
+        /// Dooms up to `limit` files no task uses (nor runs to make) that a
+        /// deleted task used or that expired before `now` (unused, or
+        /// abandoned half written): each, and where its bytes are, if not in
+        /// the database.
+        pub async fn files_doom(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<(FileRowId, Option<String>)>, StoreError>;
+        /// Dooms one file at once.
+        pub async fn file_doom(&self, file: FileRowId) -> Result<Option<(FileRowId, Option<String>)>, StoreError>;
+        /// Deletes doomed files, with their chunks.
+        pub async fn files_delete(&self, files: &[FileRowId]) -> Result<u64, StoreError>;
     }
 
     /// Inserts a checked new task, with its dependencies: every parent must
     /// exist, be visible to `creator`, and not have ended badly (else the
-    /// `DependencyError`, and nothing is written). `key`, claimed before,
+    /// `Refused`, and nothing is written). `key`, claimed before,
     /// names the new task in the same transaction.
     pub async fn task_insert(
         &self,
         task: &NewTask,
         creator: &Scope,
         key: Option<&IdempotencyKey>,
-    ) -> Result<Result<Task, DependencyError>, StoreError> {
+    ) -> Result<Result<Task, Refused>, StoreError> {
         let inserted = dispatch!(self, b => b.task_insert(task, creator, key).await)?;
         if let Ok(task) = &inserted {
             self.announce_changes([task]);
@@ -361,28 +388,6 @@ impl Store {
         self.announce_changes(&queued);
         Ok(queued)
     }
-}
-
-/// Inserts a checked task inside an application's own open Postgres
-/// transaction (see [`Store::task_insert`] for the checks): the task exists
-/// if and only if that transaction commits. Workers are woken when it does.
-pub async fn task_insert_in(
-    conn: &mut sqlx::PgConnection,
-    task: &NewTask,
-    creator: &Scope,
-    key: Option<&IdempotencyKey>,
-) -> Result<Result<Task, DependencyError>, StoreError> {
-    postgres::PgStore::task_insert_on(conn, task, creator, key).await
-}
-
-/// Claims an `Idempotency-Key` inside an application's own open Postgres
-/// transaction: a concurrent transaction holding the same key makes this
-/// wait for it to end.
-pub async fn idempotency_claim_in(
-    conn: &mut sqlx::PgConnection,
-    claim: &KeyClaimTerms<'_>,
-) -> Result<KeyClaim, StoreError> {
-    postgres::PgStore::idempotency_claim_on(conn, claim).await
 }
 
 #[cfg(test)]

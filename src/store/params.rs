@@ -8,7 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::tasks::{
-    AttemptEnd, IdempotencyKey, Role, Scope, Task, TaskFilter, TaskId, TokenHash, WorkerId,
+    AttemptEnd, FileId, IdempotencyKey, Role, Scope, StoredFile, Task, TaskFilter, TaskId,
+    TokenHash, WorkerId,
 };
 
 /// One renewed lease, as the heartbeat reports it.
@@ -99,4 +100,41 @@ pub struct NewApiToken {
     pub role: Role,
     pub product: Option<String>,
     pub hash: TokenHash,
+}
+
+/// A file's row, as the store names it (never seen by clients, who have
+/// the [`FileId`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileRowId(pub i64);
+
+/// Where a file's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileBytes {
+    /// In the database, in `file_chunks`, chunks of this many bytes.
+    Chunks { chunk_bytes: usize },
+    /// In object storage, at this path.
+    Object { location: String },
+}
+
+/// A new file, about to be written (see [`Store::file_insert`](super::Store::file_insert)).
+#[derive(Debug, Clone)]
+pub struct NewFile {
+    pub id: FileId,
+    pub owner: String,
+    pub product: Option<String>,
+    pub content_type: String,
+    pub bytes: FileBytes,
+    pub created_at: DateTime<Utc>,
+    /// Not renewed by then, its writer died and it is removed.
+    pub expires_at: DateTime<Utc>,
+    /// The task whose attempt makes it (an output).
+    pub made_by: Option<TaskId>,
+}
+
+/// A ready file and where its bytes are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRow {
+    pub row: FileRowId,
+    pub file: StoredFile,
+    pub bytes: FileBytes,
 }

@@ -175,6 +175,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "callbacks",
         include_str!("../../migrations/postgres/0007_callbacks.sql"),
     ),
+    (
+        8,
+        "files",
+        include_str!("../../migrations/postgres/0008_files.sql"),
+    ),
 ];
 
 impl PgStore {

@@ -167,6 +167,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "callbacks",
         include_str!("../../migrations/sqlite/0007_callbacks.sql"),
     ),
+    (
+        8,
+        "files",
+        include_str!("../../migrations/sqlite/0008_files.sql"),
+    ),
 ];
 
 impl LiteStore {

@@ -213,6 +213,7 @@ mod tests {
             cancel_requested_at: None,
             timeout_ms: None,
             callback_url: None,
+            files: Default::default(),
             lease_expires_at: None,
             worker_id: None,
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{ErrorEntry, Progress, Status};
+use super::{ErrorEntry, Progress, Status, TaskFile};
 
 /// What happened to one attempt.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +72,8 @@ pub struct AttemptEnd {
     /// The handler's last progress report, if not yet written (so that a
     /// finished task shows where it got to, not the last throttled write).
     pub progress: Option<Progress>,
+    /// The files a completed attempt made, which become the task's outputs.
+    pub outputs: Vec<TaskFile>,
 }
 
 /// Retry delays: `base * 2^(attempt-1)` capped at `max`, with "equal jitter"
@@ -123,6 +125,7 @@ pub fn end_attempt(
         error: Some(ErrorEntry::new(attempt, message, now)),
         run_at: (status == Status::Queued).then(|| retry_at(false)),
         progress: None,
+        outputs: Vec::new(),
     };
     match outcome {
         AttemptOutcome::Succeeded(result) => AttemptEnd {
@@ -131,6 +134,7 @@ pub fn end_attempt(
             error: None,
             run_at: None,
             progress: None,
+            outputs: Vec::new(),
         },
         AttemptOutcome::Failed { message, retryable } => {
             let status = if retryable && attempts_left {

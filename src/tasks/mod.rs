@@ -8,9 +8,11 @@
 mod access;
 mod attempt;
 mod callback;
+mod files;
 mod filter;
 mod idempotency;
 mod new;
+mod references;
 mod status;
 mod task;
 mod view;
@@ -26,9 +28,14 @@ use uuid::Uuid;
 pub use access::{ApiToken, CancelRole, Principal, Role, TokenHash, UnknownRole};
 pub use attempt::{AttemptEnd, AttemptOutcome, Backoff, end_attempt};
 pub use callback::{WebhookSecret, check_callback_url, forbidden_address};
+pub use files::{
+    FileId, FileView, StoredFile, TaskFile, TaskFileView, TaskFiles, TaskFilesView,
+    validate_file_name,
+};
 pub use filter::{BadCursor, Cursor, Scope, TaskFilter};
 pub use idempotency::IdempotencyKey;
-pub use new::{DependencyError, Invalid, KindPolicy, NewTask, TaskDraft, validate_queue_name};
+pub use new::{Invalid, KindPolicy, NewTask, TaskDraft, validate_queue_name};
+pub use references::Refused;
 pub use status::{CancelAction, Status, UnknownStatus};
 pub use task::{Task, TaskRecord};
 pub use view::{Links, TaskView};

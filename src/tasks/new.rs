@@ -9,7 +9,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Backoff, Principal, Scope, Status, Task, TaskToken};
+use std::collections::BTreeMap;
+
+use super::files::validate_file_name;
+use super::{Backoff, FileId, Principal, Status, TaskToken};
 
 /// The body of `POST /v1/tasks`, as the client sent it. Absent fields take
 /// the kind's defaults; an application builds one with [`TaskDraft::new`]
@@ -60,6 +63,11 @@ pub struct TaskDraft {
     /// private networks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// Input files, by the name the task knows each by: the id of an upload
+    /// of yours (`POST /v1/files`). Unknown, someone else's or expired: 422.
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<BTreeMap<String, FileId>>,
 }
 
 fn empty_object() -> Value {
@@ -80,6 +88,7 @@ impl TaskDraft {
             timeout: None,
             depends_on: None,
             callback_url: None,
+            files: None,
         }
     }
 }
@@ -102,6 +111,8 @@ pub struct KindPolicy {
     pub timeout_limit: Duration,
     /// Most parents a task may depend on.
     pub max_dependencies: usize,
+    /// Most input files a task may take.
+    pub max_files: usize,
 }
 
 /// A checked task, ready to insert.
@@ -125,56 +136,9 @@ pub struct NewTask {
     /// Where its final JSON is POSTed when it ends (checked in form here;
     /// where it points is checked by resolving it, outside the domain).
     pub callback_url: Option<String>,
-}
-
-/// Why a new task's dependencies can't be accepted; found by the store,
-/// which reads the parents in the transaction that writes the child.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DependencyError {
-    /// No such task, or one the creator may not see.
-    #[error("depends_on: no task {0}")]
-    Unknown(TaskToken),
-    /// It ended without completing, so the new task could never run.
-    #[error("depends_on: task {0} has already ended {1}; a task depending on it could never run")]
-    Ended(TaskToken, Status),
-}
-
-impl NewTask {
-    /// Checks this task's parents, as the store found them (`found`: the
-    /// tasks whose tokens were asked for, whoever they belong to). Every
-    /// parent must exist, be visible to the creator, and not have ended
-    /// badly. Returns the status to create the task in (`waiting` while a
-    /// parent has not completed) and how many parents it waits for.
-    pub fn check_parents(
-        &self,
-        found: &[Task],
-        creator: &Scope,
-    ) -> Result<(Status, usize), DependencyError> {
-        let mut pending = 0;
-        for token in &self.depends_on {
-            let parent = found
-                .iter()
-                .find(|p| p.token == *token && creator.allows(p))
-                .ok_or(DependencyError::Unknown(*token))?;
-            if parent.status.dooms_dependents() {
-                return Err(DependencyError::Ended(*token, parent.status));
-            }
-            pending += usize::from(parent.status != Status::Completed);
-        }
-        let status = if pending > 0 {
-            Status::Waiting
-        } else {
-            self.status
-        };
-        Ok((status, pending))
-    }
-}
-
-impl Status {
-    /// Whether a child waiting for a parent in this status can never run.
-    pub fn dooms_dependents(self) -> bool {
-        self.is_terminal() && self != Status::Completed
-    }
+    /// Input files: (name, file), names checked. The store checks the files
+    /// (see [`NewTask::check_inputs`]).
+    pub inputs: Vec<(String, FileId)>,
 }
 
 /// A create request that can't be accepted, and which field is at fault.
@@ -229,6 +193,7 @@ impl TaskDraft {
             created_at: now,
             run_at: self.run_at(now)?,
             depends_on: self.parents(policy)?,
+            inputs: self.inputs(policy)?,
             callback_url,
             kind: self.kind,
             payload: self.payload,
@@ -268,6 +233,23 @@ impl TaskDraft {
             }
             (None, None) => Ok(now),
         }
+    }
+
+    /// The input files, names checked, at most `max_files`.
+    fn inputs(&self, policy: &KindPolicy) -> Result<Vec<(String, FileId)>, Invalid> {
+        let files = self.files.iter().flatten();
+        if files.clone().count() > policy.max_files {
+            return Err(Invalid::new(
+                "files",
+                format!("at most {} files (files.max_per_task)", policy.max_files),
+            ));
+        }
+        files
+            .map(|(name, id)| {
+                validate_file_name(name).map_err(|m| Invalid::new("files", m))?;
+                Ok((name.clone(), *id))
+            })
+            .collect()
     }
 
     fn max_attempts(&self, policy: &KindPolicy) -> Result<i32, Invalid> {
@@ -317,18 +299,22 @@ fn seconds(
 /// Queue names: 1 to 64 of `A-Z a-z 0-9 _ - .`, so they are safe in URLs,
 /// logs and metrics labels.
 pub fn validate_queue_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
+    if is_plain_name(name, 64) {
         Ok(())
     } else {
         Err(format!(
             "{name:?} is not a queue name (1 to 64 letters, digits, '_', '-' or '.')"
         ))
     }
+}
+
+/// 1 to `max` ASCII letters, digits, `_`, `-` or `.`: a name that is safe
+/// in a URL, a path, a log line and a metrics label.
+pub(crate) fn is_plain_name(name: &str, max: usize) -> bool {
+    (1..=max).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 #[cfg(test)]
@@ -349,6 +335,7 @@ mod tests {
             max_attempts_limit: 100,
             timeout_limit: Duration::from_secs(3600),
             max_dependencies: 3,
+            max_files: 2,
         }
     }
 
@@ -428,6 +415,14 @@ mod tests {
             (
                 json!({"kind": "sleep", "callback_url": "ftp://example.com/"}),
                 "callback_url",
+            ),
+            (
+                json!({"kind": "sleep", "files": {"../etc": FileId::generate()}}),
+                "files",
+            ),
+            (
+                json!({"kind": "sleep", "files": {"a": FileId::generate(), "b": FileId::generate(), "c": FileId::generate()}}),
+                "files",
             ),
         ];
         for (body, field) in cases {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ErrorEntry, Progress, Status, TaskId, TaskToken};
+use super::{ErrorEntry, Progress, Status, TaskFiles, TaskId, TaskToken};
 
 /// What a task's JSON shows of it, as stored (see [`TaskView`](super::TaskView),
 /// which adds what is derived from it).
@@ -69,6 +69,8 @@ pub struct Task {
     pub timeout_ms: Option<i64>,
     /// Where its final JSON goes when it ends.
     pub callback_url: Option<String>,
+    /// Its input and output files (the JSON shows them with their links).
+    pub files: TaskFiles,
     pub lease_expires_at: Option<DateTime<Utc>>,
     pub worker_id: Option<String>,
 }

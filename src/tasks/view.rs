@@ -4,13 +4,15 @@
 
 use serde::Serialize;
 
-use super::{Task, TaskRecord, TaskToken};
+use super::{Task, TaskFilesView, TaskRecord, TaskToken};
 
 /// A task's JSON (the "Fixed interface" of the design).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TaskView {
     #[serde(flatten)]
     pub record: TaskRecord,
+    /// Its input and output files, each with its download link.
+    pub files: TaskFilesView,
     /// Whether the task has ended (its status is terminal).
     pub done: bool,
     /// Whether a cancel was requested while it ran.
@@ -33,6 +35,7 @@ impl From<Task> for TaskView {
             links: Links {
                 self_: TaskView::path(t.token),
             },
+            files: TaskFilesView::of(&t.files, t.token),
             done: t.is_done(),
             cancel_requested: t.cancel_requested_at.is_some(),
             record: t.record,

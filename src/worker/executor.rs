@@ -10,11 +10,12 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::task::{JoinError, JoinHandle};
 use tracing::Instrument;
 
+use super::files::AttemptFiles;
 use super::{Shared, Stop, StopReason, jitter};
 use crate::kinds::{TaskContext, TaskError};
 use crate::pacing::Retry;
 use crate::store::TaskEnding;
-use crate::tasks::{AttemptEnd, AttemptOutcome, Progress, Task, end_attempt};
+use crate::tasks::{AttemptEnd, AttemptOutcome, Progress, Status, Task, TaskFile, end_attempt};
 use crate::telemetry;
 
 /// Runs one claimed attempt and records how it ended. Holds its slot
@@ -38,9 +39,7 @@ pub(super) async fn run(
         telemetry::task_picked_up(&task.kind, waited.to_std().unwrap_or_default());
         let started = std::time::Instant::now();
         match attempt(&shared, &task, &stop).await {
-            Some((outcome, progress)) => {
-                record(&shared, &task, outcome, progress, started.elapsed()).await
-            }
+            Some(ran) => record(&shared, &task, ran, started.elapsed()).await,
             None => tracing::warn!("lease lost: this attempt stopped and wrote nothing more"),
         }
         shared.running.remove(task.id);
@@ -49,28 +48,41 @@ pub(super) async fn run(
     .await
 }
 
-/// Runs the handler: how it ended, and its last progress report if that
-/// was not written yet. `None` when the lease was lost and nothing may be
-/// written.
-async fn attempt(
-    shared: &Shared,
-    task: &Task,
-    stop: &Stop,
-) -> Option<(AttemptOutcome, Option<Progress>)> {
+/// How an attempt went.
+struct Ran {
+    outcome: AttemptOutcome,
+    /// The handler's last progress report, if not written yet.
+    progress: Option<Progress>,
+    /// The files it stored: the task's outputs, if it completed.
+    outputs: Vec<TaskFile>,
+}
+
+impl Ran {
+    fn without_files(outcome: AttemptOutcome) -> Ran {
+        Ran {
+            outcome,
+            progress: None,
+            outputs: Vec::new(),
+        }
+    }
+}
+
+/// Runs the handler: how it went. `None` when the lease was lost and
+/// nothing may be written.
+async fn attempt(shared: &Shared, task: &Task, stop: &Stop) -> Option<Ran> {
     if task.cancel_requested_at.is_some() {
         // Cancel was asked while an earlier attempt ran and that attempt
         // ended otherwise: honour it now rather than run again.
-        return Some((AttemptOutcome::Cancelled, None));
+        return Some(Ran::without_files(AttemptOutcome::Cancelled));
     }
     let Some(kind) = shared.registry.get(&task.kind) else {
         // Workers claim only the kinds they know; a registry changed under
         // a running worker is the only way here.
         let message = format!("kind {:?} is not registered on this worker", task.kind);
-        let outcome = AttemptOutcome::Failed {
+        return Some(Ran::without_files(AttemptOutcome::Failed {
             message,
             retryable: false,
-        };
-        return Some((outcome, None));
+        }));
     };
     let timeout = task
         .timeout_ms
@@ -78,13 +90,15 @@ async fn attempt(
         .map_or(kind.policy.timeout, Duration::from_millis);
 
     let (progress_tx, mut progress_rx) = watch::channel::<Option<Progress>>(None);
+    let files = Arc::new(AttemptFiles::new(shared.files.clone(), task));
     let ctx = TaskContext::new(
         task.token,
         task.attempt,
         stop.token.clone(),
         progress_tx,
         shared.state.clone(),
-    );
+    )
+    .with_files(files.clone());
     let mut handler = tokio::spawn(
         kind.start(task.payload.clone(), ctx)
             .instrument(tracing::Span::current()),
@@ -108,7 +122,11 @@ async fn attempt(
     let latest = progress_rx.borrow_and_update();
     let unwritten = latest.has_changed().then(|| latest.clone()).flatten();
     drop(latest);
-    outcome(stop.reason(), result, timeout).map(|o| (o, unwritten))
+    outcome(stop.reason(), result, timeout).map(|outcome| Ran {
+        outcome,
+        progress: unwritten,
+        outputs: files.outputs(),
+    })
 }
 
 type HandlerResult = Result<Result<serde_json::Value, TaskError>, JoinError>;
@@ -223,35 +241,34 @@ async fn write_progress(shared: &Shared, task: &Task, stop: &Stop, progress: &Pr
 /// Writes how the attempt ended, fenced by its attempt number. While the
 /// database is unreachable it tries again, for as long as the lease is ours;
 /// after that the rescuer takes over.
-async fn record(
-    shared: &Shared,
-    task: &Task,
-    outcome: AttemptOutcome,
-    progress: Option<Progress>,
-    ran: std::time::Duration,
-) {
+async fn record(shared: &Shared, task: &Task, ran: Ran, took: std::time::Duration) {
     let policy = shared.registry.policy(&task.kind);
     let mut retry = Retry::default();
     loop {
         let now = Utc::now();
+        let mut end = AttemptEnd {
+            progress: ran.progress.clone(),
+            ..end_attempt(
+                task.attempt,
+                task.max_attempts,
+                ran.outcome.clone(),
+                &policy.backoff,
+                jitter(),
+                now,
+            )
+        };
+        if end.status == Status::Completed {
+            // The task takes the files only if it completes.
+            end.outputs = ran.outputs.clone();
+        }
         let ending = TaskEnding {
             id: task.id,
             attempt: task.attempt,
-            end: AttemptEnd {
-                progress: progress.clone(),
-                ..end_attempt(
-                    task.attempt,
-                    task.max_attempts,
-                    outcome.clone(),
-                    &policy.backoff,
-                    jitter(),
-                    now,
-                )
-            },
+            end,
         };
         match shared.store.task_end(&ending, now).await {
             Ok(Some(ended)) => {
-                telemetry::attempt_ended(&ended.kind, ended.status.as_str(), ran);
+                telemetry::attempt_ended(&ended.kind, ended.status.as_str(), took);
                 if ended.is_done() {
                     telemetry::task_finished(&ended.kind, ended.status.as_str());
                 }

@@ -18,6 +18,7 @@
 
 mod claim;
 mod executor;
+mod files;
 mod heartbeat;
 mod maintenance;
 
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{QueueSettings, QueueSpec, WorkerSettings};
+use crate::files::Files;
 use crate::kinds::{Registry, State};
 use crate::store::Store;
 use crate::tasks::{TaskId, WorkerId, WorkerInfo};
@@ -128,6 +130,18 @@ impl Running {
     }
 }
 
+/// What a worker runs with.
+pub struct WorkerParts {
+    pub store: Store,
+    pub files: Files,
+    /// The kinds it runs (and claims).
+    pub registry: Arc<Registry>,
+    /// The application's state, for every handler.
+    pub state: State,
+    pub settings: WorkerSettings,
+    pub queues: Vec<ServedQueue>,
+}
+
 /// One worker process's worth of workers: slots per queue, sharing one
 /// heartbeat.
 pub struct Worker {
@@ -168,6 +182,8 @@ impl ServedQueue {
 struct Shared {
     id: WorkerId,
     store: Store,
+    /// Tasks' input and output files.
+    files: Files,
     registry: Arc<Registry>,
     /// The kinds it claims: those it can run.
     kinds: Vec<String>,
@@ -191,15 +207,17 @@ impl Shared {
 }
 
 impl Worker {
-    /// A worker serving `queues`, running the kinds of `registry` with the
-    /// application's `state`.
-    pub fn new(
-        store: Store,
-        registry: Arc<Registry>,
-        state: State,
-        settings: WorkerSettings,
-        queues: Vec<ServedQueue>,
-    ) -> Worker {
+    /// A worker serving its queues, running the kinds of its registry with
+    /// the application's state.
+    pub fn new(parts: WorkerParts) -> Worker {
+        let WorkerParts {
+            store,
+            files,
+            registry,
+            state,
+            settings,
+            queues,
+        } = parts;
         let (id, host) = worker_id();
         let now = Utc::now();
         let info = WorkerInfo {
@@ -219,6 +237,7 @@ impl Worker {
             shared: Arc::new(Shared {
                 id,
                 store,
+                files,
                 kinds: registry.runnable(),
                 registry,
                 state,

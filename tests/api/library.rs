@@ -229,7 +229,7 @@ async fn transactional_enqueue_keeps_dependencies_keys_and_checks() {
         .create_in(&mut tx, unknown_parent, &alice, None)
         .await;
     assert!(
-        matches!(refused, Err(EnqueueError::Dependency(_))),
+        matches!(refused, Err(EnqueueError::Refused(_))),
         "{refused:?}"
     );
     // Refusals write nothing: the transaction goes on and commits.

@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 mod callbacks;
+mod files;
 mod library;
 mod operators;
 mod workflows;
@@ -153,10 +154,12 @@ async fn task_json_has_exactly_the_documented_fields(backend: Backend) {
         "run_at",
         "started_at",
         "finished_at",
+        "files",
         "links",
     ];
     expected.sort_unstable();
     assert_eq!(keys, expected);
+    assert_eq!(task["files"], json!({"inputs": [], "outputs": []}));
     assert_eq!(task["status"], "queued", "no worker runs in api mode");
     assert_eq!(task["queue"], "default");
     assert_eq!(task["priority"], 3);

@@ -829,6 +829,8 @@ async fn openapi_describes_every_route_and_docs_need_no_internet() {
         "POST /v1/tasks/{token}/retry",
         "GET /v1/tasks/stats",
         "POST /v1/tasks/cancel",
+        "POST /v1/files",
+        "GET /v1/tasks/{token}/files/{name}",
         "GET /v1/workers",
         "GET /v1/kinds",
         "GET /healthz",

@@ -351,6 +351,7 @@ pub fn new_task(kind: &str, payload: Value, max_attempts: i32) -> errand::tasks:
         run_at: now,
         depends_on: vec![],
         callback_url: None,
+        inputs: vec![],
     }
 }
 
@@ -557,6 +558,51 @@ impl Client {
             .expect("POST cancel")
     }
 
+    /// `POST /v1/files` with `data` as the body.
+    pub async fn upload(&self, data: Vec<u8>, content_type: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/files", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(data)
+            .send()
+            .await
+            .expect("POST /v1/files")
+    }
+
+    /// Uploads `data` as audio/wav; the file's JSON, asserting 201.
+    pub async fn upload_ok(&self, data: Vec<u8>) -> Value {
+        let r = self.upload(data, "audio/wav").await;
+        assert_eq!(r.status(), 201);
+        r.json().await.expect("file JSON")
+    }
+
+    /// `GET href` (a task file's) with `headers`.
+    pub async fn download(&self, href: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self
+            .http
+            .get(format!("{}{href}", self.base))
+            .bearer_auth(&self.token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("GET a file")
+    }
+
+    /// Downloads `href` whole, a piece at a time: its length and SHA-256.
+    pub async fn download_digest(&self, href: &str) -> (u64, String) {
+        use sha2::Digest as _;
+        let mut r = self.download(href, &[]).await;
+        assert_eq!(r.status(), 200, "GET {href}");
+        let mut hasher = sha2::Sha256::new();
+        let mut length = 0;
+        while let Some(piece) = r.chunk().await.expect("the body") {
+            length += piece.len() as u64;
+            hasher.update(&piece);
+        }
+        (length, hex(&hasher.finalize()))
+    }
+
     /// Polls until the task is done; its final JSON.
     pub async fn wait_done(&self, token: &str, timeout: Duration) -> Value {
         eventually(&format!("task {token} to end"), timeout, || async {
@@ -565,6 +611,36 @@ impl Client {
         })
         .await
     }
+}
+
+/// `n` bytes that are not all alike.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+/// The SHA-256 of `data`, in lowercase hex (as errand shows digests).
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex(&sha2::Sha256::digest(data))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The most memory process `pid` has held (its VmHWM), in MiB.
+pub fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("VmHWM in kB");
+    kib / 1024
 }
 
 /// Calls `check` every 50 ms until it answers `Some`, and returns that;

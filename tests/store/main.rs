@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 #[macro_use]
 mod common;
+mod files;
 
 use chrono::{DateTime, Duration, Utc};
 use errand::store::{Store, StoreError, TaskClaim, TaskListing, Violation};
@@ -70,6 +71,8 @@ conformance!(
     parent_ending_badly_cancels_waiting_descendants,
     dependencies_must_exist_be_visible_and_not_have_failed,
     global_limit_caps_running_tasks_across_workers,
+    a_file_is_visible_only_once_written_and_reads_back_whole,
+    files_go_only_unused_expired_and_not_being_made,
 );
 
 const BACKOFF: Backoff = Backoff {
@@ -116,8 +119,9 @@ fn worker(name: &str) -> WorkerId {
 
 mod suite {
     use super::*;
+    pub use crate::files::*;
 
-    async fn insert(store: &Store, n: usize) -> Vec<TaskId> {
+    pub(crate) async fn insert(store: &Store, n: usize) -> Vec<TaskId> {
         let mut ids = Vec::new();
         for _ in 0..n {
             ids.push(
@@ -129,7 +133,7 @@ mod suite {
         ids
     }
 
-    async fn claim(
+    pub(crate) async fn claim(
         store: &Store,
         who: &str,
         limit: usize,
@@ -947,7 +951,7 @@ mod suite {
     }
 
     pub async fn dependencies_must_exist_be_visible_and_not_have_failed(store: &Store) {
-        use errand::tasks::{DependencyError, Scope};
+        use errand::tasks::{Refused, Scope};
         let mine = common::insert_task(store, &new_task("default", 0, t0(), 1)).await;
         let theirs = common::insert_task(
             store,
@@ -969,12 +973,12 @@ mod suite {
         };
         assert_eq!(
             store.task_insert(&ghostly, &alice, None).await.unwrap(),
-            Err(DependencyError::Unknown(ghost))
+            Err(Refused::UnknownParent(ghost))
         );
         let nosy = child_of(&[&mine, &theirs]);
         assert_eq!(
             store.task_insert(&nosy, &alice, None).await.unwrap(),
-            Err(DependencyError::Unknown(theirs.token))
+            Err(Refused::UnknownParent(theirs.token))
         );
         store
             .task_cancel_unstarted(mine.id, Status::Queued, t0())
@@ -984,7 +988,7 @@ mod suite {
         let doomed = child_of(&[&mine]);
         assert_eq!(
             store.task_insert(&doomed, &alice, None).await.unwrap(),
-            Err(DependencyError::Ended(mine.token, Status::Cancelled))
+            Err(Refused::EndedParent(mine.token, Status::Cancelled))
         );
         assert_eq!(
             store

@@ -6,9 +6,12 @@
 //! - **Environment**: only what `env_passthrough` copies from errand's own
 //!   (by default `PATH`, `HOME`, `LANG`, `LC_ALL`, `TZ`) and what `env`
 //!   sets, plus `ERRAND_TASK_TOKEN`, `ERRAND_ATTEMPT` (1, 2, …),
-//!   `ERRAND_KIND`, and `ERRAND_SCRATCH_DIR` (an empty folder of its own,
-//!   also `TMPDIR`, removed after the attempt). errand's configuration
-//!   (`DATABASE_URL`, `ERRAND__*`, the callback secret) never reaches it.
+//!   `ERRAND_KIND`, `ERRAND_SCRATCH_DIR` (a folder of its own, also
+//!   `TMPDIR`, removed after the attempt), `ERRAND_INPUT_DIR` (in it: the
+//!   task's input files, each named as the task names it) and
+//!   `ERRAND_OUTPUT_DIR` (in it: where it leaves output files, stored as
+//!   the task's when it exits 0). errand's configuration (`DATABASE_URL`,
+//!   `ERRAND__*`, the callback secret) never reaches it.
 //! - **stderr**: a line that is a JSON object with a numeric `progress`
 //!   (0 to 1) and an optional `message` reports progress; any other line is
 //!   log, whose last lines go into the error when the attempt fails.
@@ -23,6 +26,7 @@
 //! - **Limits**: stdout and stderr are each read up to `max_output_bytes`;
 //!   past that the program is killed and the attempt fails for good.
 
+mod files;
 mod output;
 mod process;
 mod spec;
@@ -95,10 +99,29 @@ enum End {
     Overflowed,
 }
 
-/// One attempt: start the program, feed it, read it, wait for it.
+/// One attempt: its input files staged, the program run, its output
+/// files stored, its scratch folder removed.
 async fn run(spec: &CommandSpec, payload: &Value, ctx: &TaskContext) -> Result<Value, TaskError> {
     let scratch = Scratch::create(&spec.scratch_root, ctx)?;
-    let mut child = start(spec, ctx, scratch.path())?;
+    let result = async {
+        files::stage_inputs(ctx, &scratch.inputs()).await?;
+        let value = execute(spec, payload, ctx, &scratch).await?;
+        files::collect_outputs(ctx, &scratch.outputs()).await?;
+        Ok(value)
+    }
+    .await;
+    scratch.remove().await;
+    result
+}
+
+/// Starts the program, feeds it, reads it, waits for it.
+async fn execute(
+    spec: &CommandSpec,
+    payload: &Value,
+    ctx: &TaskContext,
+    scratch: &Scratch,
+) -> Result<Value, TaskError> {
+    let mut child = start(spec, ctx, scratch)?;
     let group = ProcessGroup::of(&child);
     let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
     let (Some(mut stdin), Some(stdout), Some(stderr)) = (stdin, stdout, stderr) else {
@@ -131,13 +154,12 @@ async fn run(spec: &CommandSpec, payload: &Value, ctx: &TaskContext) -> Result<V
         read_stderr(stderr, &reading, |p| ctx.report(p)),
         feed,
     );
-    scratch.remove().await;
     outcome(spec, end?, out, log)
 }
 
 /// Starts the program in its own process group, with exactly its
 /// environment.
-fn start(spec: &CommandSpec, ctx: &TaskContext, scratch: &Path) -> Result<Child, TaskError> {
+fn start(spec: &CommandSpec, ctx: &TaskContext, scratch: &Scratch) -> Result<Child, TaskError> {
     // Looked up again: it may have gone since the worker started.
     let program = spec.program().map_err(TaskError::retryable)?;
     let mut command = Command::new(&program);
@@ -149,9 +171,11 @@ fn start(spec: &CommandSpec, ctx: &TaskContext, scratch: &Path) -> Result<Child,
         .env("ERRAND_TASK_TOKEN", ctx.token().to_string())
         .env("ERRAND_ATTEMPT", ctx.attempt().to_string())
         .env("ERRAND_KIND", &spec.kind)
-        .env("ERRAND_SCRATCH_DIR", scratch);
+        .env("ERRAND_SCRATCH_DIR", scratch.path())
+        .env("ERRAND_INPUT_DIR", scratch.inputs())
+        .env("ERRAND_OUTPUT_DIR", scratch.outputs());
     if !spec.env.contains_key("TMPDIR") {
-        command.env("TMPDIR", scratch);
+        command.env("TMPDIR", scratch.path());
     }
     command
         .stdin(Stdio::piped())
@@ -240,6 +264,8 @@ impl Scratch {
         let path = root.join(name);
         std::fs::create_dir_all(root)
             .and_then(|()| std::fs::DirBuilder::new().mode(0o700).create(&path))
+            .and_then(|()| std::fs::create_dir(path.join("input")))
+            .and_then(|()| std::fs::create_dir(path.join("output")))
             .map_err(|e| {
                 TaskError::retryable(format!(
                     "could not make a scratch folder in {}: {e}",
@@ -251,6 +277,16 @@ impl Scratch {
 
     fn path(&self) -> &Path {
         self.path.as_deref().unwrap_or(Path::new("."))
+    }
+
+    /// `ERRAND_INPUT_DIR`: the task's input files, written before the start.
+    fn inputs(&self) -> PathBuf {
+        self.path().join("input")
+    }
+
+    /// `ERRAND_OUTPUT_DIR`: where the program leaves its output files.
+    fn outputs(&self) -> PathBuf {
+        self.path().join("output")
     }
 
     /// Removes the folder, off the async threads (it may be large).

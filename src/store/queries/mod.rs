@@ -15,6 +15,7 @@
 //! nothing else.
 
 mod accounts;
+mod files;
 mod keys;
 mod listing;
 mod tasks;
@@ -30,7 +31,8 @@ use sqlx::{Database, Pool, Row as _, SqlSafeStr};
 use super::StoreError;
 use super::dialect::{Dialect, Query, shared_queries, time_text};
 use crate::tasks::{
-    ErrorEntry, NewTask, Progress, Scope, Status, Task, TaskFilter, TaskId, TaskRecord, TaskToken,
+    ErrorEntry, NewTask, Progress, Scope, Status, Task, TaskFile, TaskFiles, TaskFilter, TaskId,
+    TaskRecord, TaskToken,
 };
 
 /// A database's row.
@@ -158,6 +160,7 @@ shared_queries! {
             cancel_requested_at: Self::maybe_time(row, "cancel_requested_at")?,
             timeout_ms: row.try_get("timeout_ms")?,
             callback_url: row.try_get("callback_url")?,
+            files: Self::json::<TaskFiles>(row, "files")?,
             lease_expires_at: Self::maybe_time(row, "lease_expires_at")?,
             worker_id: row.try_get("worker_id")?,
         })
@@ -191,8 +194,14 @@ shared_queries! {
         serde_json::from_value(value).map_err(|e| StoreError::corrupt(column, e))
     }
 
-    /// The insert of a new task, in `status`, waiting for `pending` parents.
-    fn insert_query(t: &NewTask, status: Status, pending: usize) -> Statement<D> {
+    /// The insert of a new task, in `status`, waiting for `pending` parents,
+    /// with its `inputs`.
+    fn insert_query(
+        t: &NewTask,
+        status: Status,
+        pending: usize,
+        inputs: &[TaskFile],
+    ) -> Statement<D> {
         let depends_on: Vec<String> = t.depends_on.iter().map(TaskToken::to_string).collect();
         Self::sql(Query::TaskInsert)
             .bind(t.token.as_uuid())
@@ -210,5 +219,31 @@ shared_queries! {
             .bind(i32::try_from(pending).unwrap_or(i32::MAX))
             .bind(json!(depends_on))
             .bind(t.callback_url.clone())
+            .bind(json!({"inputs": inputs, "outputs": []}))
+    }
+
+    /// `files`' rows of task `task`, in `role`; the files are used from now
+    /// on, and go once no task uses them.
+    async fn task_files_insert(
+        conn: &mut <D::Db as Database>::Connection,
+        task: TaskId,
+        role: &str,
+        files: &[TaskFile],
+    ) -> Result<(), StoreError> {
+        let rows: Vec<Value> = files
+            .iter()
+            .map(|f| json!({"name": f.name, "role": role, "file": f.file}))
+            .collect();
+        Self::sql(Query::TaskFilesInsert)
+            .bind(task.0)
+            .bind(Value::Array(rows))
+            .execute(&mut *conn)
+            .await?;
+        let ids: Vec<String> = files.iter().map(|f| f.file.to_string()).collect();
+        Self::sql(Query::FilesMarkUsed)
+            .bind(json!(ids))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 }

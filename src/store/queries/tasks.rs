@@ -9,7 +9,7 @@ use super::count;
 use crate::store::dialect::{Query, shared_queries, time_text};
 use crate::store::{LeaseRenewal, StoreError, TaskClaim, TaskEnding};
 use crate::tasks::{
-    DependencyError, IdempotencyKey, NewTask, Progress, Scope, Status, Task, TaskId, TaskToken,
+    IdempotencyKey, NewTask, Progress, Refused, Scope, Status, Task, TaskFile, TaskId, TaskToken,
     WorkerId,
 };
 
@@ -19,9 +19,11 @@ shared_queries! {
         t: &NewTask,
         creator: &Scope,
         key: Option<&IdempotencyKey>,
-    ) -> Result<Result<Task, DependencyError>, StoreError> {
-        if t.depends_on.is_empty() && key.is_none() {
-            let row = Self::insert_query(t, t.status, 0).fetch_one(&self.pool).await?;
+    ) -> Result<Result<Task, Refused>, StoreError> {
+        if t.depends_on.is_empty() && key.is_none() && t.inputs.is_empty() {
+            let row = Self::insert_query(t, t.status, 0, &[])
+                .fetch_one(&self.pool)
+                .await?;
             return Ok(Ok(Self::task_from_row(&row)?));
         }
         let mut tx = D::begin_write(&self.pool).await?;
@@ -32,18 +34,21 @@ shared_queries! {
         Ok(inserted)
     }
 
-    /// Inserts a checked task, with its dependencies, on a connection inside
-    /// a transaction (the store's own, or an application's): every parent
-    /// must exist, be visible to `creator`, and not have ended badly, else
-    /// the refusal and nothing is written. Parents are read and the child
-    /// written in that transaction, so that no parent ends unseen in between
-    /// (see task_parents.sql); `key`, claimed before, gets its task there too.
+    /// Inserts a checked task, with its dependencies and input files, on a
+    /// connection inside a transaction (the store's own, or an
+    /// application's): every parent must exist, be visible to `creator`,
+    /// and not have ended badly, and every input file be the creator's and
+    /// not expired, else the refusal and nothing is written. Parents and
+    /// files are read (and locked) and the task written in that
+    /// transaction, so that no parent ends and no file goes unseen in
+    /// between (see task_parents.sql, task_inputs.sql); `key`, claimed
+    /// before, gets its task there too.
     pub(in crate::store) async fn task_insert_on(
         conn: &mut <D::Db as Database>::Connection,
         t: &NewTask,
         creator: &Scope,
         key: Option<&IdempotencyKey>,
-    ) -> Result<Result<Task, DependencyError>, StoreError> {
+    ) -> Result<Result<Task, Refused>, StoreError> {
         let mut parents: Vec<Task> = Vec::new();
         if !t.depends_on.is_empty() {
             let tokens: Vec<String> = t.depends_on.iter().map(TaskToken::to_string).collect();
@@ -57,10 +62,17 @@ shared_queries! {
             Ok(checked) => checked,
             Err(refused) => return Ok(Err(refused)),
         };
-        let row = Self::insert_query(t, status, pending)
+        let inputs = match Self::task_inputs(conn, t, creator).await? {
+            Ok(inputs) => inputs,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let row = Self::insert_query(t, status, pending, &inputs)
             .fetch_one(&mut *conn)
             .await?;
         let task = Self::task_from_row(&row)?;
+        if !inputs.is_empty() {
+            Self::task_files_insert(conn, task.id, "input", &inputs).await?;
+        }
         if !parents.is_empty() {
             let ids: Vec<i64> = parents.iter().map(|p| p.id.0).collect();
             Self::sql(Query::TaskDependenciesInsert)
@@ -78,6 +90,27 @@ shared_queries! {
                 .await?;
         }
         Ok(Ok(task))
+    }
+
+    /// The new task's input files, checked (and locked, on Postgres).
+    async fn task_inputs(
+        conn: &mut <D::Db as Database>::Connection,
+        t: &NewTask,
+        creator: &Scope,
+    ) -> Result<Result<Vec<TaskFile>, Refused>, StoreError> {
+        if t.inputs.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
+        let ids: Vec<String> = t.inputs.iter().map(|(_, id)| id.to_string()).collect();
+        let rows = Self::sql(Query::TaskInputs)
+            .bind(json!(ids))
+            .fetch_all(&mut *conn)
+            .await?;
+        let found = rows
+            .iter()
+            .map(|r| Self::file_from_row(r).map(|f| f.file))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(t.check_inputs(&found, creator, t.created_at))
     }
 
     pub(in crate::store) async fn task_get(
@@ -165,7 +198,21 @@ shared_queries! {
         ends: &[TaskEnding],
         now: DateTime<Utc>,
     ) -> Result<Vec<Task>, StoreError> {
-        Self::task_end_on(&self.pool, ends, now, None).await
+        if ends.iter().all(|e| e.end.outputs.is_empty()) {
+            return Self::task_end_on(&self.pool, ends, now, None).await;
+        }
+        // Attempts that made files: their task_files rows in the same
+        // transaction, for the tasks the (fenced) end did touch.
+        let mut tx = D::begin_write(&self.pool).await?;
+        let ended = Self::task_end_on(&mut *tx, ends, now, None).await?;
+        for task in &ended {
+            let made = ends.iter().find(|e| e.id == task.id);
+            if let Some(e) = made.filter(|e| !e.end.outputs.is_empty()) {
+                Self::task_files_insert(&mut tx, task.id, "output", &e.end.outputs).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(ended)
     }
 
     /// Ends attempts in one statement, on a pool or inside a transaction;
@@ -192,6 +239,7 @@ shared_queries! {
                     "finished_at": e.status.is_terminal().then(|| time_text(now)),
                     "progress_fraction": e.progress.as_ref().map(|p| p.fraction),
                     "progress_message": e.progress.as_ref().and_then(|p| p.message.as_deref()),
+                    "outputs": (!e.outputs.is_empty()).then_some(&e.outputs),
                 })
             })
             .collect();

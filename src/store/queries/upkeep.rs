@@ -85,7 +85,7 @@ shared_queries! {
         let mut deliveries = Vec::with_capacity(due.len());
         for task in &due {
             let new = delivery(task);
-            let row = Self::insert_query(&new, new.status, 0)
+            let row = Self::insert_query(&new, new.status, 0, &[])
                 .fetch_one(&mut *tx)
                 .await?;
             deliveries.push(Self::task_from_row(&row)?);

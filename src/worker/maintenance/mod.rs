@@ -28,18 +28,21 @@ pub use pruner::Pruner;
 pub use rescuer::Rescuer;
 
 use crate::pacing::{Retry, pause};
-use crate::store::StoreError;
 
 /// One maintenance service: what a pass does, and how it waits for the
 /// next.
 pub trait Service: Send + Sync + 'static {
     /// Its name, in logs.
     const NAME: &'static str;
+    /// Why a pass failed.
+    type Error: std::fmt::Display + Send;
 
     /// One bounded pass as of `now`: whether it did a full batch (so more
     /// may be waiting).
-    fn run_once(&self, now: DateTime<Utc>)
-    -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn run_once(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
     /// Waits until the next pass is due; false on shutdown.
     fn next_pass(&mut self, shutdown: &CancellationToken) -> impl Future<Output = bool> + Send;

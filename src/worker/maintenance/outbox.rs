@@ -87,12 +87,14 @@ impl CallbackOutbox {
             run_at: now,
             depends_on: Vec::new(),
             callback_url: None,
+            inputs: Vec::new(),
         }
     }
 }
 
 impl Service for CallbackOutbox {
     const NAME: &'static str = "callback outbox";
+    type Error = StoreError;
 
     async fn run_once(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
         Ok(self.queue(now).await?.len() >= self.batch)

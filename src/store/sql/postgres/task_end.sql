@@ -3,7 +3,8 @@
 -- Fenced by status and attempt, so a worker that lost its lease can't
 -- overwrite a newer attempt; the rescuer also passes $2, so that it only
 -- touches tasks whose lease really expired, never one that just ended or
--- renewed.
+-- renewed. An attempt that made files brings `outputs`, which become the
+-- task's (task_files rows follow in the same transaction).
 UPDATE tasks t
 SET status = e.status,
     result = e.result,
@@ -14,12 +15,14 @@ SET status = e.status,
     progress_fraction = COALESCE(e.progress_fraction, t.progress_fraction),
     progress_message = CASE WHEN e.progress_fraction IS NULL THEN t.progress_message
                             ELSE e.progress_message END,
+    files = CASE WHEN e.outputs IS NULL THEN t.files
+                 ELSE jsonb_set(t.files, '{outputs}', e.outputs) END,
     worker_id = NULL,
     lease_expires_at = NULL
 FROM jsonb_to_recordset($1::jsonb)
      AS e(id bigint, attempt integer, status text, result jsonb, error jsonb,
           run_at timestamptz, finished_at timestamptz,
-          progress_fraction double precision, progress_message text)
+          progress_fraction double precision, progress_message text, outputs jsonb)
 WHERE t.id = e.id AND t.status = 'running' AND t.attempt = e.attempt
   AND ($2::timestamptz IS NULL OR t.lease_expires_at < $2)
 RETURNING t.*

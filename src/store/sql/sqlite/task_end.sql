@@ -3,7 +3,8 @@
 -- Fenced by status and attempt, so a worker that lost its lease can't
 -- overwrite a newer attempt; the rescuer also passes ?2, so that it only
 -- touches tasks whose lease really expired, never one that just ended or
--- renewed. (`->>` yields SQL NULL for a JSON null; `->` yields JSON text.)
+-- renewed. An attempt that made files brings `outputs`, which become the
+-- task's (task_files rows follow in the same transaction). (`->>` yields SQL NULL for a JSON null; `->` yields JSON text.)
 UPDATE tasks AS t
 SET status = e.value ->> '$.status',
     result = CASE WHEN e.value ->> '$.result' IS NULL THEN NULL ELSE e.value -> '$.result' END,
@@ -15,6 +16,8 @@ SET status = e.value ->> '$.status',
     progress_fraction = COALESCE(e.value ->> '$.progress_fraction', t.progress_fraction),
     progress_message = CASE WHEN e.value ->> '$.progress_fraction' IS NULL THEN t.progress_message
                             ELSE e.value ->> '$.progress_message' END,
+    files = CASE WHEN e.value ->> '$.outputs' IS NULL THEN t.files
+                 ELSE json_set(t.files, '$.outputs', json(e.value -> '$.outputs')) END,
     worker_id = NULL,
     lease_expires_at = NULL
 FROM json_each(?1) AS e
