@@ -46,6 +46,20 @@ elif "flood" in p:
     sys.stdout.write("x" * p["flood"])
 elif "env" in p:
     print(json.dumps(dict(os.environ)))
+elif "copy" in p:
+    inputs, outputs = os.environ["ERRAND_INPUT_DIR"], os.environ["ERRAND_OUTPUT_DIR"]
+    data = open(os.path.join(inputs, p["copy"]), "rb").read()
+    open(os.path.join(outputs, "reversed.bin"), "wb").write(data[::-1])
+    open(os.path.join(outputs, "names.json"), "w").write(json.dumps(sorted(os.listdir(inputs))))
+    print(json.dumps({"bytes": len(data)}))
+elif "mkdir" in p:
+    os.mkdir(os.path.join(os.environ["ERRAND_OUTPUT_DIR"], "folder"))
+elif "big" in p:
+    # p["big"] MiB of a known pattern, as an output file.
+    block = bytes(range(256)) * 4096
+    with open(os.path.join(os.environ["ERRAND_OUTPUT_DIR"], "big.bin"), "wb") as f:
+        for _ in range(p["big"]):
+            f.write(block)
 elif "hang" in p:
     # A grandchild in the same group, and a program that ignores SIGTERM:
     # only SIGKILL after kill_grace ends it.
@@ -59,12 +73,12 @@ elif "hang" in p:
 "#;
 
 /// A folder with the script in it, removed at the end.
-struct Scripts {
-    dir: PathBuf,
+pub struct Scripts {
+    pub dir: PathBuf,
 }
 
 impl Scripts {
-    fn new() -> Scripts {
+    pub fn new() -> Scripts {
         let dir =
             std::env::temp_dir().join(format!("errand-cmd-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -72,12 +86,12 @@ impl Scripts {
         Scripts { dir }
     }
 
-    fn path(&self, name: &str) -> String {
+    pub fn path(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
     }
 
     /// `[kinds.NAME]` running the script.
-    fn kind(&self) -> KindSettings {
+    pub fn kind(&self) -> KindSettings {
         KindSettings {
             command: Some(vec!["python3".into(), self.path("kind.py")]),
             kill_grace: Some(Duration::from_millis(500)),
@@ -94,7 +108,7 @@ impl Drop for Scripts {
 }
 
 /// errand serving with command kind `run` (and any other given).
-async fn serve(db: &TestDb, kinds: Vec<(&str, KindSettings)>) -> (TestApp, Client) {
+pub async fn serve(db: &TestDb, kinds: Vec<(&str, KindSettings)>) -> (TestApp, Client) {
     let app = TestApp::spawn(db, Mode::Serve, |s: &mut Settings| {
         for (name, kind) in kinds {
             s.kinds.insert(name.into(), kind);
@@ -316,7 +330,7 @@ pub async fn payload_failing_its_schema_is_refused_naming_the_path(backend: Back
 // ---- the real binary ---------------------------------------------------------
 
 /// A config file in `dir` declaring `body`.
-fn config(dir: &Path, body: &str) -> String {
+pub fn config(dir: &Path, body: &str) -> String {
     let path = dir.join("errand.toml");
     std::fs::write(&path, body).unwrap();
     path.display().to_string()

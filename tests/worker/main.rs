@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 #[macro_use]
 mod common;
+mod files;
 mod kinds;
 
 use std::collections::HashMap;
@@ -18,10 +19,11 @@ use common::{
     Backend, Client, Proc, TestApp, TestDb, eventually, proc_env, proc_env_for_url, test_settings,
 };
 use errand::app::Mode;
+use errand::files::Files;
 use errand::kinds::{Kind, Registry, TaskContext, TaskError};
 use errand::store::Store;
 use errand::tasks::{NewTask, Status, Task, TaskToken};
-use errand::worker::{Rescuer, ServedQueue, Worker, drive};
+use errand::worker::{Rescuer, ServedQueue, Worker, WorkerParts, drive};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -685,17 +687,18 @@ impl InProcess {
         let registry = Arc::new(registry);
         let store = db.store();
         let shutdown = CancellationToken::new();
-        let worker = Worker::new(
-            store.clone(),
-            registry.clone(),
-            Default::default(),
-            settings.worker.clone(),
-            vec![ServedQueue {
+        let worker = Worker::new(WorkerParts {
+            store: store.clone(),
+            files: Files::new(store.clone(), &settings.files).unwrap(),
+            registry: registry.clone(),
+            state: Default::default(),
+            settings: settings.worker.clone(),
+            queues: vec![ServedQueue {
                 name: "default".into(),
                 slots: 4,
                 global_limit: None,
             }],
-        );
+        });
         let rescuer = Rescuer::new(
             store.clone(),
             registry,
