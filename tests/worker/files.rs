@@ -51,19 +51,27 @@ fn output<'a>(task: &'a Value, name: &str) -> &'a Value {
 pub async fn command_reads_inputs_as_files_and_what_it_leaves_becomes_outputs(backend: Backend) {
     let db = TestDb::of(backend).await;
     let scripts = Scripts::new();
-    let (_app, client) = serve(&db, vec![("run", scripts.kind())]).await;
+    let kind = KindSettings {
+        max_attempts: Some(2),
+        backoff_base: Some(Duration::from_millis(10)),
+        ..scripts.kind()
+    };
+    let (_app, client) = serve(&db, vec![("run", kind)]).await;
     let data = pattern(200_000);
     let a = client.upload_ok(data.clone()).await;
     let b = client.upload_ok(pattern(10)).await;
     let token = client
         .create_ok(json!({
             "kind": "run",
-            "payload": {"copy": "a"},
+            "payload": {"copy": "a", "fail_first": true},
             "files": {"a": a["id"], "b": b["id"]},
         }))
         .await;
+    // The first attempt fails (its outputs are not collected); the retry
+    // gets the same inputs.
     let done = client.wait_done(&token, Duration::from_secs(20)).await;
     assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["attempt"], 2, "{done}");
     assert_eq!(done["result"], json!({"bytes": 200_000}));
     assert_eq!(output_names(&done), ["names.json", "reversed.bin"]);
     let names = output(&done, "names.json");
@@ -112,21 +120,31 @@ impl Kind for Upper {
         }
         let upper = text.to_ascii_uppercase();
         let file = ctx.put_file("upper.txt", "text/plain", &upper[..]).await?;
+        if ctx.attempt() == 1 {
+            return Err(TaskError::retryable("failing after storing an output"));
+        }
         Ok(json!({"sha256": file.sha256}))
     }
 }
 
 pub async fn rust_kind_reads_an_input_and_stores_an_output(backend: Backend) {
     let db = TestDb::of(backend).await;
-    let app =
-        TestApp::spawn_built(common::test_settings(&db), Mode::Serve, |b| b.kind(Upper)).await;
+    let mut settings = common::test_settings(&db);
+    settings.tasks.backoff_base = Duration::from_millis(10);
+    settings.files.writing_timeout = Duration::from_secs(1);
+    settings.retention.interval = Duration::from_millis(100);
+    let app = TestApp::spawn_built(settings, Mode::Serve, |b| b.kind(Upper)).await;
     let client = Client::new(&app.base, &app.token("alice", "user", None).await);
     let text = b"quiet words ".repeat(100_000);
     let file = client.upload_ok(text.clone()).await;
     let token = client
         .create_ok(json!({"kind": "upper", "payload": {}, "files": {"text": file["id"]}}))
         .await;
+    // The first attempt stores its output and fails: the task gets only
+    // the output of the attempt that completed, and the other one goes.
     let done = client.wait_done(&token, Duration::from_secs(20)).await;
+    assert_eq!(done["attempt"], 2, "{done}");
+    assert_eq!(output_names(&done), ["upper.txt"]);
     let upper = output(&done, "upper.txt");
     assert_eq!(upper["content_type"], "text/plain");
     assert_eq!(upper["size"], text.len());
@@ -136,6 +154,13 @@ pub async fn rust_kind_reads_an_input_and_stores_an_output(backend: Backend) {
         &got.bytes().await.unwrap()[..],
         &text.to_ascii_uppercase()[..]
     );
+    let made = "SELECT count(*) FROM files WHERE made_by IS NOT NULL";
+    eventually(
+        "the failed attempt's output to go",
+        Duration::from_secs(20),
+        || async { (db.count(made).await == 1).then_some(()) },
+    )
+    .await;
     // Without the input, the attempt fails saying so.
     let token = client
         .create_ok(json!({"kind": "upper", "payload": {}}))

@@ -51,6 +51,8 @@ elif "copy" in p:
     data = open(os.path.join(inputs, p["copy"]), "rb").read()
     open(os.path.join(outputs, "reversed.bin"), "wb").write(data[::-1])
     open(os.path.join(outputs, "names.json"), "w").write(json.dumps(sorted(os.listdir(inputs))))
+    if p.get("fail_first") and os.environ["ERRAND_ATTEMPT"] == "1":
+        sys.exit(3)  # outputs left by a failing program are not collected
     print(json.dumps({"bytes": len(data)}))
 elif "mkdir" in p:
     os.mkdir(os.path.join(os.environ["ERRAND_OUTPUT_DIR"], "folder"))
