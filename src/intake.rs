@@ -58,6 +58,25 @@ pub struct Created {
     pub replayed: bool,
 }
 
+/// Created tasks, in the order asked, or (`replayed`) those an earlier
+/// request with the same `Idempotency-Key` and body created.
+#[derive(Debug, Clone)]
+pub struct CreatedBatch {
+    pub tasks: Vec<Task>,
+    pub replayed: bool,
+}
+
+/// Why a batch was not created. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Tasks that can't be created, each with its place in the batch.
+    #[error("{} of the batch's tasks can't be created", .0.len())]
+    Items(Vec<(usize, EnqueueError)>),
+    /// The batch as a whole: its key, or the database.
+    #[error(transparent)]
+    Whole(EnqueueError),
+}
+
 /// Creates tasks. Cheap to clone.
 #[derive(Clone)]
 pub struct Enqueuer {
@@ -114,26 +133,75 @@ impl Enqueuer {
         let now = Utc::now();
         let key = idempotency_key(creator, key, request)?;
         let new = self.prepare(draft, creator, now).await?;
-        if let Some(key) = &key {
+        let mut batch = self
+            .insert_keyed(std::slice::from_ref(&new), creator, key.as_ref(), now)
+            .await?
+            .map_err(|(_, refused)| refused)?;
+        Ok(Created {
+            task: batch.tasks.swap_remove(0),
+            replayed: batch.replayed,
+        })
+    }
+
+    /// Creates tasks for `creator` in one go (`POST /v1/tasks/batch`): all,
+    /// in order, in one statement, or none. Every task is checked first,
+    /// and all that are refused are named by their place. With `key`, a
+    /// retry of the same batch answers the first one's tasks.
+    pub async fn create_batch(
+        &self,
+        drafts: Vec<TaskDraft>,
+        creator: &Principal,
+        key: Option<&str>,
+    ) -> Result<CreatedBatch, BatchError> {
+        let now = Utc::now();
+        let request = serde_json::to_value(&drafts).unwrap_or_default();
+        let key = idempotency_key(creator, key, &request).map_err(BatchError::Whole)?;
+        let mut news = Vec::with_capacity(drafts.len());
+        let mut refused = Vec::new();
+        for (i, draft) in drafts.into_iter().enumerate() {
+            match self.prepare(draft, creator, now).await {
+                Ok(new) => news.push(new),
+                Err(e) => refused.push((i, e)),
+            }
+        }
+        if !refused.is_empty() {
+            return Err(BatchError::Items(refused));
+        }
+        match self.insert_keyed(&news, creator, key.as_ref(), now).await {
+            Ok(Ok(batch)) => Ok(batch),
+            Ok(Err((i, refused))) => Err(BatchError::Items(vec![(i, refused.into())])),
+            Err(e) => Err(BatchError::Whole(e)),
+        }
+    }
+
+    /// Inserts checked tasks, under `key` if there is one: a request that
+    /// used it before with the same body gets its tasks back; one still in
+    /// flight, or one with another body, a refusal. A failed insert frees
+    /// the key for a retry.
+    async fn insert_keyed(
+        &self,
+        news: &[NewTask],
+        creator: &Principal,
+        key: Option<&IdempotencyKey>,
+        now: DateTime<Utc>,
+    ) -> Result<Result<CreatedBatch, (usize, Refused)>, EnqueueError> {
+        if let Some(key) = key {
             let claim = self
                 .store
                 .idempotency_claim(&self.key_terms(key, now))
                 .await?;
             if let Some(earlier) = settled(claim)? {
-                return Ok(earlier);
+                return Ok(Ok(earlier));
             }
         }
-        let inserted = self
-            .store
-            .task_insert(&new, &creator.scope(), key.as_ref())
-            .await;
-        if let (false, Some(key)) = (matches!(inserted, Ok(Ok(_))), &key) {
+        let inserted = self.store.tasks_insert(news, &creator.scope(), key).await;
+        if let (false, Some(key)) = (matches!(inserted, Ok(Ok(_))), key) {
             // Free the key, so that a retry of this request may proceed.
             if let Err(e) = self.store.idempotency_release(key).await {
                 tracing::warn!(error = %e, "could not free an idempotency key");
             }
         }
-        created(inserted?)
+        Ok(inserted?.map(created))
     }
 
     /// Creates a task inside the caller's open Postgres transaction (the
@@ -155,11 +223,19 @@ impl Enqueuer {
         let new = self.prepare(draft, creator, now).await?;
         if let Some(key) = &key {
             let claim = store::idempotency_claim_in(conn, &self.key_terms(key, now)).await?;
-            if let Some(earlier) = settled(claim)? {
-                return Ok(earlier);
+            if let Some(mut earlier) = settled(claim)? {
+                return Ok(Created {
+                    task: earlier.tasks.swap_remove(0),
+                    replayed: true,
+                });
             }
         }
-        created(store::task_insert_in(conn, &new, &creator.scope(), key.as_ref()).await?)
+        let task = store::task_insert_in(conn, &new, &creator.scope(), key.as_ref()).await??;
+        let mut batch = created(vec![task]);
+        Ok(Created {
+            task: batch.tasks.swap_remove(0),
+            replayed: false,
+        })
     }
 
     /// Checks a request and makes the row to insert: the kind and its
@@ -221,30 +297,32 @@ fn idempotency_key(
 }
 
 /// What a key claim means for this request: go on (`None`), the earlier
-/// request's task, or a refusal.
-fn settled(claim: KeyClaim) -> Result<Option<Created>, EnqueueError> {
+/// request's tasks, or a refusal.
+fn settled(claim: KeyClaim) -> Result<Option<CreatedBatch>, EnqueueError> {
     match claim {
         KeyClaim::Claimed => Ok(None),
         KeyClaim::InFlight => Err(EnqueueError::KeyInFlight),
         KeyClaim::Mismatch => Err(EnqueueError::KeyReused),
-        KeyClaim::Done(task) => Ok(Some(Created {
-            task: *task,
+        KeyClaim::Done(tasks) => Ok(Some(CreatedBatch {
+            tasks,
             replayed: true,
         })),
     }
 }
 
-fn created(inserted: Result<Task, Refused>) -> Result<Created, EnqueueError> {
-    let task = inserted?;
-    crate::telemetry::task_created(&task.kind);
-    tracing::info!(
-        task.token = %task.token,
-        task.kind = %task.kind,
-        owner = %task.owner,
-        "task created"
-    );
-    Ok(Created {
-        task,
+/// Newly created tasks, counted and logged.
+fn created(tasks: Vec<Task>) -> CreatedBatch {
+    for task in &tasks {
+        crate::telemetry::task_created(&task.kind);
+        tracing::info!(
+            task.token = %task.token,
+            task.kind = %task.kind,
+            owner = %task.owner,
+            "task created"
+        );
+    }
+    CreatedBatch {
+        tasks,
         replayed: false,
-    })
+    }
 }

@@ -37,6 +37,9 @@ pub enum ApiError {
     /// 413: the body is over `http.max_body_bytes`.
     #[error("the request body is larger than the limit of {limit} bytes (http.max_body_bytes)")]
     PayloadTooLarge { limit: usize },
+    /// 413: a batch create's body is over `http.max_batch_bytes`.
+    #[error("the request body is larger than the limit of {limit} bytes (http.max_batch_bytes)")]
+    BatchTooLarge { limit: usize },
     /// 413: a file over `files.max_bytes`.
     #[error("the file is larger than the limit of {limit} bytes (files.max_bytes)")]
     FileTooLarge { limit: u64 },
@@ -52,6 +55,10 @@ pub enum ApiError {
     /// 422 for the rest.
     #[error("{0}")]
     Refused(#[source] EnqueueError),
+    /// 422: a batch some of whose tasks can't be created (each with its
+    /// place in the batch); none was.
+    #[error("{} of the batch's tasks can't be created, so none was; see errors", .0.len())]
+    BatchRefused(Vec<(usize, ApiError)>),
     /// 503: the database is unreachable or too slow; try again later.
     #[error("the database is unavailable; try again shortly")]
     Unavailable(#[source] StoreError),
@@ -105,6 +112,18 @@ pub struct Problem {
     pub title: &'static str,
     pub status: u16,
     pub detail: String,
+    /// A refused batch: the problem of each task that can't be created.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ItemProblem>,
+}
+
+/// The problem of one task of a refused batch.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ItemProblem {
+    /// Its place in the batch, from 0.
+    pub index: usize,
+    pub status: u16,
+    pub detail: String,
 }
 
 /// The problems every route behind a token can answer, for the OpenAPI
@@ -135,10 +154,10 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload-too-large",
-            ApiError::FileTooLarge { .. } => "payload-too-large",
+            ApiError::FileTooLarge { .. } | ApiError::BatchTooLarge { .. } => "payload-too-large",
             ApiError::BadFile(_) => "bad-request",
             ApiError::Storage(_) => "unavailable",
-            ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::Unprocessable(_) | ApiError::BatchRefused(_) => "unprocessable",
             ApiError::Refused(EnqueueError::BadKey(_)) => "bad-request",
             ApiError::Refused(EnqueueError::KeyInFlight) => "conflict",
             ApiError::Refused(_) => "unprocessable",
@@ -155,6 +174,17 @@ impl ApiError {
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: self.to_string(),
+            errors: match self {
+                ApiError::BatchRefused(items) => items
+                    .iter()
+                    .map(|(index, e)| ItemProblem {
+                        index: *index,
+                        status: e.status_code().as_u16(),
+                        detail: e.to_string(),
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
         }
     }
 }
@@ -169,10 +199,14 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::FileTooLarge { .. } | ApiError::BatchTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::BadFile(_) => StatusCode::BAD_REQUEST,
             ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unprocessable(_) | ApiError::BatchRefused(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Refused(EnqueueError::BadKey(_)) => StatusCode::BAD_REQUEST,
             ApiError::Refused(EnqueueError::KeyInFlight) => StatusCode::CONFLICT,
             ApiError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -18,6 +18,7 @@
 //! so any number of API processes can stand behind a load balancer.
 
 mod auth;
+mod batch;
 mod body;
 mod cancel;
 mod conditional;
@@ -77,6 +78,9 @@ pub struct ApiState {
     pub tokens: TokenCache,
     pub cancel_role: CancelRole,
     pub max_body_bytes: usize,
+    /// Most tasks, and largest body, of a batch create.
+    pub max_batch: usize,
+    pub max_batch_bytes: usize,
     /// What `Retry-After` says while a task has not ended, in seconds.
     pub retry_after_secs: u64,
     /// Longest a request may wait for a task to change.
@@ -103,6 +107,8 @@ impl ApiState {
             tokens: TokenCache::new(settings.token_cache_ttl),
             cancel_role: settings.cancel_role,
             max_body_bytes: http.max_body_bytes,
+            max_batch: http.max_batch,
+            max_batch_bytes: http.max_batch_bytes,
             retry_after_secs: http.retry_after.as_secs().max(1),
             max_wait: http.max_wait,
             page_size: http.page_size,
@@ -126,6 +132,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list::list_tasks)),
     )
     // Before /v1/tasks/{token}, which would match them too.
+    .service(resource("/v1/tasks/batch", "POST").route(web::post().to(batch::create_batch)))
     .service(resource("/v1/tasks/stats", "GET").route(web::get().to(stats::task_stats)))
     .service(resource("/v1/tasks/cancel", "POST").route(web::post().to(cancel::cancel_tasks)))
     .service(resource("/v1/tasks/{token}", "GET").route(web::get().to(get::get_task)))

@@ -9,7 +9,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{cancel, create, download, error, get, health, list, operations, retry, stats, upload};
+use super::{
+    batch, cancel, create, download, error, get, health, list, operations, retry, stats, upload,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +21,7 @@ use super::{cancel, create, download, error, get, health, list, operations, retr
     ),
     paths(
         create::create_task,
+        batch::create_batch,
         list::list_tasks,
         get::get_task,
         cancel::cancel_task,

@@ -75,6 +75,10 @@ pub struct DatabaseSettings {
 pub struct HttpSettings {
     pub bind: String,
     pub max_body_bytes: usize,
+    /// Most tasks in one `POST /v1/tasks/batch`.
+    pub max_batch: usize,
+    /// Largest body of a `POST /v1/tasks/batch`, in bytes.
+    pub max_batch_bytes: usize,
     #[serde(with = "duration")]
     pub retry_after: Duration,
     /// 0: one per CPU.
@@ -333,8 +337,14 @@ impl Settings {
         if self.tasks.max_attempts == 0 || self.tasks.max_attempts > self.tasks.max_attempts_limit {
             return bad("tasks.max_attempts must be between 1 and tasks.max_attempts_limit".into());
         }
-        if self.http.max_body_bytes == 0 {
-            return bad("http.max_body_bytes must be more than 0".into());
+        if self.http.max_body_bytes == 0
+            || self.http.max_batch == 0
+            || self.http.max_batch_bytes == 0
+        {
+            return bad(
+                "http.max_body_bytes, http.max_batch and http.max_batch_bytes must be more than 0"
+                    .into(),
+            );
         }
         if self.database.max_connections < 2 {
             return bad("database.max_connections must be at least 2".into());

@@ -14,7 +14,11 @@ pub async fn task_insert_in(
     creator: &Scope,
     key: Option<&IdempotencyKey>,
 ) -> Result<Result<Task, Refused>, StoreError> {
-    postgres::PgStore::task_insert_on(conn, task, creator, key).await
+    let inserted =
+        postgres::PgStore::tasks_insert_on(conn, std::slice::from_ref(task), creator, key).await?;
+    Ok(inserted
+        .map(|mut tasks| tasks.remove(0))
+        .map_err(|(_, refused)| refused))
 }
 
 /// Claims an `Idempotency-Key` inside an application's own open Postgres

@@ -133,11 +133,16 @@ impl Store {
 
     /// Announces the tasks that just became runnable or ended.
     fn announce_changes<'t>(&self, tasks: impl IntoIterator<Item = &'t Task>) {
+        let mut queued: Vec<&str> = Vec::new();
         for task in tasks {
             if task.status == Status::Queued {
-                self.announce(StoreEvent::Queued {
-                    queue: task.queue.clone(),
-                });
+                // Once per queue: one wake-up serves a whole batch.
+                if !queued.contains(&task.queue.as_str()) {
+                    queued.push(&task.queue);
+                    self.announce(StoreEvent::Queued {
+                        queue: task.queue.clone(),
+                    });
+                }
             } else if task.is_done() {
                 self.announce(StoreEvent::Ended { token: task.token });
             }
@@ -236,19 +241,39 @@ impl Store {
         pub async fn files_delete(&self, files: &[FileRowId]) -> Result<u64, StoreError>;
     }
 
-    /// Inserts a checked new task, with its dependencies: every parent must
-    /// exist, be visible to `creator`, and not have ended badly (else the
-    /// `Refused`, and nothing is written). `key`, claimed before,
-    /// names the new task in the same transaction.
+    /// Inserts a checked new task, with its dependencies and input files:
+    /// every parent must exist, be visible to `creator`, and not have ended
+    /// badly, every input file be the creator's and not expired (else the
+    /// `Refused`, and nothing is written). `key`, claimed before, names the
+    /// new task in the same transaction.
     pub async fn task_insert(
         &self,
         task: &NewTask,
         creator: &Scope,
         key: Option<&IdempotencyKey>,
     ) -> Result<Result<Task, Refused>, StoreError> {
-        let inserted = dispatch!(self, b => b.task_insert(task, creator, key).await)?;
-        if let Ok(task) = &inserted {
-            self.announce_changes([task]);
+        let inserted = self
+            .tasks_insert(std::slice::from_ref(task), creator, key)
+            .await?;
+        Ok(inserted
+            .map(|mut tasks| tasks.remove(0))
+            .map_err(|(_, refused)| refused))
+    }
+
+    /// [`Store::task_insert`] for a batch, all or none, in one statement:
+    /// the tasks in order, or the first refused one's place and why.
+    pub async fn tasks_insert(
+        &self,
+        tasks: &[NewTask],
+        creator: &Scope,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Result<Vec<Task>, (usize, Refused)>, StoreError> {
+        if tasks.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
+        let inserted = dispatch!(self, b => b.tasks_insert(tasks, creator, key).await)?;
+        if let Ok(tasks) = &inserted {
+            self.announce_changes(tasks);
         }
         Ok(inserted)
     }

@@ -55,8 +55,9 @@ pub enum KeyClaim {
     InFlight,
     /// It names a request with another body.
     Mismatch,
-    /// It names this task, created by an earlier request with the same body.
-    Done(Box<Task>),
+    /// It names these tasks (one, or a batch's), created by an earlier
+    /// request with the same body.
+    Done(Vec<Task>),
 }
 
 /// A page of a listing (see [`Store::task_list`](super::Store::task_list)).

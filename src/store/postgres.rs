@@ -180,6 +180,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "files",
         include_str!("../../migrations/postgres/0008_files.sql"),
     ),
+    (
+        9,
+        "batches",
+        include_str!("../../migrations/postgres/0009_batches.sql"),
+    ),
 ];
 
 impl PgStore {

@@ -172,6 +172,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "files",
         include_str!("../../migrations/sqlite/0008_files.sql"),
     ),
+    (
+        9,
+        "batches",
+        include_str!("../../migrations/sqlite/0009_batches.sql"),
+    ),
 ];
 
 impl LiteStore {

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 #[macro_use]
 mod common;
+mod batch;
 mod callbacks;
 mod files;
 mod library;

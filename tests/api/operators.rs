@@ -107,7 +107,7 @@ async fn every_route_answers_every_role_as_the_access_table_says(backend: Backen
     // One row per route: the expected status for each of `who`, in order.
     // "task" routes act on a fresh task of alice's; "own" ones on a fresh
     // task of the caller's own.
-    let table: [(&str, &str, &str, [u16; 6]); 13] = [
+    let table: [(&str, &str, &str, [u16; 6]); 14] = [
         (
             "GET",
             "/v1/tasks/{task}",
@@ -145,6 +145,7 @@ async fn every_route_answers_every_role_as_the_access_table_says(backend: Backen
             [401, 403, 403, 403, 403, 202],
         ),
         ("POST", "/v1/tasks", "", [401, 202, 202, 202, 202, 202]),
+        ("POST", "/v1/tasks/batch", "", [401, 202, 202, 202, 202, 202]),
         ("GET", "/v1/tasks", "", [401, 200, 200, 200, 200, 200]),
         ("GET", "/v1/tasks/stats", "", [401, 403, 403, 200, 200, 200]),
         (
@@ -175,6 +176,7 @@ async fn every_route_answers_every_role_as_the_access_table_says(backend: Backen
             };
             let body = match (method, route) {
                 ("POST", "/v1/tasks") => Some(parked()),
+                ("POST", "/v1/tasks/batch") => Some(json!({"tasks": [parked(), parked()]})),
                 ("POST", "/v1/tasks/cancel") => Some(json!({"kind": "no-such-kind"})),
                 _ => None,
             };
@@ -823,6 +825,7 @@ async fn openapi_describes_every_route_and_docs_need_no_internet() {
     routes.sort();
     let mut expected = vec![
         "POST /v1/tasks",
+        "POST /v1/tasks/batch",
         "GET /v1/tasks",
         "GET /v1/tasks/{token}",
         "POST /v1/tasks/{token}/cancel",

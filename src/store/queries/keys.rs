@@ -3,6 +3,7 @@
 //! past their time.
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use sqlx::{Database, Row as _};
 
 use super::count;
@@ -54,14 +55,17 @@ shared_queries! {
         let Some(task_id) = row.try_get::<Option<i64>, _>("task_id")? else {
             return Ok(KeyClaim::InFlight);
         };
-        let task = Self::sql(Query::TaskGetById)
-            .bind(task_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        match task {
-            Some(row) => Ok(KeyClaim::Done(Box::new(Self::task_from_row(&row)?))),
-            None => Ok(KeyClaim::InFlight),
+        // A batch names all its tasks; a single create, its one.
+        let ids = match row.try_get::<Option<Value>, _>("batch")? {
+            Some(batch) => serde_json::from_value(batch)
+                .map_err(|e| StoreError::corrupt("idempotency key's batch", e))?,
+            None => vec![task_id],
+        };
+        let tasks = Self::tasks_get_by_ids(conn, &ids).await?;
+        if tasks.is_empty() {
+            return Ok(KeyClaim::InFlight);
         }
+        Ok(KeyClaim::Done(tasks))
     }
 
     pub(in crate::store) async fn idempotency_release(

@@ -4,7 +4,9 @@
 //! `sql/<dialect>/`; the conformance suite (`tests/store`) checks each
 //! dialect's SQL against this code.
 //!
-//! - `tasks`: a task's life: insert, read, claim, heartbeat, progress, end,
+//! - `inserts`: new tasks, one or a batch in one statement, with their
+//!   dependencies, input files and idempotency key;
+//! - `tasks`: a task's life: read, claim, heartbeat, progress, end,
 //!   cancel, retry;
 //! - `listing`: what operators ask for: listings, stats, counts, bulk
 //!   cancel (all through one filter parameter);
@@ -16,6 +18,7 @@
 
 mod accounts;
 mod files;
+mod inserts;
 mod keys;
 mod listing;
 mod tasks;
@@ -194,32 +197,56 @@ shared_queries! {
         serde_json::from_value(value).map_err(|e| StoreError::corrupt(column, e))
     }
 
-    /// The insert of a new task, in `status`, waiting for `pending` parents,
-    /// with its `inputs`.
-    fn insert_query(
+    /// A new task's row for `tasks_insert.sql`, in `status`, waiting for
+    /// `pending` parents, with its `inputs`, at place `ord` of its batch.
+    fn insert_row(
         t: &NewTask,
         status: Status,
         pending: usize,
         inputs: &[TaskFile],
-    ) -> Statement<D> {
+        ord: usize,
+    ) -> Value {
         let depends_on: Vec<String> = t.depends_on.iter().map(TaskToken::to_string).collect();
-        Self::sql(Query::TaskInsert)
-            .bind(t.token.as_uuid())
-            .bind(t.kind.clone())
-            .bind(t.queue.clone())
-            .bind(t.priority)
-            .bind(status.as_str().to_string())
-            .bind(t.payload.clone())
-            .bind(t.max_attempts)
-            .bind(t.timeout_ms)
-            .bind(t.owner.clone())
-            .bind(t.product.clone())
-            .bind(D::time(t.created_at))
-            .bind(D::time(t.run_at))
-            .bind(i32::try_from(pending).unwrap_or(i32::MAX))
-            .bind(json!(depends_on))
-            .bind(t.callback_url.clone())
-            .bind(json!({"inputs": inputs, "outputs": []}))
+        json!({
+            "ord": ord,
+            "token": t.token.to_string(),
+            "kind": t.kind,
+            "queue": t.queue,
+            "priority": t.priority,
+            "status": status.as_str(),
+            "payload": t.payload,
+            "max_attempts": t.max_attempts,
+            "timeout_ms": t.timeout_ms,
+            "owner": t.owner,
+            "product": t.product,
+            "created_at": time_text(t.created_at),
+            "run_at": time_text(t.run_at),
+            "pending_parents": pending,
+            "depends_on": depends_on,
+            "callback_url": t.callback_url,
+            "files": {"inputs": inputs, "outputs": []},
+        })
+    }
+
+    /// Inserts `rows` (see [`Self::insert_row`]) in one statement: the
+    /// tasks, in the rows' order.
+    async fn insert_rows<'c>(
+        executor: impl sqlx::Executor<'c, Database = D::Db>,
+        rows: Vec<Value>,
+    ) -> Result<Vec<Task>, StoreError> {
+        let order: Vec<String> = rows.iter().map(|r| r["token"].as_str().unwrap_or_default().to_string()).collect();
+        let inserted = Self::sql(Query::TasksInsert)
+            .bind(Value::Array(rows))
+            .fetch_all(executor)
+            .await?;
+        let mut by_token: std::collections::HashMap<String, Task> = Self::tasks_from_rows(&inserted)?
+            .into_iter()
+            .map(|t| (t.token.to_string(), t))
+            .collect();
+        order
+            .iter()
+            .map(|token| by_token.remove(token).ok_or_else(|| StoreError::corrupt("inserted task", std::fmt::Error)))
+            .collect()
     }
 
     /// `files`' rows of task `task`, in `role`; the files are used from now

@@ -1,118 +1,16 @@
-//! A task's life: insert (with its dependencies and idempotency key), read,
-//! claim, heartbeat, progress, end (fenced by attempt), cancel, retry.
+//! A task's life after its insert (`inserts`): read, claim, heartbeat,
+//! progress, end (fenced by attempt), cancel, retry.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sqlx::{Database, Row as _};
+use sqlx::Row as _;
 
 use super::count;
 use crate::store::dialect::{Query, shared_queries, time_text};
 use crate::store::{LeaseRenewal, StoreError, TaskClaim, TaskEnding};
-use crate::tasks::{
-    IdempotencyKey, NewTask, Progress, Refused, Scope, Status, Task, TaskFile, TaskId, TaskToken,
-    WorkerId,
-};
+use crate::tasks::{Progress, Status, Task, TaskId, TaskToken, WorkerId};
 
 shared_queries! {
-    pub(in crate::store) async fn task_insert(
-        &self,
-        t: &NewTask,
-        creator: &Scope,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Result<Task, Refused>, StoreError> {
-        if t.depends_on.is_empty() && key.is_none() && t.inputs.is_empty() {
-            let row = Self::insert_query(t, t.status, 0, &[])
-                .fetch_one(&self.pool)
-                .await?;
-            return Ok(Ok(Self::task_from_row(&row)?));
-        }
-        let mut tx = D::begin_write(&self.pool).await?;
-        let inserted = Self::task_insert_on(&mut tx, t, creator, key).await?;
-        if inserted.is_ok() {
-            tx.commit().await?;
-        }
-        Ok(inserted)
-    }
-
-    /// Inserts a checked task, with its dependencies and input files, on a
-    /// connection inside a transaction (the store's own, or an
-    /// application's): every parent must exist, be visible to `creator`,
-    /// and not have ended badly, and every input file be the creator's and
-    /// not expired, else the refusal and nothing is written. Parents and
-    /// files are read (and locked) and the task written in that
-    /// transaction, so that no parent ends and no file goes unseen in
-    /// between (see task_parents.sql, task_inputs.sql); `key`, claimed
-    /// before, gets its task there too.
-    pub(in crate::store) async fn task_insert_on(
-        conn: &mut <D::Db as Database>::Connection,
-        t: &NewTask,
-        creator: &Scope,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<Result<Task, Refused>, StoreError> {
-        let mut parents: Vec<Task> = Vec::new();
-        if !t.depends_on.is_empty() {
-            let tokens: Vec<String> = t.depends_on.iter().map(TaskToken::to_string).collect();
-            let rows = Self::sql(Query::TaskParents)
-                .bind(json!(tokens))
-                .fetch_all(&mut *conn)
-                .await?;
-            parents = Self::tasks_from_rows(&rows)?;
-        }
-        let (status, pending) = match t.check_parents(&parents, creator) {
-            Ok(checked) => checked,
-            Err(refused) => return Ok(Err(refused)),
-        };
-        let inputs = match Self::task_inputs(conn, t, creator).await? {
-            Ok(inputs) => inputs,
-            Err(refused) => return Ok(Err(refused)),
-        };
-        let row = Self::insert_query(t, status, pending, &inputs)
-            .fetch_one(&mut *conn)
-            .await?;
-        let task = Self::task_from_row(&row)?;
-        if !inputs.is_empty() {
-            Self::task_files_insert(conn, task.id, "input", &inputs).await?;
-        }
-        if !parents.is_empty() {
-            let ids: Vec<i64> = parents.iter().map(|p| p.id.0).collect();
-            Self::sql(Query::TaskDependenciesInsert)
-                .bind(task.id.0)
-                .bind(json!(ids))
-                .execute(&mut *conn)
-                .await?;
-        }
-        if let Some(key) = key {
-            Self::sql(Query::IdempotencyComplete)
-                .bind(key.owner.clone())
-                .bind(key.key.clone())
-                .bind(task.id.0)
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(Ok(task))
-    }
-
-    /// The new task's input files, checked (and locked, on Postgres).
-    async fn task_inputs(
-        conn: &mut <D::Db as Database>::Connection,
-        t: &NewTask,
-        creator: &Scope,
-    ) -> Result<Result<Vec<TaskFile>, Refused>, StoreError> {
-        if t.inputs.is_empty() {
-            return Ok(Ok(Vec::new()));
-        }
-        let ids: Vec<String> = t.inputs.iter().map(|(_, id)| id.to_string()).collect();
-        let rows = Self::sql(Query::TaskInputs)
-            .bind(json!(ids))
-            .fetch_all(&mut *conn)
-            .await?;
-        let found = rows
-            .iter()
-            .map(|r| Self::file_from_row(r).map(|f| f.file))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(t.check_inputs(&found, creator, t.created_at))
-    }
-
     pub(in crate::store) async fn task_get(
         &self,
         token: TaskToken,

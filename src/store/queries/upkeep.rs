@@ -82,14 +82,15 @@ shared_queries! {
         if due.is_empty() {
             return Ok(Vec::new());
         }
-        let mut deliveries = Vec::with_capacity(due.len());
-        for task in &due {
-            let new = delivery(task);
-            let row = Self::insert_query(&new, new.status, 0, &[])
-                .fetch_one(&mut *tx)
-                .await?;
-            deliveries.push(Self::task_from_row(&row)?);
-        }
+        let rows = due
+            .iter()
+            .enumerate()
+            .map(|(ord, task)| {
+                let new = delivery(task);
+                Self::insert_row(&new, new.status, 0, &[], ord)
+            })
+            .collect();
+        let deliveries = Self::insert_rows(&mut *tx, rows).await?;
         let ids: Vec<i64> = due.iter().map(|t| t.id.0).collect();
         Self::sql(Query::TaskCallbacksMark)
             .bind(D::time(now))
