@@ -46,6 +46,29 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Measure errand on this machine: starts its own `errand api` and
+    /// `errand worker` processes against the configured database, which
+    /// must hold no tasks (it is migrated first).
+    Bench {
+        /// Tasks per enqueue and per drain.
+        #[arg(long, default_value_t = 20_000)]
+        tasks: usize,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Worker slots of the drains.
+        #[arg(long, default_value_t = 10)]
+        concurrency: usize,
+        /// Finished tasks in the table for the last drain.
+        #[arg(long, default_value_t = 1_000_000)]
+        history: usize,
+        /// Seconds of pickups, and of polls.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -91,7 +114,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&e),
     };
-    match runtime.block_on(run(cli.command, settings)) {
+    match runtime.block_on(run(cli.command, settings, cli.config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -119,11 +142,32 @@ fn apply_overrides(settings: &mut Settings, command: &Command) -> Result<(), con
     Ok(())
 }
 
-async fn run(command: Command, settings: Settings) -> Result<(), app::AppError> {
+async fn run(
+    command: Command,
+    settings: Settings,
+    config: Option<PathBuf>,
+) -> Result<(), app::AppError> {
     let mode = match command {
         Command::Serve { .. } => Mode::Serve,
         Command::Api { .. } => Mode::Api,
         Command::Worker { .. } => Mode::Worker,
+        Command::Bench {
+            tasks,
+            clients,
+            concurrency,
+            history,
+            seconds,
+            json,
+        } => {
+            let options = app::bench::BenchOptions {
+                tasks,
+                clients,
+                concurrency,
+                history,
+                seconds,
+            };
+            return bench(&settings, config, &options, json).await;
+        }
         Command::Migrate => {
             app::migrate(&settings).await?;
             eprintln!("migrations applied");
@@ -153,6 +197,21 @@ async fn run(command: Command, settings: Settings) -> Result<(), app::AppError> 
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));
     app.run(shutdown).await
+}
+
+/// `errand bench`: the report on stdout, as a table or JSON.
+async fn bench(
+    settings: &Settings,
+    config: Option<PathBuf>,
+    options: &app::bench::BenchOptions,
+    json: bool,
+) -> Result<(), app::AppError> {
+    let report = app::bench::run(settings, config.as_deref(), options).await?;
+    match json {
+        true => println!("{}", serde_json::to_string(&report).unwrap_or_default()),
+        false => print!("{}", app::bench::table(&report)),
+    }
+    Ok(())
 }
 
 /// The first SIGTERM or SIGINT starts a graceful shutdown; a second SIGINT

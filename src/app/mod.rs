@@ -6,6 +6,7 @@
 //! reports the port, [`App::run`] takes the shutdown signal. The only
 //! module that names every other.
 
+pub mod bench;
 mod builder;
 mod commands;
 
@@ -81,6 +82,9 @@ pub enum AppError {
     /// `files.store` can't be used.
     #[error(transparent)]
     Files(#[from] FilesError),
+    /// `errand bench` could not run.
+    #[error(transparent)]
+    Bench(#[from] bench::BenchError),
     /// The system gave no randomness for a token.
     #[error("could not make a random token")]
     Random(#[source] getrandom::Error),

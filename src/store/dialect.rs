@@ -148,6 +148,8 @@ macro_rules! queries {
 }
 
 queries! {
+    BenchDrainWindow => "bench_drain_window",
+    BenchHistoryInsert => "bench_history_insert",
     FileChunkInsert => "file_chunk_insert",
     FileChunksRead => "file_chunks_read",
     FileDoom => "file_doom",

@@ -11,12 +11,14 @@
 //! - `listing`: what operators ask for: listings, stats, counts, bulk
 //!   cancel (all through one filter parameter);
 //! - `upkeep`: what maintenance does: rescue, retention, the callback outbox;
-//! - `keys`: idempotency keys; `accounts`: API tokens and workers.
+//! - `keys`: idempotency keys; `accounts`: API tokens and workers;
+//! - `bench`: what `errand bench` asks beyond that.
 //!
 //! Uses `tasks` (the rows are domain types) and the dialect contract;
 //! nothing else.
 
 mod accounts;
+mod bench;
 mod files;
 mod inserts;
 mod keys;

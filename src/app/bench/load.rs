@@ -1,0 +1,199 @@
+//! The load `errand bench` puts on the API: single creates and batches from
+//! concurrent keep-alive clients, polls, and a slow trickle of creates to
+//! time pickups.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::BenchError;
+use crate::store::Store;
+use crate::tasks::TaskToken;
+
+/// The bench's HTTP client and token against one API.
+#[derive(Clone)]
+pub(super) struct Api {
+    pub(super) http: reqwest::Client,
+    pub(super) base: String,
+    pub(super) token: String,
+}
+
+/// A no-op task.
+pub(super) fn noop() -> Value {
+    json!({"kind": "sleep", "payload": {"seconds": 0}})
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> BenchError {
+    BenchError::Load(format!("{what}: {e}"))
+}
+
+impl Api {
+    async fn post(&self, path: &str, body: &Value) -> Result<Value, BenchError> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| failed(path, e))?;
+        if r.status() != 202 {
+            let status = r.status();
+            let text = r.text().await.unwrap_or_default();
+            return Err(failed(path, format!("{status}: {text}")));
+        }
+        r.json().await.map_err(|e| failed(path, e))
+    }
+
+    /// Creates `n` no-op tasks, one `POST /v1/tasks` each, from `clients`
+    /// concurrent connections: tasks per second.
+    pub(super) async fn create_singly(&self, n: usize, clients: usize) -> Result<f64, BenchError> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut loops = Vec::new();
+        for _ in 0..clients {
+            let (api, next) = (self.clone(), next.clone());
+            loops.push(tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    api.post("/v1/tasks", &noop()).await?;
+                }
+                Ok::<_, BenchError>(())
+            }));
+        }
+        join_all(loops).await?;
+        Ok(n as f64 / started.elapsed().as_secs_f64())
+    }
+
+    /// Creates `n` no-op tasks through `POST /v1/tasks/batch`, `batch` at a
+    /// time, from `clients` concurrent connections: tasks per second, and
+    /// the tokens.
+    pub(super) async fn create_batches(
+        &self,
+        n: usize,
+        batch: usize,
+        clients: usize,
+    ) -> Result<(f64, Vec<String>), BenchError> {
+        let sizes: Vec<usize> = (0..n).step_by(batch).map(|i| batch.min(n - i)).collect();
+        let sizes = Arc::new(sizes);
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut loops = Vec::new();
+        for _ in 0..clients {
+            let (api, next, sizes) = (self.clone(), next.clone(), sizes.clone());
+            loops.push(tokio::spawn(async move {
+                let mut tokens = Vec::new();
+                while let Some(size) = sizes.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let body = json!({"tasks": vec![noop(); *size]});
+                    let created = api.post("/v1/tasks/batch", &body).await?;
+                    let made = created["tokens"].as_array().cloned().unwrap_or_default();
+                    tokens.extend(made.iter().filter_map(|t| t.as_str().map(str::to_string)));
+                }
+                Ok::<_, BenchError>(tokens)
+            }));
+        }
+        let tokens: Vec<String> = join_all(loops).await?.into_iter().flatten().collect();
+        Ok((n as f64 / started.elapsed().as_secs_f64(), tokens))
+    }
+
+    /// `GET /v1/tasks/{token}` from `clients` concurrent connections for
+    /// `seconds`, each going through `tokens` from its own place: requests
+    /// per second.
+    pub(super) async fn poll(
+        &self,
+        tokens: Arc<Vec<String>>,
+        clients: usize,
+        seconds: f64,
+    ) -> Result<f64, BenchError> {
+        let started = Instant::now();
+        let mut loops = Vec::new();
+        for client in 0..clients {
+            let (api, tokens) = (self.clone(), tokens.clone());
+            loops.push(tokio::spawn(async move {
+                let mut i = client * tokens.len() / clients.max(1);
+                let mut polls = 0u64;
+                while started.elapsed().as_secs_f64() < seconds {
+                    let url = format!("{}/v1/tasks/{}", api.base, tokens[i % tokens.len()]);
+                    let r = api.http.get(url).bearer_auth(&api.token).send().await;
+                    let r = r.map_err(|e| failed("GET /v1/tasks/{token}", e))?;
+                    if r.status() != 200 {
+                        return Err(failed("GET /v1/tasks/{token}", r.status()));
+                    }
+                    r.bytes().await.map_err(|e| failed("a task's body", e))?;
+                    polls += 1;
+                    i += 1;
+                }
+                Ok::<_, BenchError>(polls)
+            }));
+        }
+        let polls: u64 = join_all(loops).await?.into_iter().sum();
+        Ok(polls as f64 / started.elapsed().as_secs_f64())
+    }
+
+    /// Creates one task every `every` for `seconds`, noting the time just
+    /// before each POST; then reads when each started, as its worker
+    /// recorded it: the pickups, in milliseconds.
+    pub(super) async fn pickups(
+        &self,
+        store: &Store,
+        every: Duration,
+        seconds: f64,
+    ) -> Result<Vec<f64>, BenchError> {
+        let mut sent: Vec<(DateTime<Utc>, TaskToken)> = Vec::new();
+        let mut tick = tokio::time::interval(every);
+        let started = Instant::now();
+        while started.elapsed().as_secs_f64() < seconds {
+            tick.tick().await;
+            let before = Utc::now();
+            let created = self.post("/v1/tasks", &noop()).await?;
+            let token = created["token"].as_str().unwrap_or_default().parse();
+            sent.push((
+                before,
+                token.map_err(|e| failed("a created task's token", e))?,
+            ));
+        }
+        let mut pickups = Vec::with_capacity(sent.len());
+        for (before, token) in sent {
+            let started = wait_started(store, token).await?;
+            pickups.push((started - before).as_seconds_f64() * 1000.0);
+        }
+        pickups.sort_by(f64::total_cmp);
+        Ok(pickups)
+    }
+}
+
+/// When task `token` started (waiting up to 30 s for it to).
+async fn wait_started(store: &Store, token: TaskToken) -> Result<DateTime<Utc>, BenchError> {
+    for _ in 0..3000 {
+        let task = store.task_get(token).await?;
+        if let Some(started) = task.and_then(|t| t.started_at) {
+            return Ok(started);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err(failed(
+        "pickup",
+        format!("task {token} did not start within 30 s"),
+    ))
+}
+
+async fn join_all<T>(
+    loops: Vec<tokio::task::JoinHandle<Result<T, BenchError>>>,
+) -> Result<Vec<T>, BenchError> {
+    let mut out = Vec::with_capacity(loops.len());
+    for handle in loops {
+        out.push(handle.await.map_err(|e| failed("a load loop", e))??);
+    }
+    Ok(out)
+}
+
+/// The value at fraction `p` (0 to 1) of sorted `values`.
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
