@@ -64,6 +64,8 @@
 #[doc(hidden)]
 pub mod api;
 pub mod app;
+#[doc(hidden)]
+pub mod batching;
 pub mod config;
 #[doc(hidden)]
 pub mod files;

@@ -171,6 +171,13 @@ pub struct WorkerSettings {
     #[serde(deserialize_with = "queues::deserialize")]
     pub queues: Vec<QueueSpec>,
     pub claim_batch: usize,
+    /// Tasks claimed ahead of free slots: as many as would start within this.
+    #[serde(with = "duration")]
+    pub claim_ahead: Duration,
+    /// Most ended attempts written by one statement.
+    pub end_batch: usize,
+    /// Writers of ended attempts at once.
+    pub end_writers: usize,
     #[serde(with = "duration")]
     pub poll_interval: Duration,
     #[serde(with = "duration")]
@@ -317,6 +324,7 @@ impl Settings {
             ("database.acquire_timeout", self.database.acquire_timeout),
             ("tasks.timeout", self.tasks.timeout),
             ("tasks.backoff_base", self.tasks.backoff_base),
+            ("retention.interval", self.retention.interval),
         ] {
             if value.is_zero() {
                 return bad(format!("{key} must be more than 0"));
@@ -325,26 +333,24 @@ impl Settings {
         if self.http.page_size == 0 || self.http.page_size > self.http.max_page_size {
             return bad("http.page_size must be between 1 and http.max_page_size".into());
         }
-        if self.retention.batch == 0 || self.retention.interval.is_zero() {
-            return bad("retention.batch and retention.interval must be more than 0".into());
-        }
-        if w.claim_batch == 0 || w.rescue_batch == 0 || self.callbacks.outbox_batch == 0 {
-            return bad(
-                "worker.claim_batch, worker.rescue_batch and callbacks.outbox_batch must be at least 1"
-                    .into(),
-            );
+        for (key, value) in [
+            ("retention.batch", self.retention.batch),
+            ("worker.claim_batch", w.claim_batch),
+            ("worker.end_batch", w.end_batch),
+            ("worker.end_writers", w.end_writers),
+            ("worker.rescue_batch", w.rescue_batch),
+            ("callbacks.outbox_batch", self.callbacks.outbox_batch),
+            ("http.max_body_bytes", self.http.max_body_bytes),
+            ("http.max_batch", self.http.max_batch),
+            ("http.max_batch_bytes", self.http.max_batch_bytes),
+            ("commands.max_output_bytes", self.commands.max_output_bytes),
+        ] {
+            if value == 0 {
+                return bad(format!("{key} must be more than 0"));
+            }
         }
         if self.tasks.max_attempts == 0 || self.tasks.max_attempts > self.tasks.max_attempts_limit {
             return bad("tasks.max_attempts must be between 1 and tasks.max_attempts_limit".into());
-        }
-        if self.http.max_body_bytes == 0
-            || self.http.max_batch == 0
-            || self.http.max_batch_bytes == 0
-        {
-            return bad(
-                "http.max_body_bytes, http.max_batch and http.max_batch_bytes must be more than 0"
-                    .into(),
-            );
         }
         if self.database.max_connections < 2 {
             return bad("database.max_connections must be at least 2".into());
@@ -353,9 +359,6 @@ impl Settings {
             return bad(format!("queues.{name}.global_limit must be at least 1"));
         }
         self.files.check()?;
-        if self.commands.max_output_bytes == 0 {
-            return bad("commands.max_output_bytes must be more than 0".into());
-        }
         Ok(())
     }
 }

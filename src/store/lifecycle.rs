@@ -81,6 +81,20 @@ impl Store {
         dispatch!(self, b => b.task_heartbeat(worker, attempts, lease_until).await)
     }
 
+    /// Ends running attempts in one statement, each as its `end` says: the
+    /// tasks that were ended (an attempt no longer running is left out, and
+    /// nothing is written for it).
+    pub async fn tasks_end(
+        &self,
+        endings: &[TaskEnding],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Task>, StoreError> {
+        if endings.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, b => b.task_end(endings, now).await)
+    }
+
     /// Ends a running attempt as its `end` says. `None`: the attempt was not
     /// running any more, and nothing was written.
     pub async fn task_end(

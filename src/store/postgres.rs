@@ -185,6 +185,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "batches",
         include_str!("../../migrations/postgres/0009_batches.sql"),
     ),
+    (
+        10,
+        "speed",
+        include_str!("../../migrations/postgres/0010_speed.sql"),
+    ),
 ];
 
 impl PgStore {

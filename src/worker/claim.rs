@@ -1,15 +1,20 @@
-//! The claim loop of one queue: wait for a free slot, claim a batch in one
-//! short statement, start each task, and when the queue runs dry wait for a
-//! wake-up (NOTIFY) or the poll interval.
+//! The claim loop of one queue: claim a batch in one short statement when
+//! the queue's pace wants one (see `pace`: free slots, and short handlers'
+//! tasks claimed ahead), start each task, and when the queue runs dry wait
+//! for a wake-up (NOTIFY) or the poll interval.
+//!
+//! A task holds a slot while its handler runs; its end is then written in
+//! the background (batched, see `ender`), so the slot takes the next task
+//! at once.
 
 use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::pace::{Pace, Place};
 use super::{ServedQueue, Shared, executor};
 use crate::pacing::{Retry, Woken, pause, wait};
 use crate::store::{StoreError, StoreEvent, TaskClaim};
@@ -20,29 +25,21 @@ pub(super) async fn run(
     executors: TaskTracker,
     shutdown: CancellationToken,
 ) {
-    let semaphore = Arc::new(Semaphore::new(queue.slots));
+    let pace = Pace::new(queue.slots, &shared.settings);
     let mut events = shared.store.subscribe();
     let mut retry = Retry::default();
     loop {
-        // A free slot first: there is no point claiming what can't run.
-        let first = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            permit = semaphore.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return, // never closed
-            },
-        };
-        let mut permits = vec![first];
-        while permits.len() < shared.settings.claim_batch {
-            match semaphore.clone().try_acquire_owned() {
-                Ok(permit) => permits.push(permit),
-                Err(_) => break,
+        let places = pace.places(pace.wanted());
+        if places.is_empty() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                () = pace.changed() => continue,
             }
         }
         // Wake-ups that came before this claim are answered by it.
         while events.try_recv().is_ok() {}
-        let wanted = permits.len();
-        match run_once(&shared, &queue, permits, &executors).await {
+        let wanted = places.len();
+        match run_once(&shared, &queue, &pace, places, &executors).await {
             // A full batch: there may be more waiting.
             Ok(claimed) if claimed == wanted => retry.succeeded(),
             Ok(_) => {
@@ -69,12 +66,13 @@ pub(super) async fn run(
     }
 }
 
-/// Claims up to one task per permit and starts them; unused permits go
+/// Claims up to one task per place and starts them; unused places go
 /// back. Returns how many were claimed.
 async fn run_once(
     shared: &Arc<Shared>,
     queue: &ServedQueue,
-    mut permits: Vec<OwnedSemaphorePermit>,
+    pace: &Arc<Pace>,
+    mut places: Vec<Place>,
     executors: &TaskTracker,
 ) -> Result<usize, StoreError> {
     let now = Utc::now();
@@ -85,7 +83,7 @@ async fn run_once(
             queue: &queue.name,
             worker: &shared.id,
             kinds: Some(&shared.kinds),
-            limit: permits.len(),
+            limit: places.len(),
             lease_until,
             now,
             global_limit: queue.global_limit,
@@ -96,8 +94,15 @@ async fn run_once(
         // Registered before its executor starts, so the next heartbeat
         // renews it whatever the executor is doing.
         let stop = shared.running.insert(task.id, task.attempt, lease_until);
-        let permit = permits.pop().expect("claimed no more tasks than permits");
-        executors.spawn(executor::run(shared.clone(), task, stop, permit));
+        let place = places.pop().expect("claimed no more tasks than places");
+        pace.queued();
+        executors.spawn(executor::run(
+            shared.clone(),
+            task,
+            stop,
+            place,
+            pace.clone(),
+        ));
     }
     Ok(claimed)
 }

@@ -6,25 +6,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
 use tracing::Instrument;
 
 use super::files::AttemptFiles;
+use super::pace::{Pace, Place};
 use super::{Shared, Stop, StopReason, jitter};
 use crate::kinds::{TaskContext, TaskError};
 use crate::pacing::Retry;
-use crate::store::TaskEnding;
+use crate::store::{StoreError, TaskEnding};
 use crate::tasks::{AttemptEnd, AttemptOutcome, Progress, Status, Task, TaskFile, end_attempt};
 use crate::telemetry;
 
-/// Runs one claimed attempt and records how it ended. Holds its slot
-/// (`_permit`) until done.
+/// Runs one claimed attempt once it gets a slot, and records how it ended.
+/// Holds the slot while the handler runs, and its place until the end is
+/// written.
 pub(super) async fn run(
     shared: Arc<Shared>,
     task: Task,
     stop: Arc<Stop>,
-    _permit: OwnedSemaphorePermit,
+    place: Place,
+    pace: Arc<Pace>,
 ) {
     let span = tracing::info_span!(
         "task",
@@ -37,15 +40,49 @@ pub(super) async fn run(
         tracing::debug!("attempt started");
         let waited = task.started_at.unwrap_or(task.run_at) - task.run_at;
         telemetry::task_picked_up(&task.kind, waited.to_std().unwrap_or_default());
-        let started = std::time::Instant::now();
-        match attempt(&shared, &task, &stop).await {
-            Some(ran) => record(&shared, &task, ran, started.elapsed()).await,
+        let (ran, took) = match started(&pace, &stop).await {
+            Some(slot) => {
+                let started = std::time::Instant::now();
+                let ran = attempt(&shared, &task, &stop).await;
+                let took = started.elapsed();
+                // The handler is done: its slot takes the next task while
+                // the end is written.
+                pace.finished(slot, took);
+                (ran, took)
+            }
+            None => (unstarted(stop.reason()), Duration::ZERO),
+        };
+        match ran {
+            Some(ran) => record(&shared, &task, ran, took).await,
             None => tracing::warn!("lease lost: this attempt stopped and wrote nothing more"),
         }
         shared.running.remove(task.id);
+        drop(place);
     }
     .instrument(span)
     .await
+}
+
+/// A slot for the attempt, once one is free; `None` if the attempt was
+/// stopped first (its lease lost, a cancel, the grace of a shutdown over).
+async fn started(pace: &Pace, stop: &Stop) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    tokio::select! {
+        slot = pace.slot() => Some(slot),
+        () = stop.token.cancelled() => {
+            pace.dropped();
+            None
+        }
+    }
+}
+
+/// How an attempt stopped before it started went.
+fn unstarted(reason: Option<StopReason>) -> Option<Ran> {
+    let outcome = match reason {
+        Some(StopReason::CancelRequested) => AttemptOutcome::Cancelled,
+        Some(StopReason::Shutdown | StopReason::Timeout) => AttemptOutcome::shut_down(),
+        Some(StopReason::LeaseLost) | None => return None,
+    };
+    Some(Ran::without_files(outcome))
 }
 
 /// How an attempt went.
@@ -266,7 +303,9 @@ async fn record(shared: &Shared, task: &Task, ran: Ran, took: std::time::Duratio
             attempt: task.attempt,
             end,
         };
-        match shared.store.task_end(&ending, now).await {
+        // No answer: the writers are gone (the runtime is stopping).
+        let gone = || Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
+        match shared.ender.submit(ending).await.unwrap_or_else(gone) {
             Ok(Some(ended)) => {
                 telemetry::attempt_ended(&ended.kind, ended.status.as_str(), took);
                 if ended.is_done() {

@@ -17,10 +17,12 @@
 //! before shutdown.
 
 mod claim;
+mod ender;
 mod executor;
 mod files;
 mod heartbeat;
 mod maintenance;
+mod pace;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -191,6 +193,8 @@ struct Shared {
     state: State,
     settings: WorkerSettings,
     running: Running,
+    /// Writes ended attempts, in batches.
+    ender: ender::Ender,
     /// How this process shows in the workers view.
     info: WorkerInfo,
 }
@@ -236,6 +240,7 @@ impl Worker {
         Worker {
             shared: Arc::new(Shared {
                 id,
+                ender: ender::ender(store.clone(), &settings),
                 store,
                 files,
                 kinds: registry.runnable(),

@@ -145,7 +145,12 @@ async fn every_route_answers_every_role_as_the_access_table_says(backend: Backen
             [401, 403, 403, 403, 403, 202],
         ),
         ("POST", "/v1/tasks", "", [401, 202, 202, 202, 202, 202]),
-        ("POST", "/v1/tasks/batch", "", [401, 202, 202, 202, 202, 202]),
+        (
+            "POST",
+            "/v1/tasks/batch",
+            "",
+            [401, 202, 202, 202, 202, 202],
+        ),
         ("GET", "/v1/tasks", "", [401, 200, 200, 200, 200, 200]),
         ("GET", "/v1/tasks/stats", "", [401, 403, 403, 200, 200, 200]),
         (

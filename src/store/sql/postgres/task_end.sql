@@ -5,6 +5,20 @@
 -- touches tasks whose lease really expired, never one that just ended or
 -- renewed. An attempt that made files brings `outputs`, which become the
 -- task's (task_files rows follow in the same transaction).
+-- Rows are locked in id order first, as task_heartbeat.sql locks them, so
+-- that a batch of ends and a heartbeat never deadlock.
+WITH e AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb)
+         AS e(id bigint, attempt integer, status text, result jsonb, error jsonb,
+              run_at timestamptz, finished_at timestamptz,
+              progress_fraction double precision, progress_message text, outputs jsonb)
+), locked AS (
+    SELECT t.id FROM tasks t JOIN e ON t.id = e.id AND t.attempt = e.attempt
+    WHERE t.status = 'running'
+      AND ($2::timestamptz IS NULL OR t.lease_expires_at < $2)
+    ORDER BY t.id
+    FOR UPDATE OF t
+)
 UPDATE tasks t
 SET status = e.status,
     result = e.result,
@@ -19,10 +33,7 @@ SET status = e.status,
                  ELSE jsonb_set(t.files, '{outputs}', e.outputs) END,
     worker_id = NULL,
     lease_expires_at = NULL
-FROM jsonb_to_recordset($1::jsonb)
-     AS e(id bigint, attempt integer, status text, result jsonb, error jsonb,
-          run_at timestamptz, finished_at timestamptz,
-          progress_fraction double precision, progress_message text, outputs jsonb)
-WHERE t.id = e.id AND t.status = 'running' AND t.attempt = e.attempt
-  AND ($2::timestamptz IS NULL OR t.lease_expires_at < $2)
+FROM e, locked
+-- Locked, the rows are as `locked` found them: found by primary key here.
+WHERE t.id = locked.id AND e.id = locked.id
 RETURNING t.*

@@ -1,0 +1,135 @@
+//! Group commit ([`Batcher`]): many concurrent callers hand their items to
+//! a few writers, each of which writes whatever has gathered in one
+//! statement, and every caller gets its own answer. It adds no wait: an
+//! item that arrives alone is written at once; under load, the items that
+//! arrive while a write is in flight go together in the next one, so one
+//! commit serves many callers.
+//!
+//! Uses nothing of the crate.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+type Item<T, R> = (T, oneshot::Sender<R>);
+
+/// Writes items in batches (see the module). Cheap to clone; the writers
+/// start with the first item, on the runtime it comes from, and stop when
+/// the last clone is dropped.
+pub struct Batcher<T, R> {
+    inner: Arc<Inner<T, R>>,
+}
+
+impl<T, R> Clone for Batcher<T, R> {
+    fn clone(&self) -> Self {
+        Batcher {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+type WriteFn<T, R> =
+    dyn Fn(Vec<T>) -> std::pin::Pin<Box<dyn Future<Output = Vec<R>> + Send>> + Send + Sync;
+
+struct Inner<T, R> {
+    max: usize,
+    writers: usize,
+    write: Arc<WriteFn<T, R>>,
+    sender: OnceLock<mpsc::Sender<Item<T, R>>>,
+}
+
+impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
+    /// `writers` concurrent writers, each writing at most `max` items at a
+    /// time with `write`, which answers one `R` per item, in order.
+    pub fn new<F, Fut>(max: usize, writers: usize, write: F) -> Batcher<T, R>
+    where
+        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<R>> + Send + 'static,
+    {
+        let write: Arc<WriteFn<T, R>> = Arc::new(move |items| Box::pin(write(items)));
+        Batcher {
+            inner: Arc::new(Inner {
+                max: max.max(1),
+                writers: writers.max(1),
+                write,
+                sender: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Writes `item` with the next batch: its answer. `None` only if the
+    /// writer is gone (the runtime is shutting down).
+    pub async fn submit(&self, item: T) -> Option<R> {
+        let (reply, answer) = oneshot::channel();
+        self.sender().send((item, reply)).await.ok()?;
+        answer.await.ok()
+    }
+
+    fn sender(&self) -> &mpsc::Sender<Item<T, R>> {
+        self.inner.sender.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel(self.inner.max * self.inner.writers * 2);
+            let receiver = Arc::new(Mutex::new(receiver));
+            for _ in 0..self.inner.writers {
+                tokio::spawn(write_loop(
+                    receiver.clone(),
+                    self.inner.write.clone(),
+                    self.inner.max,
+                ));
+            }
+            sender
+        })
+    }
+}
+
+/// Takes what has gathered (waiting for the first item), writes it, and
+/// answers each caller, until every sender is gone.
+async fn write_loop<T, R>(
+    receiver: Arc<Mutex<mpsc::Receiver<Item<T, R>>>>,
+    write: Arc<WriteFn<T, R>>,
+    max: usize,
+) {
+    let mut batch = Vec::with_capacity(max);
+    loop {
+        if receiver.lock().await.recv_many(&mut batch, max).await == 0 {
+            return;
+        }
+        let (items, replies): (Vec<T>, Vec<oneshot::Sender<R>>) = batch.drain(..).unzip();
+        let answers = write(items).await;
+        for (reply, answer) in replies.into_iter().zip(answers) {
+            // A caller that went away does not want its answer.
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_caller_gets_its_own_answer_and_items_go_together() {
+        let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let batcher = Batcher::new(8, 1, move |items: Vec<u32>| {
+            seen.lock().unwrap().push(items.len());
+            async move {
+                tokio::task::yield_now().await;
+                items.into_iter().map(|i| i * 10).collect::<Vec<_>>()
+            }
+        });
+        let calls: Vec<_> = (0..40)
+            .map(|i| {
+                let b = batcher.clone();
+                tokio::spawn(async move { (i, b.submit(i).await) })
+            })
+            .collect();
+        for call in calls {
+            let (i, answer) = call.await.unwrap();
+            assert_eq!(answer, Some(i * 10));
+        }
+        let sizes = sizes.lock().unwrap();
+        assert_eq!(sizes.iter().sum::<usize>(), 40);
+        assert!(sizes.iter().all(|n| *n <= 8), "{sizes:?}");
+    }
+}
