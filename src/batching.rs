@@ -15,8 +15,9 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 type Item<T, R> = (T, oneshot::Sender<R>);
 
 /// Writes items in batches (see the module). Cheap to clone; the writers
-/// start with the first item, on the runtime it comes from, and stop when
-/// the last clone is dropped.
+/// start with the first item, on the runtime the batcher was made in (else
+/// the one that item comes from: not an HTTP worker's own, which stops
+/// with it), and stop when the last clone is dropped.
 pub struct Batcher<T, R> {
     inner: Arc<Inner<T, R>>,
 }
@@ -37,6 +38,7 @@ struct Inner<T, R> {
     writers: usize,
     write: Arc<WriteFn<T, R>>,
     sender: OnceLock<mpsc::Sender<Item<T, R>>>,
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
@@ -54,6 +56,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                 writers: writers.max(1),
                 write,
                 sender: OnceLock::new(),
+                runtime: tokio::runtime::Handle::try_current().ok(),
             }),
         }
     }
@@ -70,8 +73,10 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         self.inner.sender.get_or_init(|| {
             let (sender, receiver) = mpsc::channel(self.inner.max * self.inner.writers * 2);
             let receiver = Arc::new(Mutex::new(receiver));
+            let runtime =
+                (self.inner.runtime.clone()).unwrap_or_else(tokio::runtime::Handle::current);
             for _ in 0..self.inner.writers {
-                tokio::spawn(write_loop(
+                runtime.spawn(write_loop(
                     receiver.clone(),
                     self.inner.write.clone(),
                     self.inner.max,

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::config::{CallbackSettings, IdempotencySettings};
+use crate::batching::Batcher;
+use crate::config::{CallbackSettings, IdempotencySettings, Settings};
 use crate::kinds::{KindError, Registry, resolve_destination};
 use crate::store::{self, KeyClaim, KeyClaimTerms, Store, StoreError};
-use crate::tasks::{IdempotencyKey, Invalid, NewTask, Principal, Refused, Task, TaskDraft};
+use crate::tasks::{IdempotencyKey, Invalid, NewTask, Principal, Refused, Scope, Task, TaskDraft};
 
 /// Why a task was not created. Nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -84,21 +85,27 @@ pub struct Enqueuer {
     registry: Arc<Registry>,
     idempotency: IdempotencySettings,
     callbacks: CallbackSettings,
+    /// Writes concurrent plain creates together (`http.create_batch`).
+    inserter: Batcher<NewTask, Result<Result<Task, Refused>, StoreError>>,
 }
+
+/// Writers of concurrent plain creates at once.
+const CREATE_WRITERS: usize = 2;
 
 impl Enqueuer {
     /// Usually made by [`App::enqueuer`](crate::App::enqueuer).
-    pub fn new(
-        store: Store,
-        registry: Arc<Registry>,
-        idempotency: IdempotencySettings,
-        callbacks: CallbackSettings,
-    ) -> Enqueuer {
+    pub fn new(store: Store, registry: Arc<Registry>, settings: &Settings) -> Enqueuer {
+        let writes = store.clone();
+        let inserter = Batcher::new(settings.http.create_batch, CREATE_WRITERS, move |tasks| {
+            let store = writes.clone();
+            async move { insert_together(&store, tasks).await }
+        });
         Enqueuer {
             store,
             registry,
-            idempotency,
-            callbacks,
+            idempotency: settings.idempotency.clone(),
+            callbacks: settings.callbacks.clone(),
+            inserter,
         }
     }
 
@@ -133,6 +140,16 @@ impl Enqueuer {
         let now = Utc::now();
         let key = idempotency_key(creator, key, request)?;
         let new = self.prepare(draft, creator, now).await?;
+        if key.is_none() && new.depends_on.is_empty() && new.inputs.is_empty() {
+            // Nothing to check in the database: written with the creates
+            // that arrive alongside, in one statement.
+            let gone = || Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
+            let task = self.inserter.submit(new).await.unwrap_or_else(gone)??;
+            return Ok(Created {
+                task: created(vec![task]).tasks.swap_remove(0),
+                replayed: false,
+            });
+        }
         let mut batch = self
             .insert_keyed(std::slice::from_ref(&new), creator, key.as_ref(), now)
             .await?
@@ -308,6 +325,24 @@ fn settled(claim: KeyClaim) -> Result<Option<CreatedBatch>, EnqueueError> {
             replayed: true,
         })),
     }
+}
+
+/// Writes plain new tasks (no parents, no files, no key: nothing can
+/// refuse them) in one statement; if that fails, each alone, so that each
+/// gets its own answer.
+async fn insert_together(
+    store: &Store,
+    tasks: Vec<NewTask>,
+) -> Vec<Result<Result<Task, Refused>, StoreError>> {
+    let anyone = Scope::everything();
+    if let Ok(Ok(inserted)) = store.tasks_insert(&tasks, &anyone, None).await {
+        return inserted.into_iter().map(|t| Ok(Ok(t))).collect();
+    }
+    let mut answers = Vec::with_capacity(tasks.len());
+    for task in &tasks {
+        answers.push(store.task_insert(task, &anyone, None).await);
+    }
+    answers
 }
 
 /// Newly created tasks, counted and logged.

@@ -66,8 +66,13 @@ pub(super) async fn wait_for(
 
 /// The task's JSON.
 pub(super) fn render(task: &Task) -> Vec<u8> {
+    render_owned(task.clone())
+}
+
+/// [`render`], for a task the caller is done with (no copy).
+pub(super) fn render_owned(task: Task) -> Vec<u8> {
     // Serialising plain data can't fail.
-    serde_json::to_vec(&TaskView::from(task.clone())).unwrap_or_default()
+    serde_json::to_vec(&TaskView::from(task)).unwrap_or_default()
 }
 
 /// A strong ETag of a rendered task: any change to what the client sees

@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 
-use super::conditional::{etag, render};
+use super::conditional::{etag, render_owned};
 use super::{ApiError, ApiState};
 use crate::tasks::{Principal, Task, TaskToken, TaskView};
 
@@ -44,7 +44,7 @@ pub(super) async fn visible_task(
 /// `Retry-After` while it has not ended.
 pub(super) fn task_response(status: StatusCode, task: Task, state: &ApiState) -> HttpResponse {
     let done = task.is_done();
-    let body = render(&task);
+    let body = render_owned(task);
     let mut response = HttpResponse::build(status);
     response
         .content_type("application/json")

@@ -121,12 +121,7 @@ impl Builder {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let files = Files::new(store.clone(), &settings.files)?;
         let registry = Arc::new(registry);
-        let enqueuer = Enqueuer::new(
-            store.clone(),
-            registry.clone(),
-            settings.idempotency.clone(),
-            settings.callbacks.clone(),
-        );
+        let enqueuer = Enqueuer::new(store.clone(), registry.clone(), &settings);
         Ok(App {
             mode,
             settings,

@@ -79,6 +79,8 @@ pub struct HttpSettings {
     pub max_batch: usize,
     /// Largest body of a `POST /v1/tasks/batch`, in bytes.
     pub max_batch_bytes: usize,
+    /// Most concurrent single creates written by one statement.
+    pub create_batch: usize,
     #[serde(with = "duration")]
     pub retry_after: Duration,
     /// 0: one per CPU.
@@ -343,6 +345,7 @@ impl Settings {
             ("http.max_body_bytes", self.http.max_body_bytes),
             ("http.max_batch", self.http.max_batch),
             ("http.max_batch_bytes", self.http.max_batch_bytes),
+            ("http.create_batch", self.http.create_batch),
             ("commands.max_output_bytes", self.commands.max_output_bytes),
         ] {
             if value == 0 {

@@ -150,6 +150,7 @@ macro_rules! queries {
 queries! {
     BenchDrainWindow => "bench_drain_window",
     BenchHistoryInsert => "bench_history_insert",
+    BenchSettle => "bench_settle",
     FileChunkInsert => "file_chunk_insert",
     FileChunksRead => "file_chunks_read",
     FileDoom => "file_doom",

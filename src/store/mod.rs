@@ -242,6 +242,8 @@ impl Store {
         pub async fn file_doom(&self, file: FileRowId) -> Result<Option<(FileRowId, Option<String>)>, StoreError>;
         /// `errand bench`: adds `n` completed no-op tasks that finished at `at`.
         pub async fn bench_history_insert(&self, n: usize, at: DateTime<Utc>) -> Result<u64, StoreError>;
+        /// `errand bench`: the tasks table vacuumed and analysed.
+        pub async fn bench_settle(&self) -> Result<(), StoreError>;
         /// `errand bench`: how many tasks completed since `since`, when the
         /// first of them started and the last ended.
         pub async fn bench_drain_window(&self, since: DateTime<Utc>) -> Result<(i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>), StoreError>;

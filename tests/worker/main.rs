@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 #[macro_use]
 mod common;
+mod bench;
 mod files;
 mod kinds;
 

@@ -24,6 +24,12 @@ shared_queries! {
         Ok(D::rows_affected(&done))
     }
 
+    /// Brings the tasks table to a steady state (vacuumed, analysed).
+    pub(in crate::store) async fn bench_settle(&self) -> Result<(), StoreError> {
+        Self::sql(Query::BenchSettle).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// How many tasks completed since `since`, when the first of them
     /// started and when the last ended.
     pub(in crate::store) async fn bench_drain_window(
