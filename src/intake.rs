@@ -123,7 +123,7 @@ impl Enqueuer {
         creator: &Principal,
         key: Option<&str>,
     ) -> Result<Created, EnqueueError> {
-        let request = serde_json::to_value(&draft).unwrap_or_default();
+        let request = named(key, &draft);
         self.create_named(draft, creator, key, &request).await
     }
 
@@ -171,7 +171,7 @@ impl Enqueuer {
         key: Option<&str>,
     ) -> Result<CreatedBatch, BatchError> {
         let now = Utc::now();
-        let request = serde_json::to_value(&drafts).unwrap_or_default();
+        let request = named(key, &drafts);
         let key = idempotency_key(creator, key, &request).map_err(BatchError::Whole)?;
         let mut news = Vec::with_capacity(drafts.len());
         let mut refused = Vec::new();
@@ -235,7 +235,7 @@ impl Enqueuer {
         key: Option<&str>,
     ) -> Result<Created, EnqueueError> {
         let now = Utc::now();
-        let request = serde_json::to_value(&draft).unwrap_or_default();
+        let request = named(key, &draft);
         let key = idempotency_key(creator, key, &request)?;
         let new = self.prepare(draft, creator, now).await?;
         if let Some(key) = &key {
@@ -299,6 +299,15 @@ impl Enqueuer {
     }
 }
 
+/// The request, as its `Idempotency-Key` names it: its parsed body (only
+/// needed, and so only made, when there is a key).
+fn named(key: Option<&str>, body: &impl serde::Serialize) -> Value {
+    match key {
+        Some(_) => serde_json::to_value(body).unwrap_or_default(),
+        None => Value::Null,
+    }
+}
+
 /// The request's key, checked, naming the request by its parsed body (so
 /// that formatting, key order or a field given as its default do not make
 /// two requests differ).
@@ -345,16 +354,19 @@ async fn insert_together(
     answers
 }
 
-/// Newly created tasks, counted and logged.
+/// Newly created tasks, counted and logged (a batch as one line, each of
+/// its tasks at debug level).
 fn created(tasks: Vec<Task>) -> CreatedBatch {
     for task in &tasks {
         crate::telemetry::task_created(&task.kind);
-        tracing::info!(
-            task.token = %task.token,
-            task.kind = %task.kind,
-            owner = %task.owner,
-            "task created"
-        );
+        if tasks.len() == 1 {
+            tracing::info!(task.token = %task.token, task.kind = %task.kind, owner = %task.owner, "task created");
+        } else {
+            tracing::debug!(task.token = %task.token, task.kind = %task.kind, owner = %task.owner, "task created");
+        }
+    }
+    if let (Some(first), true) = (tasks.first(), tasks.len() > 1) {
+        tracing::info!(count = tasks.len(), first.token = %first.token, owner = %first.owner, "tasks created");
     }
     CreatedBatch {
         tasks,

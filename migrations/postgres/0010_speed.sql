@@ -12,3 +12,26 @@ CREATE TRIGGER tasks_settle_dependents
                        AND OLD.status IS DISTINCT FROM NEW.status
                        AND NEW.status IN ('completed', 'failed', 'cancelled', 'dropped'))
     EXECUTE FUNCTION errand_settle_dependents();
+
+-- New tasks wake workers once per statement, not once per row: a batch of
+-- a thousand is one trigger call and one notification per queue. (Tasks
+-- that become runnable by an update still wake workers row by row.)
+DROP TRIGGER tasks_notify_queued ON tasks;
+CREATE TRIGGER tasks_notify_queued
+    AFTER UPDATE OF status ON tasks
+    FOR EACH ROW WHEN (NEW.status = 'queued')
+    EXECUTE FUNCTION errand_notify_queued();
+
+CREATE FUNCTION errand_notify_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('errand_queued', q.queue)
+    FROM (SELECT DISTINCT queue FROM inserted WHERE status = 'queued') q;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER tasks_notify_inserted
+    AFTER INSERT ON tasks
+    REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION errand_notify_inserted();
