@@ -43,6 +43,8 @@ pub(super) async fn wait_for(
 ) -> Result<Task, ApiError> {
     // Subscribed before the first read, so no ending is missed in between.
     let mut events = state.store.subscribe();
+    // And marked watched before that read, so that its end is announced.
+    state.store.task_watch(token).await?;
     // A request is not stopped from outside: the client may go away, which
     // drops this future.
     let never = CancellationToken::new();

@@ -180,6 +180,10 @@ impl Store {
         pub async fn ping(&self) -> Result<(), StoreError>;
         /// The task with this token, if there is one.
         pub async fn task_get(&self, token: TaskToken) -> Result<Option<Task>, StoreError>;
+        /// Something is about to wait for this task to end: its end will be
+        /// announced to every process (Postgres sends a notification only for
+        /// the ends of tasks something waits for).
+        pub async fn task_watch(&self, token: TaskToken) -> Result<(), StoreError>;
         /// Records progress of attempt `attempt`. False: the attempt is no
         /// longer running (its worker must stop writing).
         pub async fn task_progress(&self, id: TaskId, attempt: i32, progress: &Progress) -> Result<bool, StoreError>;

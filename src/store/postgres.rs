@@ -190,6 +190,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "speed",
         include_str!("../../migrations/postgres/0010_speed.sql"),
     ),
+    (
+        11,
+        "lighter writes",
+        include_str!("../../migrations/postgres/0011_lighter_writes.sql"),
+    ),
 ];
 
 impl PgStore {

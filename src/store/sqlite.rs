@@ -177,6 +177,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "batches",
         include_str!("../../migrations/sqlite/0009_batches.sql"),
     ),
+    (
+        11,
+        "lighter writes",
+        include_str!("../../migrations/sqlite/0011_lighter_writes.sql"),
+    ),
 ];
 
 impl LiteStore {

@@ -1121,3 +1121,70 @@ mod schema {
 
     on_both_stores!(schema_enforces_task_invariants);
 }
+
+/// Postgres announces a task's end to every process only when something
+/// waits for it (a long poll marks it watched first, and a callback is
+/// always awaited): most tasks end with nobody waiting, and a notification
+/// per ended row was most of the cost of writing a batch of ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_announces_the_ends_of_watched_tasks_only() {
+    use errand::store::StoreEvent;
+    use tokio_util::sync::CancellationToken;
+
+    let (store, _db) = postgres().await;
+    let listening = CancellationToken::new();
+    let listener = {
+        let (store, stop) = (store.clone(), listening.clone());
+        tokio::spawn(async move { store.run_listener(stop).await })
+    };
+    let mut events = store.subscribe();
+    let unwatched = suite::insert(&store, 1).await[0];
+    let watched = common::insert_task(&store, &new_task("default", 0, t0(), 3)).await;
+    store.task_watch(watched.token).await.unwrap();
+    let claimed = suite::claim(&store, "w", 2, t0()).await;
+    assert_eq!(claimed.len(), 2);
+    // The listener says Resync once it listens.
+    next_event(&mut events, |e| *e == StoreEvent::Resync).await;
+    let done = end_attempt(
+        1,
+        3,
+        AttemptOutcome::Succeeded(json!(1)),
+        &BACKOFF,
+        0.0,
+        t0(),
+    );
+    // The unwatched task ends first: had it been announced, its event
+    // would come before the watched one's.
+    for id in [unwatched, watched.id] {
+        let ended = store.task_end(&common::ending(id, 1, &done), t0()).await;
+        assert!(ended.unwrap().is_some());
+    }
+    let first_end = next_event(&mut events, |e| matches!(e, StoreEvent::Ended { .. })).await;
+    assert_eq!(
+        first_end,
+        StoreEvent::Ended {
+            token: watched.token
+        }
+    );
+    listening.cancel();
+    listener.await.unwrap();
+}
+
+/// The next event `wanted` accepts, within ten seconds.
+async fn next_event(
+    events: &mut tokio::sync::broadcast::Receiver<errand::store::StoreEvent>,
+    wanted: fn(&errand::store::StoreEvent) -> bool,
+) -> errand::store::StoreEvent {
+    let wait = std::time::Duration::from_secs(10);
+    tokio::time::timeout(wait, async {
+        loop {
+            match events.recv().await {
+                Ok(event) if wanted(&event) => return event,
+                Ok(_) => continue,
+                Err(e) => panic!("events: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("an event")
+}

@@ -22,6 +22,14 @@ shared_queries! {
         row.as_ref().map(Self::task_from_row).transpose()
     }
 
+    pub(in crate::store) async fn task_watch(&self, token: TaskToken) -> Result<(), StoreError> {
+        Self::sql(Query::TaskWatch)
+            .bind(token.as_uuid())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub(in crate::store) async fn task_claim(
         &self,
         c: &TaskClaim<'_>,
