@@ -137,6 +137,8 @@ fn apply_overrides(settings: &mut Settings, command: &Command) -> Result<(), con
                 settings.worker.queues = config::parse_queues(q)?;
             }
         }
+        // The bench writes its history in statements sqlx would call slow.
+        Command::Bench { .. } => settings.log.level.push_str(",sqlx::query=error"),
         _ => {}
     }
     Ok(())

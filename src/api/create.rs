@@ -30,7 +30,7 @@ use crate::tasks::{Task, TaskDraft, TaskView};
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Accepted: the task is queued; poll its `Location`", body = TaskView,
-            headers(("Location" = String), ("Retry-After" = u64, description = "Seconds until the next poll is worth it"), ("ETag" = String))),
+            headers(("Location" = String), ("Retry-After" = u64, description = "Seconds until polling again is worth it, only while the task has not ended: `http.retry_after` (2) while it runs; the time until it is due if it is delayed or backing off; a quarter of the time it has waited so far if it is due or waiting for its dependencies; never more than `http.retry_after_max` (30)"), ("ETag" = String))),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         CommonProblems,
         (status = 409, description = "A request with this Idempotency-Key is still in flight", body = Problem, content_type = "application/problem+json"),

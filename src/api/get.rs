@@ -24,7 +24,7 @@ use crate::tasks::TaskView;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The task", body = TaskView,
-            headers(("ETag" = String), ("Cache-Control" = String), ("Retry-After" = u64, description = "Only while the task has not ended"))),
+            headers(("ETag" = String), ("Cache-Control" = String), ("Retry-After" = u64, description = "Seconds until polling again is worth it, only while the task has not ended: `http.retry_after` (2) while it runs; the time until it is due if it is delayed or backing off; a quarter of the time it has waited so far if it is due or waiting for its dependencies; never more than `http.retry_after_max` (30)"))),
         (status = 304, description = "Unchanged since the ETag you sent"),
         (status = 400, description = "A bad `wait`", body = Problem, content_type = "application/problem+json"),
         CommonProblems,

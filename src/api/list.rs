@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::error::CommonProblems;
+use super::query::filter_and;
 use super::{ApiError, ApiState, Caller, Problem};
 use crate::store::TaskListing;
 use crate::tasks::{Cursor, TaskFilter, TaskView};
@@ -34,20 +35,11 @@ pub struct Paging {
 const PAGING_KEYS: [&str; 2] = ["limit", "cursor"];
 
 /// A listing's query string: the filter, the page size and the cursor.
-/// Each of [`TaskFilter`] and [`Paging`] reads its own keys (the filter
-/// refuses keys it does not know); a bad value is a 400 naming its key.
 fn list_query(
     query: &str,
     state: &ApiState,
 ) -> Result<(TaskFilter, usize, Option<Cursor>), ApiError> {
-    let bad =
-        |e: serde_html_form::de::Error| ApiError::BadRequest(format!("invalid query string: {e}"));
-    let pairs: Vec<(String, String)> = serde_html_form::from_str(query).map_err(bad)?;
-    let (paging, filter): (Vec<_>, Vec<_>) = pairs
-        .into_iter()
-        .partition(|(key, _)| PAGING_KEYS.contains(&key.as_str()));
-    let paging: Paging = parse_pairs(&paging)?;
-    let filter: TaskFilter = parse_pairs(&filter)?;
+    let (filter, paging): (TaskFilter, Paging) = filter_and(query, &PAGING_KEYS)?;
     let limit = match paging.limit {
         None => state.page_size,
         Some(text) => text
@@ -69,17 +61,6 @@ fn list_query(
         ),
     };
     Ok((filter, limit, cursor))
-}
-
-/// Reads query pairs into `T`: 400 naming the key at fault.
-fn parse_pairs<T: serde::de::DeserializeOwned>(pairs: &[(String, String)]) -> Result<T, ApiError> {
-    let text = serde_html_form::to_string(pairs)
-        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
-    let form = serde_html_form::Deserializer::new(form_urlencoded::parse(text.as_bytes()));
-    serde_path_to_error::deserialize(form).map_err(|e| match e.path().to_string().as_str() {
-        "." => ApiError::BadRequest(format!("invalid query string: {}", e.into_inner())),
-        path => ApiError::BadRequest(format!("{path}: {}", e.into_inner())),
-    })
 }
 
 /// `GET /v1/tasks`: the tasks the caller may see (users their own, product

@@ -22,15 +22,18 @@ mod batch;
 mod body;
 mod cancel;
 mod conditional;
+mod cors;
 mod create;
 mod download;
 mod error;
 mod get;
 mod health;
 mod list;
+mod me;
 mod multipart;
 mod openapi;
 mod operations;
+mod query;
 mod respond;
 mod retry;
 mod stats;
@@ -44,6 +47,7 @@ use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 
 pub use auth::{Caller, TokenCache};
+pub use cors::cors;
 pub use error::{ApiError, Problem};
 pub use openapi::ApiDoc;
 
@@ -51,7 +55,7 @@ use crate::config::{HttpSettings, MetricsExposure};
 use crate::files::Files;
 use crate::intake::Enqueuer;
 use crate::store::Store;
-use crate::tasks::CancelRole;
+use crate::tasks::{CancelRole, PollPace};
 
 /// What the API takes from the configuration, parsed once when the process
 /// is built.
@@ -81,8 +85,8 @@ pub struct ApiState {
     /// Most tasks, and largest body, of a batch create.
     pub max_batch: usize,
     pub max_batch_bytes: usize,
-    /// What `Retry-After` says while a task has not ended, in seconds.
-    pub retry_after_secs: u64,
+    /// What `Retry-After` says while a task has not ended.
+    pub poll_pace: PollPace,
     /// Longest a request may wait for a task to change.
     pub max_wait: Duration,
     pub page_size: usize,
@@ -109,7 +113,10 @@ impl ApiState {
             max_body_bytes: http.max_body_bytes,
             max_batch: http.max_batch,
             max_batch_bytes: http.max_batch_bytes,
-            retry_after_secs: http.retry_after.as_secs().max(1),
+            poll_pace: PollPace {
+                base: http.retry_after,
+                max: http.retry_after_max,
+            },
             max_wait: http.max_wait,
             page_size: http.page_size,
             max_page_size: http.max_page_size,
@@ -148,6 +155,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/v1/workers", "GET").route(web::get().to(operations::list_workers)))
     .service(resource("/v1/kinds", "GET").route(web::get().to(operations::list_kinds)))
+    .service(resource("/v1/me", "GET").route(web::get().to(me::get_me)))
     .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
     .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
     .service(resource("/metrics", "GET").route(web::get().to(operations::metrics)))

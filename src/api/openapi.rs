@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    batch, cancel, create, download, error, get, health, list, operations, retry, stats, upload,
+    batch, cancel, create, download, error, get, health, list, me, operations, retry, stats, upload,
 };
 
 #[derive(OpenApi)]
@@ -32,6 +32,7 @@ use super::{
         download::download_file,
         operations::list_workers,
         operations::list_kinds,
+        me::get_me,
         operations::metrics,
         health::healthz,
         health::readyz,

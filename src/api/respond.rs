@@ -41,17 +41,17 @@ pub(super) async fn visible_task(
 }
 
 /// The task as JSON, with `ETag`, `Cache-Control: no-cache`, and
-/// `Retry-After` while it has not ended.
+/// `Retry-After` while it has not ended (as [`PollPace`](crate::tasks::PollPace) says).
 pub(super) fn task_response(status: StatusCode, task: Task, state: &ApiState) -> HttpResponse {
-    let done = task.is_done();
+    let retry_after = state.poll_pace.retry_after(&task, chrono::Utc::now());
     let body = render_owned(task);
     let mut response = HttpResponse::build(status);
     response
         .content_type("application/json")
         .insert_header((header::ETAG, etag(&body)))
         .insert_header((header::CACHE_CONTROL, "no-cache"));
-    if !done {
-        response.insert_header((header::RETRY_AFTER, state.retry_after_secs));
+    if let Some(wait) = retry_after {
+        response.insert_header((header::RETRY_AFTER, wait.as_secs()));
     }
     response.body(body)
 }

@@ -217,9 +217,18 @@ impl App {
             .local_addr()
             .map_or_else(|_| self.settings.http.bind.clone(), |a| a.to_string());
         let state = self.api_state();
+        let origins = self.settings.http.cors_origins.clone();
         let mut server = HttpServer::new(move || {
+            let origins = std::rc::Rc::new(origins.clone());
+            let cors = actix_web::middleware::Condition::new(
+                !origins.is_empty(),
+                actix_web::middleware::from_fn(move |req, next| {
+                    api::cors(origins.clone(), req, next)
+                }),
+            );
             actix_web::App::new()
                 .app_data(state.clone())
+                .wrap(cors)
                 .wrap(actix_web::middleware::from_fn(api::record_request))
                 .configure(api::routes)
                 .default_service(web::to(api::not_found))

@@ -13,6 +13,7 @@
 mod duration;
 mod files;
 mod kinds;
+mod origins;
 mod queues;
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,6 +25,7 @@ use serde::Deserialize;
 pub use duration::parse_duration;
 pub use files::FilesSettings;
 pub use kinds::{CommandSettings, KindSettings};
+pub use origins::CorsOrigins;
 pub use queues::{QueueSpec, parse_queues};
 
 /// The defaults, compiled in so that the binary runs from an empty folder.
@@ -81,8 +83,12 @@ pub struct HttpSettings {
     pub max_batch_bytes: usize,
     /// Most concurrent single creates written by one statement.
     pub create_batch: usize,
+    /// How often clients polling a task are asked to look again, at the
+    /// most often and the least (see `tasks::PollPace`).
     #[serde(with = "duration")]
     pub retry_after: Duration,
+    #[serde(with = "duration")]
+    pub retry_after_max: Duration,
     /// 0: one per CPU.
     pub workers: usize,
     #[serde(with = "duration")]
@@ -91,6 +97,8 @@ pub struct HttpSettings {
     pub max_page_size: usize,
     #[serde(with = "duration")]
     pub query_timeout: Duration,
+    /// Other web origins whose pages may call the API from a browser.
+    pub cors_origins: CorsOrigins,
 }
 
 /// `[idempotency]`.
@@ -332,6 +340,11 @@ impl Settings {
                 return bad(format!("{key} must be more than 0"));
             }
         }
+        if self.http.retry_after.is_zero() || self.http.retry_after > self.http.retry_after_max {
+            return bad(
+                "http.retry_after must be more than 0 and at most http.retry_after_max".into(),
+            );
+        }
         if self.http.page_size == 0 || self.http.page_size > self.http.max_page_size {
             return bad("http.page_size must be between 1 and http.max_page_size".into());
         }
@@ -448,6 +461,26 @@ mod tests {
         assert_eq!(s.worker.queues[0].slots, Some(1));
         assert_eq!(s.metrics.expose, MetricsExposure::Public);
         assert_eq!(s.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn cors_origins_come_from_a_comma_separated_variable_and_are_checked() {
+        let s = load(
+            None,
+            &env(&[(
+                "ERRAND__HTTP__CORS_ORIGINS",
+                "https://app.example.com,http://localhost:5173",
+            )]),
+        )
+        .unwrap();
+        assert!(s.http.cors_origins.allows("http://localhost:5173"));
+        assert!(!s.http.cors_origins.allows("https://other.example.com"));
+        assert!(Settings::defaults().http.cors_origins.is_empty());
+        let e = load(
+            None,
+            &env(&[("ERRAND__HTTP__CORS_ORIGINS", "app.example.com")]),
+        );
+        assert!(e.unwrap_err().to_string().contains("http.cors_origins"));
     }
 
     #[test]

@@ -189,6 +189,7 @@ queries! {
     TaskQueueDepth => "task_queue_depth",
     TaskRetry => "task_retry",
     TaskStats => "task_stats",
+    TaskThroughput => "task_throughput",
     TaskWatch => "task_watch",
     TasksGetByIds => "tasks_get_by_ids",
     TasksInsert => "tasks_insert",

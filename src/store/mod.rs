@@ -26,8 +26,6 @@ mod postgres;
 mod queries;
 mod sqlite;
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -35,13 +33,13 @@ use tokio_util::sync::CancellationToken;
 pub use embedded::{idempotency_claim_in, task_insert_in};
 pub use error::{StoreError, Violation, redact};
 pub use params::{
-    CancelCount, FileBytes, FileRow, FileRowId, KeyClaim, KeyClaimTerms, LeaseRenewal, NewApiToken,
-    NewFile, TaskClaim, TaskEnding, TaskListing,
+    CancelCount, EndedCount, FileBytes, FileRow, FileRowId, KeyClaim, KeyClaimTerms, LeaseRenewal,
+    NewApiToken, NewFile, TaskClaim, TaskCount, TaskCounting, TaskEnding, TaskListing,
 };
 
 use crate::config::DatabaseSettings;
 use crate::tasks::{
-    FileId, IdempotencyKey, Principal, Progress, Scope, Status, Task, TaskId, TaskToken, TokenHash,
+    FileId, IdempotencyKey, Principal, Progress, Status, Task, TaskId, TaskToken, TokenHash,
     WorkerId, WorkerInfo,
 };
 
@@ -192,7 +190,11 @@ impl Store {
         /// timeout.
         pub async fn task_list(&self, listing: &TaskListing<'_>) -> Result<Vec<Task>, StoreError>;
         /// Counts of the tasks in `scope`, by kind and status.
-        pub async fn task_stats(&self, scope: &Scope, timeout: Duration) -> Result<Vec<(String, Status, i64)>, StoreError>;
+        pub async fn task_stats(&self, counting: &TaskCounting<'_>) -> Result<Vec<TaskCount>, StoreError>;
+        /// How many of the tasks counted ended in each status, per interval
+        /// of `interval_secs` of their end (each interval's start a multiple
+        /// of it); intervals with none are left out.
+        pub async fn task_throughput(&self, counting: &TaskCounting<'_>, interval_secs: i64) -> Result<Vec<EndedCount>, StoreError>;
         /// Counts of the tasks in `statuses`, by queue and status.
         pub async fn task_queue_depth(&self, statuses: &[Status]) -> Result<Vec<(String, Status, i64)>, StoreError>;
         /// Retention: deletes up to `limit` tasks that finished before the

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::tasks::{
-    AttemptEnd, FileId, IdempotencyKey, Role, Scope, StoredFile, Task, TaskFilter, TaskId,
+    AttemptEnd, FileId, IdempotencyKey, Role, Scope, Status, StoredFile, Task, TaskFilter, TaskId,
     TokenHash, WorkerId,
 };
 
@@ -71,6 +71,36 @@ pub struct TaskListing<'a> {
     pub limit: usize,
     /// Each statement stops after this (Postgres).
     pub timeout: Duration,
+}
+
+/// What [`Store::task_stats`](super::Store::task_stats) and
+/// [`Store::task_throughput`](super::Store::task_throughput) count: the
+/// tasks of a scope that a filter matches.
+#[derive(Debug, Clone)]
+pub struct TaskCounting<'a> {
+    /// Who is asking: what it may see.
+    pub scope: &'a Scope,
+    pub filter: &'a TaskFilter,
+    /// Each statement stops after this (Postgres).
+    pub timeout: Duration,
+}
+
+/// How many tasks of a kind and queue are in a status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskCount {
+    pub kind: String,
+    pub queue: String,
+    pub status: Status,
+    pub n: i64,
+}
+
+/// How many tasks ended in a status within an interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedCount {
+    /// The interval's start.
+    pub start: DateTime<Utc>,
+    pub status: Status,
+    pub n: i64,
 }
 
 /// How one running attempt ends (see [`Store::task_end`](super::Store::task_end)).

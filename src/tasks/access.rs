@@ -79,6 +79,18 @@ impl FromStr for CancelRole {
     }
 }
 
+/// Which tasks a caller may cancel ([`Principal::cancel_reach`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReach {
+    /// Every task it sees.
+    Seen,
+    /// Those it created.
+    Own,
+    /// None.
+    Nothing,
+}
+
 /// An authenticated caller: the name, role and product of its token. A
 /// task's owner is the name of the token that created it, and its product
 /// that token's product.
@@ -130,17 +142,26 @@ impl Principal {
         matches!(self.role, Role::Admin | Role::Superuser)
     }
 
+    /// Which of the tasks it sees the caller may cancel, under the
+    /// configured policy.
+    pub fn cancel_reach(&self, policy: CancelRole) -> CancelReach {
+        match (self.role, policy) {
+            (Role::Superuser, _) | (Role::Admin, CancelRole::Admin | CancelRole::Owner) => {
+                CancelReach::Seen
+            }
+            (_, CancelRole::Owner) => CancelReach::Own,
+            _ => CancelReach::Nothing,
+        }
+    }
+
     /// Whether the caller may cancel `task`, under the configured policy.
     pub fn can_cancel(&self, task: &Task, policy: CancelRole) -> bool {
-        if !self.can_see(task) {
-            return false;
-        }
-        match (self.role, policy) {
-            (Role::Superuser, _) => true,
-            (Role::Admin, CancelRole::Admin | CancelRole::Owner) => true,
-            (_, CancelRole::Owner) => task.owner == self.name,
-            _ => false,
-        }
+        self.can_see(task)
+            && match self.cancel_reach(policy) {
+                CancelReach::Seen => true,
+                CancelReach::Own => task.owner == self.name,
+                CancelReach::Nothing => false,
+            }
     }
 }
 

@@ -12,6 +12,7 @@ mod files;
 mod filter;
 mod idempotency;
 mod new;
+mod polling;
 mod references;
 mod status;
 mod task;
@@ -25,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-pub use access::{ApiToken, CancelRole, Principal, Role, TokenHash, UnknownRole};
+pub use access::{ApiToken, CancelReach, CancelRole, Principal, Role, TokenHash, UnknownRole};
 pub use attempt::{AttemptEnd, AttemptOutcome, Backoff, end_attempt};
 pub use callback::{WebhookSecret, check_callback_url, forbidden_address};
 pub use files::{
@@ -35,6 +36,7 @@ pub use files::{
 pub use filter::{BadCursor, Cursor, Scope, TaskFilter};
 pub use idempotency::IdempotencyKey;
 pub use new::{Invalid, KindPolicy, NewTask, TaskDraft, validate_queue_name};
+pub use polling::PollPace;
 pub use references::Refused;
 pub use status::{CancelAction, Status, UnknownStatus};
 pub use task::{Task, TaskRecord};

@@ -6,6 +6,7 @@
 mod common;
 mod batch;
 mod callbacks;
+mod dashboard;
 mod files;
 mod library;
 mod operators;
@@ -26,6 +27,7 @@ on_both_stores!(
     nul_characters_get_400_naming_where_and_write_nothing,
     unknown_routes_and_methods_and_tokens_are_problems,
     polling_with_the_etag_gets_304_until_the_task_changes,
+    retry_after_paces_polls_by_where_the_task_is,
     delay_and_run_at_hold_a_task_back,
     superuser_cancel_stops_a_running_task_within_a_heartbeat,
     queued_task_cancels_at_once_and_finished_task_refuses,
@@ -55,6 +57,53 @@ async fn problem(r: reqwest::Response, status: u16) -> Value {
     );
     assert!(!body["title"].as_str().unwrap().is_empty());
     body
+}
+
+/// `Retry-After` as `tasks::PollPace` says: the base pace while running,
+/// the time until a delayed task is due, and less often the longer a task
+/// has waited in its queue; none once it ended.
+async fn retry_after_paces_polls_by_where_the_task_is(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let app = TestApp::spawn(&db, Mode::Serve, |_| {}).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    let retry_after = |r: &reqwest::Response| -> Option<u64> {
+        let value = r.headers().get("retry-after")?;
+        Some(value.to_str().unwrap().parse().unwrap())
+    };
+
+    let delayed = alice
+        .create(json!({"kind": "sleep", "payload": {"seconds": 0}, "delay": 20}))
+        .await;
+    let secs = retry_after(&delayed).unwrap();
+    assert!((19..=20).contains(&secs), "due in 20 s: {secs}");
+
+    let running = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 30}}))
+        .await;
+    eventually("the task to run", Duration::from_secs(15), || async {
+        (alice.task(&running).await["status"] == "running").then_some(())
+    })
+    .await;
+    assert_eq!(retry_after(&alice.get(&running).await), Some(2));
+
+    // Queued a minute ago in a queue no worker serves: a quarter of that.
+    let minute_ago = chrono::Utc::now() - chrono::Duration::seconds(60);
+    let waiting = errand::tasks::NewTask {
+        queue: "nobody".into(),
+        owner: "alice".into(),
+        created_at: minute_ago,
+        run_at: minute_ago,
+        ..common::new_task("sleep", json!({"seconds": 0}), 3)
+    };
+    common::insert_task(&db.store(), &waiting).await;
+    let secs = retry_after(&alice.get(&waiting.token.to_string()).await).unwrap();
+    assert!((15..=16).contains(&secs), "a quarter of 60 s: {secs}");
+
+    let root = Client::new(&app.base, &app.token("root", "superuser", None).await);
+    root.cancel(&running).await;
+    let ended = alice.wait_done(&running, Duration::from_secs(15)).await;
+    assert_eq!(ended["done"], true);
+    assert_eq!(retry_after(&alice.get(&running).await), None);
 }
 
 async fn sleep_task_goes_from_202_to_completed_with_growing_progress(backend: Backend) {

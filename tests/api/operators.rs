@@ -107,7 +107,7 @@ async fn every_route_answers_every_role_as_the_access_table_says(backend: Backen
     // One row per route: the expected status for each of `who`, in order.
     // "task" routes act on a fresh task of alice's; "own" ones on a fresh
     // task of the caller's own.
-    let table: [(&str, &str, &str, [u16; 6]); 14] = [
+    let table: [(&str, &str, &str, [u16; 6]); 15] = [
         (
             "GET",
             "/v1/tasks/{task}",
@@ -161,6 +161,7 @@ async fn every_route_answers_every_role_as_the_access_table_says(backend: Backen
         ),
         ("GET", "/v1/workers", "", [401, 403, 403, 200, 200, 200]),
         ("GET", "/v1/kinds", "", [401, 200, 200, 200, 200, 200]),
+        ("GET", "/v1/me", "", [401, 200, 200, 200, 200, 200]),
         ("GET", "/readyz", "", [200, 200, 200, 200, 200, 200]),
     ];
     for (method, route, state, expected) in table {
@@ -841,6 +842,7 @@ async fn openapi_describes_every_route_and_docs_need_no_internet() {
         "GET /v1/tasks/{token}/files/{name}",
         "GET /v1/workers",
         "GET /v1/kinds",
+        "GET /v1/me",
         "GET /healthz",
         "GET /readyz",
         "GET /metrics",

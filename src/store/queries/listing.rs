@@ -9,7 +9,7 @@ use sqlx::Row as _;
 
 use super::{count, filter_param};
 use crate::store::dialect::{Query, shared_queries};
-use crate::store::{CancelCount, StoreError, TaskListing};
+use crate::store::{CancelCount, EndedCount, StoreError, TaskCount, TaskCounting, TaskListing};
 use crate::tasks::{CancelAction, Scope, Status, Task, TaskFilter};
 
 shared_queries! {
@@ -41,17 +41,47 @@ shared_queries! {
 
     pub(in crate::store) async fn task_stats(
         &self,
-        scope: &Scope,
-        timeout: std::time::Duration,
-    ) -> Result<Vec<(String, Status, i64)>, StoreError> {
-        let mut tx = D::begin_bounded(&self.pool, timeout).await?;
+        c: &TaskCounting<'_>,
+    ) -> Result<Vec<TaskCount>, StoreError> {
+        let mut tx = D::begin_bounded(&self.pool, c.timeout).await?;
         let rows = Self::sql(Query::TaskStats)
-            .bind(filter_param(scope, &TaskFilter::default()))
+            .bind(filter_param(c.scope, c.filter))
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("kind")?, Self::status(r, "status")?, r.try_get("n")?)))
+            .map(|r| {
+                Ok(TaskCount {
+                    kind: r.try_get("kind")?,
+                    queue: r.try_get("queue")?,
+                    status: Self::status(r, "status")?,
+                    n: r.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(in crate::store) async fn task_throughput(
+        &self,
+        c: &TaskCounting<'_>,
+        interval_secs: i64,
+    ) -> Result<Vec<EndedCount>, StoreError> {
+        let mut tx = D::begin_bounded(&self.pool, c.timeout).await?;
+        let rows = Self::sql(Query::TaskThroughput)
+            .bind(filter_param(c.scope, c.filter))
+            .bind(interval_secs.max(1))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|r| {
+                let start: i64 = r.try_get("bucket")?;
+                Ok(EndedCount {
+                    start: DateTime::from_timestamp(start, 0).unwrap_or_default(),
+                    status: Self::status(r, "status")?,
+                    n: r.try_get("n")?,
+                })
+            })
             .collect()
     }
 

@@ -1,5 +1,5 @@
--- How many tasks the caller may see ($1, see task_filter.sql: the scope
--- alone) there are of each kind in each status.
-SELECT kind, status, count(*) AS n FROM tasks
+-- How many of the tasks the caller may see that match the filter ($1, see
+-- task_filter.sql) there are of each kind and queue in each status.
+SELECT kind, queue, status, count(*) AS n FROM tasks
 WHERE /*task_filter*/
-GROUP BY kind, status
+GROUP BY kind, queue, status

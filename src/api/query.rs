@@ -1,0 +1,35 @@
+//! Query strings that carry a task filter beside keys of their own (a
+//! listing's paging, the stats' interval): each part is read by its own
+//! derive, so that one type serves the handler and the OpenAPI document,
+//! and a bad value is a 400 naming its key.
+
+use serde::de::DeserializeOwned;
+
+use super::ApiError;
+use crate::tasks::TaskFilter;
+
+/// Reads `query` as the keys `own_keys` (into `O`) and a [`TaskFilter`]
+/// (every other key; the filter refuses keys it does not know).
+pub(super) fn filter_and<O: DeserializeOwned>(
+    query: &str,
+    own_keys: &[&str],
+) -> Result<(TaskFilter, O), ApiError> {
+    let bad =
+        |e: serde_html_form::de::Error| ApiError::BadRequest(format!("invalid query string: {e}"));
+    let pairs: Vec<(String, String)> = serde_html_form::from_str(query).map_err(bad)?;
+    let (own, filter): (Vec<_>, Vec<_>) = pairs
+        .into_iter()
+        .partition(|(key, _)| own_keys.contains(&key.as_str()));
+    Ok((parse_pairs(&filter)?, parse_pairs(&own)?))
+}
+
+/// Reads query pairs into `T`: 400 naming the key at fault.
+fn parse_pairs<T: DeserializeOwned>(pairs: &[(String, String)]) -> Result<T, ApiError> {
+    let text = serde_html_form::to_string(pairs)
+        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
+    let form = serde_html_form::Deserializer::new(form_urlencoded::parse(text.as_bytes()));
+    serde_path_to_error::deserialize(form).map_err(|e| match e.path().to_string().as_str() {
+        "." => ApiError::BadRequest(format!("invalid query string: {}", e.into_inner())),
+        path => ApiError::BadRequest(format!("{path}: {}", e.into_inner())),
+    })
+}
