@@ -49,7 +49,7 @@ impl<K: Kind> Handler for K {
     }
 
     fn check(&self, payload: &Value) -> Result<(), String> {
-        let payload = K::Payload::deserialize(payload).map_err(|e| e.to_string())?;
+        let payload: K::Payload = serde_path_to_error::deserialize(payload).map_err(at_path)?;
         Kind::check(self, &payload)
     }
 
@@ -59,6 +59,27 @@ impl<K: Kind> Handler for K {
                 .map_err(|e| TaskError::permanent(format!("invalid payload: {e}")))?;
             self.run(payload, &ctx).await
         })
+    }
+}
+
+/// A payload that does not deserialize, said as a schema's failure is: the
+/// JSON pointer of the value at fault first (`/seconds: invalid type: …`).
+fn at_path(e: serde_path_to_error::Error<serde_json::Error>) -> String {
+    use serde_path_to_error::Segment;
+    let pointer: String = e
+        .path()
+        .iter()
+        .filter_map(|segment| match segment {
+            Segment::Seq { index } => Some(format!("/{index}")),
+            Segment::Map { key } => Some(format!("/{}", key.replace('~', "~0").replace('/', "~1"))),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .collect();
+    let message = e.into_inner();
+    if pointer.is_empty() {
+        message.to_string()
+    } else {
+        format!("{pointer}: {message}")
     }
 }
 

@@ -64,9 +64,7 @@ async fn stats_take_the_listing_filter_and_count_by_queue(backend: Backend) {
     let db = TestDb::of(backend).await;
     let app = TestApp::spawn(&db, Mode::Api, |_| {}).await;
     let root = Client::new(&app.base, &app.token("root", "superuser", None).await);
-    let parked = |queue: &str| {
-        json!({"kind": "sleep", "payload": {"seconds": 1}, "delay": 3600, "queue": queue})
-    };
+    let parked = |queue: &str| json!({"kind": "sleep", "payload": {"seconds": 1}, "delay": 3600, "queue": queue});
     for queue in ["default", "default", "media"] {
         root.create_ok(parked(queue)).await;
     }
@@ -189,9 +187,17 @@ async fn listed_origins_may_call_the_api_from_a_browser() {
     let h = r.headers();
     assert_eq!(h["access-control-allow-origin"], "http://app.example");
     let methods = h["access-control-allow-methods"].to_str().unwrap();
-    assert!(methods.contains("POST") && methods.contains("GET"), "{methods}");
+    assert!(
+        methods.contains("POST") && methods.contains("GET"),
+        "{methods}"
+    );
     let headers = h["access-control-allow-headers"].to_str().unwrap();
-    for needed in ["authorization", "content-type", "idempotency-key", "if-none-match"] {
+    for needed in [
+        "authorization",
+        "content-type",
+        "idempotency-key",
+        "if-none-match",
+    ] {
         assert!(headers.contains(needed), "{needed}: {headers}");
     }
     let r = preflight("http://evil.example").await;
@@ -214,8 +220,13 @@ async fn listed_origins_may_call_the_api_from_a_browser() {
     };
     let r = create("http://app.example").await;
     assert_eq!(r.status(), 202);
-    assert_eq!(r.headers()["access-control-allow-origin"], "http://app.example");
-    let exposed = r.headers()["access-control-expose-headers"].to_str().unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://app.example"
+    );
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
     for needed in ["etag", "retry-after", "location"] {
         assert!(exposed.contains(needed), "{needed}: {exposed}");
     }

@@ -441,7 +441,7 @@ async fn bad_requests_get_clear_problems_and_write_nothing(backend: Backend) {
         (json!({"kind": "transcode", "payload": {}}), "unknown kind"),
         (
             json!({"kind": "sleep", "payload": {"seconds": "ten"}}),
-            "invalid payload",
+            "invalid payload for kind \"sleep\": /seconds: invalid type",
         ),
         (
             json!({"kind": "sleep", "payload": {"seconds": -1}}),
