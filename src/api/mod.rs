@@ -6,10 +6,12 @@
 //!   (`GET /v1/tasks/{token}`), `list` (`GET /v1/tasks`), `cancel` (one
 //!   task, or by filter), `retry`, `stats`; `upload` (`POST /v1/files`),
 //!   `download` (a task's file);
-//!   `operations` (workers, kinds, metrics), `health`, `openapi`;
+//!   `operations` (workers, kinds, metrics), `me` (who the caller is),
+//!   `health`, `openapi`, `ui` (the dashboard's files);
 //! - `respond` (a task the caller may see, as JSON with its ETag),
 //!   `conditional` (ETag, 304, `Prefer: wait`, the long poll), `body`
-//!   (bounded JSON bodies), `auth` (the bearer-token extractor), `error`
+//!   (bounded JSON bodies), `query` (query strings with a filter), `cors`
+//!   (cross-origin requests), `auth` (the bearer-token extractor), `error`
 //!   ([`ApiError`], the single mapping from failures to HTTP statuses).
 //!
 //! Uses `intake` to create tasks, `store` for data, `tasks` for every rule
@@ -37,6 +39,7 @@ mod query;
 mod respond;
 mod retry;
 mod stats;
+mod ui;
 mod upload;
 
 use std::collections::HashSet;
@@ -161,6 +164,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/metrics", "GET").route(web::get().to(operations::metrics)))
     .service(resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_json)))
     .service(resource("/docs", "GET").route(web::get().to(openapi::docs)))
+    .service(resource("/ui", "GET").route(web::get().to(ui::ui_page)))
+    .service(resource("/ui/", "GET").route(web::get().to(ui::ui_page)))
+    .service(resource("/ui/{file}", "GET").route(web::get().to(ui::ui_asset)))
     .service(openapi::docs_service());
 }
 

@@ -10,7 +10,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    batch, cancel, create, download, error, get, health, list, me, operations, retry, stats, upload,
+    batch, cancel, create, download, error, get, health, list, me, operations, retry, stats, ui,
+    upload,
 };
 
 #[derive(OpenApi)]
@@ -38,6 +39,7 @@ use super::{
         health::readyz,
         openapi_json,
         docs,
+        ui::ui_page,
     ),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth),

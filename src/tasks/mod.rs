@@ -174,7 +174,11 @@ impl Progress {
 pub struct ErrorEntry {
     pub attempt: i32,
     pub message: String,
+    /// When the attempt ended.
     pub at: DateTime<Utc>,
+    /// When the attempt started (recorded with the entry by the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 impl ErrorEntry {
@@ -186,6 +190,7 @@ impl ErrorEntry {
             attempt,
             message: truncate(message.into(), Self::MAX_MESSAGE_CHARS),
             at,
+            started_at: None,
         }
     }
 }

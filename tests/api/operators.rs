@@ -848,6 +848,7 @@ async fn openapi_describes_every_route_and_docs_need_no_internet() {
         "GET /metrics",
         "GET /openapi.json",
         "GET /docs",
+        "GET /ui",
     ];
     expected.sort_unstable();
     assert_eq!(routes, expected);

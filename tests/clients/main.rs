@@ -4,12 +4,14 @@
 //! and its types under `tsc`), and the dashboard at `/ui` in headless
 //! Chromium (`tests/ui`, driven by playwright-core).
 //!
-//! They need Node 20+ and the npm packages of `clients/js` and `tests/ui`
-//! (`npm ci` in each: `.ci/run` does it), and Debian's `chromium`.
+//! They need Node 20+ with npm (the packages of `clients/js` and `tests/ui`
+//! are installed from their lock files when missing), and Debian's
+//! `chromium`.
 
 #[path = "../common/mod.rs"]
 #[macro_use]
 mod common;
+mod dashboard;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,21 +19,22 @@ use std::process::Command;
 
 use common::{Proc, TestDb, proc_env, run_errand};
 
+/// Held by each test of this binary: a browser, Node and errand at once
+/// are all two cores can take (the client's suite times an abort).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The repository's folder `rel`.
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-/// Fails with what to do when a folder's npm packages are not installed.
+/// Installs a folder's npm packages as its lock file pins them, unless
+/// they are there already (`.ci/run` installs them afresh).
 fn npm_packages_in(dir: &Path) {
-    assert!(
-        dir.join("node_modules").is_dir(),
-        "{} has no node_modules: run `npm ci --prefix {}` (.ci/run does), with Node 20 or later",
-        dir.display(),
-        dir.strip_prefix(env!("CARGO_MANIFEST_DIR"))
-            .unwrap_or(dir)
-            .display(),
-    );
+    if dir.join("node_modules/.package-lock.json").is_file() {
+        return;
+    }
+    run_node(dir, "npm", &["ci", "--no-audit", "--no-fund"], &[]);
 }
 
 /// A real `errand serve` on a fresh database, and tokens for it.
@@ -47,6 +50,7 @@ impl Served {
         let db = TestDb::postgres().await;
         let mut env = proc_env(&db);
         env.insert("ERRAND__WORKER__CONCURRENCY".into(), "4".into());
+        env.insert("ERRAND__WORKER__PROGRESS_INTERVAL".into(), "100ms".into());
         for (k, v) in extra {
             env.insert((*k).into(), (*v).into());
         }
@@ -96,9 +100,10 @@ fn run_node(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> S
 /// (see `clients/js/test/client.test.js`); and its published types.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_js_client_passes_its_suite_against_a_real_errand() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = repo("clients/js");
     npm_packages_in(&dir);
-    let served = Served::start(&[("ERRAND__WORKER__PROGRESS_INTERVAL", "100ms")]).await;
+    let served = Served::start(&[]).await;
     let user = served.token("alice", "user", None);
     let root = served.token("root", "superuser", None);
     let report = run_node(

@@ -483,6 +483,10 @@ mod suite {
         assert_eq!(after.run_at, t0() + Duration::seconds(1));
         assert_eq!(after.error.as_deref(), Some("boom"));
         assert_eq!(after.errors.len(), 1);
+        assert_eq!(
+            after.errors[0].started_at, t.started_at,
+            "the history says when each attempt started"
+        );
         assert!(
             claim(store, "w", 1, t0()).await.is_empty(),
             "not before its backoff"

@@ -4,7 +4,8 @@
 -- overwrite a newer attempt; the rescuer also passes $2, so that it only
 -- touches tasks whose lease really expired, never one that just ended or
 -- renewed. An attempt that made files brings `outputs`, which become the
--- task's (task_files rows follow in the same transaction).
+-- task's (task_files rows follow in the same transaction). An error joins
+-- the history with the attempt's start.
 -- Rows are locked in id order first, as task_heartbeat.sql locks them, so
 -- that a batch of ends and a heartbeat never deadlock.
 WITH e AS (
@@ -23,7 +24,8 @@ UPDATE tasks t
 SET status = e.status,
     result = e.result,
     error = e.error ->> 'message',
-    errors = CASE WHEN e.error IS NULL THEN t.errors ELSE t.errors || jsonb_build_array(e.error) END,
+    errors = CASE WHEN e.error IS NULL THEN t.errors
+                  ELSE t.errors || jsonb_build_array(e.error || jsonb_build_object('started_at', t.started_at)) END,
     run_at = COALESCE(e.run_at, t.run_at),
     finished_at = e.finished_at,
     progress_fraction = COALESCE(e.progress_fraction, t.progress_fraction),

@@ -4,13 +4,15 @@
 -- overwrite a newer attempt; the rescuer also passes ?2, so that it only
 -- touches tasks whose lease really expired, never one that just ended or
 -- renewed. An attempt that made files brings `outputs`, which become the
--- task's (task_files rows follow in the same transaction). (`->>` yields SQL NULL for a JSON null; `->` yields JSON text.)
+-- task's (task_files rows follow in the same transaction). An error joins
+-- the history with the attempt's start. (`->>` yields SQL NULL for a JSON null; `->` yields JSON text.)
 UPDATE tasks AS t
 SET status = e.value ->> '$.status',
     result = CASE WHEN e.value ->> '$.result' IS NULL THEN NULL ELSE e.value -> '$.result' END,
     error = e.value ->> '$.error.message',
     errors = CASE WHEN e.value ->> '$.error' IS NULL THEN t.errors
-                  ELSE json_insert(t.errors, '$[#]', json(e.value -> '$.error')) END,
+                  ELSE json_insert(t.errors, '$[#]',
+                                   json_set(json(e.value -> '$.error'), '$.started_at', t.started_at)) END,
     run_at = COALESCE(e.value ->> '$.run_at', t.run_at),
     finished_at = e.value ->> '$.finished_at',
     progress_fraction = COALESCE(e.value ->> '$.progress_fraction', t.progress_fraction),
