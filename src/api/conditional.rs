@@ -8,7 +8,6 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
-use tokio_util::sync::CancellationToken;
 
 use super::{ApiError, ApiState};
 use crate::pacing::wait;
@@ -45,9 +44,9 @@ pub(super) async fn wait_for(
     let mut events = state.store.subscribe();
     // And marked watched before that read, so that its end is announced.
     state.store.task_watch(token).await?;
-    // A request is not stopped from outside: the client may go away, which
-    // drops this future.
-    let never = CancellationToken::new();
+    // The client may go away, which drops this future; the process
+    // stopping answers at once (a load balancer passes it on, where a cut
+    // connection would be an error).
     loop {
         let task = state
             .store
@@ -55,14 +54,20 @@ pub(super) async fn wait_for(
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no task {token}")))?;
         let now = tokio::time::Instant::now();
-        if done(&task) || now >= until {
+        if done(&task) || now >= until || state.stopping.is_cancelled() {
             return Ok(task);
         }
         let ended = |event: &StoreEvent| match event {
             StoreEvent::Ended { token: ended } => *ended == token,
             other => *other == StoreEvent::Resync,
         };
-        wait(&mut events, until.min(now + WAIT_RECHECK), &never, ended).await;
+        wait(
+            &mut events,
+            until.min(now + WAIT_RECHECK),
+            &state.stopping,
+            ended,
+        )
+        .await;
     }
 }
 

@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
+use tokio_util::sync::CancellationToken;
 
 pub use auth::{Caller, TokenCache};
 pub use cors::cors;
@@ -102,10 +103,19 @@ pub struct ApiState {
     pub worker_lease: Duration,
     /// Queue-depth gauges already set, so that emptied ones go back to 0.
     pub depth_gauges: Mutex<HashSet<(String, String)>>,
+    /// Cancelled when the process starts shutting down: a request waiting
+    /// for a task answers with the task as it is.
+    pub stopping: CancellationToken,
 }
 
 impl ApiState {
-    pub fn new(store: Store, enqueuer: Enqueuer, files: Files, settings: &ApiSettings) -> ApiState {
+    pub fn new(
+        store: Store,
+        enqueuer: Enqueuer,
+        files: Files,
+        settings: &ApiSettings,
+        stopping: CancellationToken,
+    ) -> ApiState {
         let http = &settings.http;
         ApiState {
             store,
@@ -127,6 +137,7 @@ impl ApiState {
             metrics: settings.metrics,
             worker_lease: settings.worker_lease,
             depth_gauges: Mutex::new(HashSet::new()),
+            stopping,
         }
     }
 }

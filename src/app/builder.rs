@@ -132,6 +132,7 @@ impl Builder {
             files,
             state: self.state,
             listener,
+            stopping: tokio_util::sync::CancellationToken::new(),
         })
     }
 }

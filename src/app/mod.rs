@@ -106,6 +106,8 @@ pub struct App {
     files: Files,
     state: State,
     listener: Option<TcpListener>,
+    /// Cancelled when shutdown begins: requests waiting on a task answer.
+    stopping: CancellationToken,
 }
 
 /// How long in-flight HTTP requests may take to finish on shutdown.
@@ -163,6 +165,7 @@ impl App {
             self.enqueuer.clone(),
             self.files.clone(),
             &self.api,
+            self.stopping.clone(),
         ))
     }
 
@@ -199,6 +202,8 @@ impl App {
 
         shutdown.cancelled().await;
         tracing::info!("shutting down");
+        // Long polls answer now, rather than be cut when the server stops.
+        self.stopping.cancel();
         stop(http, &loops).await;
         listener_stop.cancel();
         let _ = notifications.await;

@@ -69,6 +69,10 @@ pub struct DatabaseSettings {
     #[serde(with = "duration")]
     pub statement_timeout: Duration,
     pub migrate_on_start: bool,
+    /// `url` goes through a transaction-mode pooler (PgBouncer).
+    pub pooled: bool,
+    /// Straight to Postgres: LISTEN and migrations, when `pooled`.
+    pub direct_url: String,
 }
 
 /// `[http]`.
@@ -367,6 +371,14 @@ impl Settings {
         }
         if self.tasks.max_attempts == 0 || self.tasks.max_attempts > self.tasks.max_attempts_limit {
             return bad("tasks.max_attempts must be between 1 and tasks.max_attempts_limit".into());
+        }
+        let db = &self.database;
+        if db.pooled && !(db.url.starts_with("postgres") && db.direct_url.starts_with("postgres")) {
+            return bad(
+                "database.pooled needs a postgres:// url (the pooler) and database.direct_url \
+                 (Postgres itself, for LISTEN and migrations)"
+                    .into(),
+            );
         }
         if self.database.max_connections < 2 {
             return bad("database.max_connections must be at least 2".into());

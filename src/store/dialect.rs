@@ -33,7 +33,7 @@ impl<DB: Database, T> Column<DB> for T where
 
 /// What a database does its own way.
 pub(super) trait Dialect: Send + Sync + 'static {
-    type Db: Database;
+    type Db: Database + sqlx::database::HasStatementCache;
     /// How the database keeps a point in time.
     type Time: Column<Self::Db>;
 
@@ -52,6 +52,23 @@ pub(super) trait Dialect: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<std::fs::File>, StoreError>> + Send;
     /// How many rows a statement changed.
     fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
+
+    /// Whether a statement stays prepared on its connection, for reuse: not
+    /// behind a transaction pooler, where a later transaction may run on
+    /// another server connection (or meet another client's statement).
+    fn keeps_statements() -> bool {
+        true
+    }
+    /// Whether each statement needs a transaction of its own (behind a
+    /// transaction pooler).
+    fn pooled(&self) -> bool {
+        false
+    }
+    /// A pool straight to the database, for what a pooler can't carry
+    /// (LISTEN, the migrator's session lock); `None`: the main pool serves.
+    fn direct_pool(&self) -> Option<&Pool<Self::Db>> {
+        None
+    }
 
     /// A transaction for a write that reads first.
     fn begin_write(

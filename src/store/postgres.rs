@@ -6,6 +6,7 @@
 
 use std::str::FromStr;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -32,9 +33,20 @@ macro_rules! sql {
     };
 }
 
-/// The Postgres dialect.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Pg;
+/// The Postgres dialect, and how this process reaches the database.
+#[derive(Debug, Clone)]
+pub(super) struct Pg {
+    /// `database.pooled`: through a transaction pooler.
+    pooled: bool,
+    /// `database.direct_url`: straight to Postgres, when pooled.
+    direct: Option<PgPool>,
+}
+
+/// Set once a store connects through a transaction pooler: from then on no
+/// statement of this process stays prepared. (Process-wide because queries
+/// are built before they meet a connection; a process has one store, and a
+/// statement that is not kept is only slower, never wrong.)
+static THROUGH_POOLER: AtomicBool = AtomicBool::new(false);
 
 /// Postgres's store.
 pub(super) type PgStore = SqlStore<Pg>;
@@ -72,6 +84,18 @@ impl Dialect for Pg {
         done.rows_affected()
     }
 
+    fn keeps_statements() -> bool {
+        !THROUGH_POOLER.load(Ordering::Relaxed)
+    }
+
+    fn pooled(&self) -> bool {
+        self.pooled
+    }
+
+    fn direct_pool(&self) -> Option<&PgPool> {
+        self.direct.as_ref()
+    }
+
     /// Row locks keep a write that reads first safe.
     async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
         Ok(pool.begin().await?)
@@ -84,6 +108,7 @@ impl Dialect for Pg {
     ) -> Result<Option<Transaction<'static, Postgres>>, StoreError> {
         let mut tx = pool.begin().await?;
         let locked: bool = sqlx::query_scalar(sql!("lock_try"))
+            .persistent(Pg::keeps_statements())
             .bind(LOCK_RESCUE)
             .fetch_one(&mut *tx)
             .await?;
@@ -97,6 +122,7 @@ impl Dialect for Pg {
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
         let mut tx = pool.begin().await?;
         sqlx::query(sql!("queue_lock"))
+            .persistent(Pg::keeps_statements())
             .bind(queue)
             .execute(&mut *tx)
             .await?;
@@ -111,6 +137,7 @@ impl Dialect for Pg {
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
         let mut tx = pool.begin().await?;
         sqlx::query(sql!("statement_timeout_set"))
+            .persistent(Pg::keeps_statements())
             .bind(format!("{}ms", timeout.as_millis().max(1)))
             .execute(&mut *tx)
             .await?;
@@ -121,6 +148,7 @@ impl Dialect for Pg {
     async fn begin_token_mint(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
         let mut tx = pool.begin().await?;
         sqlx::query(sql!("lock_wait"))
+            .persistent(Pg::keeps_statements())
             .bind(LOCK_TOKENS)
             .execute(&mut *tx)
             .await?;
@@ -199,16 +227,39 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 
 impl PgStore {
     pub(super) fn connect(settings: &DatabaseSettings) -> Result<PgStore, StoreError> {
-        let statement_timeout = settings.statement_timeout.as_millis().to_string();
-        let options = PgConnectOptions::from_str(&settings.url)
-            .map_err(StoreError::Database)?
-            .application_name("errand")
-            .options([("statement_timeout", statement_timeout.as_str())]);
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            .connect_lazy_with(options);
-        Ok(SqlStore { pool, dialect: Pg })
+        let pool = |url: &str, connections: u32, pooled: bool| {
+            let mut options = PgConnectOptions::from_str(url)
+                .map_err(StoreError::Database)?
+                .application_name("errand");
+            if pooled {
+                // A pooler refuses session settings, and shares server
+                // connections between clients' transactions.
+                options = options.statement_cache_capacity(0);
+            } else {
+                let timeout = settings.statement_timeout.as_millis().to_string();
+                options = options.options([("statement_timeout", timeout.as_str())]);
+            }
+            Ok::<_, StoreError>(
+                PgPoolOptions::new()
+                    .max_connections(connections)
+                    .acquire_timeout(settings.acquire_timeout)
+                    .connect_lazy_with(options),
+            )
+        };
+        let direct = if settings.pooled {
+            THROUGH_POOLER.store(true, Ordering::Relaxed);
+            // The listener and the migrator, one connection each.
+            Some(pool(&settings.direct_url, 2, false)?)
+        } else {
+            None
+        };
+        Ok(SqlStore {
+            pool: pool(&settings.url, settings.max_connections, settings.pooled)?,
+            dialect: Pg {
+                pooled: settings.pooled,
+                direct,
+            },
+        })
     }
 
     pub(super) async fn run_listener(
@@ -241,7 +292,8 @@ impl PgStore {
         events: &broadcast::Sender<StoreEvent>,
         retry: &mut Retry,
     ) -> Result<(), StoreError> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
+        let pool = self.dialect.direct.as_ref().unwrap_or(&self.pool);
+        let mut listener = PgListener::connect_with(pool).await?;
         listener
             .listen_all([CHANNEL_QUEUED, CHANNEL_CANCEL, CHANNEL_ENDED])
             .await?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use errand::app::Mode;
 use serde_json::{Value, json};
 
-use crate::common::{Backend, Client, TestApp, TestDb};
+use crate::common::{Backend, Client, TestApp, TestDb, eventually};
 
 on_both_stores!(
     send_tickets_waits_for_every_ticket,
@@ -19,6 +19,7 @@ on_both_stores!(
     queue_tasks_wait_for_a_worker_of_their_queue,
     prefer_wait_answers_the_finished_task_when_it_ends_in_time,
     get_with_wait_long_polls_until_the_task_changes,
+    a_long_poll_answers_when_its_process_shuts_down,
 );
 
 fn time(task: &Value, field: &str) -> chrono::DateTime<chrono::Utc> {
@@ -468,4 +469,40 @@ async fn get_with_wait_long_polls_until_the_task_changes(backend: Backend) {
     assert!(asked.elapsed() < Duration::from_secs(1));
     let r = poll("-1", &final_etag).await.unwrap();
     assert_eq!(r.status(), 400);
+}
+
+/// A process asked to stop answers the requests waiting on a task with the
+/// task as it is, instead of holding them until it is cut off (a load
+/// balancer would pass that on as an error).
+async fn a_long_poll_answers_when_its_process_shuts_down(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let app = TestApp::spawn(&db, Mode::Api, |_| {}).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    let task = alice
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 1}}))
+        .await;
+    let first = alice.get(&task).await;
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
+    let poll = alice
+        .http
+        .get(format!("{}/v1/tasks/{task}?wait=30", alice.base))
+        .bearer_auth(&alice.token)
+        .header("if-none-match", &etag)
+        .send();
+    let poll = tokio::spawn(poll);
+    // The poll is waiting once it marked the task watched (and nothing runs
+    // the task: no worker in api mode).
+    eventually("the poll to wait", Duration::from_secs(10), || async {
+        let watched = db.count("SELECT count(*) FROM tasks WHERE watched").await;
+        (watched == 1).then_some(())
+    })
+    .await;
+    let stopped = tokio::spawn(app.stop());
+    let answer = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .expect("answered well before its 30 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.status(), 304, "unchanged: the copy the client has");
+    stopped.await.unwrap();
 }

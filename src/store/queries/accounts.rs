@@ -15,7 +15,10 @@ shared_queries! {
         t: &NewApiToken,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        Self::token_insert_on(&self.pool, t, now).await
+        // Rare: a transaction of its own serves both ways of connecting.
+        let mut tx = D::begin_write(&self.pool).await?;
+        Self::token_insert_on(&mut *tx, t, now).await?;
+        Ok(tx.commit().await?)
     }
 
     /// Stores `t` only if there is no token at all: two nodes starting on an
@@ -58,9 +61,9 @@ shared_queries! {
         &self,
         hash: &TokenHash,
     ) -> Result<Option<Principal>, StoreError> {
-        let row = Self::sql(Query::TokenFind)
+        let row = self.fetch_optional(Self::sql(Query::TokenFind)
             .bind(hash.0.to_vec())
-            .fetch_optional(&self.pool)
+            )
             .await?;
         let Some(row) = row else { return Ok(None) };
         let role: String = row.try_get("role")?;
@@ -76,16 +79,16 @@ shared_queries! {
         name: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let done = Self::sql(Query::TokenRevoke)
+        let done = self.execute(Self::sql(Query::TokenRevoke)
             .bind(name.to_string())
             .bind(D::time(now))
-            .execute(&self.pool)
+            )
             .await?;
         Ok(D::rows_affected(&done))
     }
 
     pub(in crate::store) async fn worker_upsert(&self, w: &WorkerInfo) -> Result<(), StoreError> {
-        Self::sql(Query::WorkerUpsert)
+        self.execute(Self::sql(Query::WorkerUpsert)
             .bind(w.id.0.clone())
             .bind(w.host.clone())
             .bind(w.pid)
@@ -94,15 +97,15 @@ shared_queries! {
             .bind(D::time(w.started_at))
             .bind(D::time(w.heartbeat_at))
             .bind(w.running)
-            .execute(&self.pool)
+            )
             .await?;
         Ok(())
     }
 
     pub(in crate::store) async fn worker_delete(&self, id: &WorkerId) -> Result<(), StoreError> {
-        Self::sql(Query::WorkerDelete)
+        self.execute(Self::sql(Query::WorkerDelete)
             .bind(id.0.clone())
-            .execute(&self.pool)
+            )
             .await?;
         Ok(())
     }
@@ -111,9 +114,9 @@ shared_queries! {
         &self,
         alive_since: DateTime<Utc>,
     ) -> Result<Vec<WorkerInfo>, StoreError> {
-        let rows = Self::sql(Query::WorkerList)
+        let rows = self.fetch_all(Self::sql(Query::WorkerList)
             .bind(D::time(alive_since))
-            .fetch_all(&self.pool)
+            )
             .await?;
         rows.iter()
             .map(|r| {
@@ -135,9 +138,9 @@ shared_queries! {
         &self,
         before: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let done = Self::sql(Query::WorkerPrune)
+        let done = self.execute(Self::sql(Query::WorkerPrune)
             .bind(D::time(before))
-            .execute(&self.pool)
+            )
             .await?;
         Ok(D::rows_affected(&done))
     }

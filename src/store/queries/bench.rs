@@ -16,17 +16,17 @@ shared_queries! {
         n: usize,
         at: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let done = Self::sql(Query::BenchHistoryInsert)
+        let done = self.execute(Self::sql(Query::BenchHistoryInsert)
             .bind(count(n))
             .bind(D::time(at))
-            .execute(&self.pool)
+            )
             .await?;
         Ok(D::rows_affected(&done))
     }
 
     /// Brings the tasks table to a steady state (vacuumed, analysed).
     pub(in crate::store) async fn bench_settle(&self) -> Result<(), StoreError> {
-        Self::sql(Query::BenchSettle).execute(&self.pool).await?;
+        self.execute(Self::sql(Query::BenchSettle)).await?;
         Ok(())
     }
 
@@ -36,9 +36,9 @@ shared_queries! {
         &self,
         since: DateTime<Utc>,
     ) -> Result<(i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>), StoreError> {
-        let row = Self::sql(Query::BenchDrainWindow)
+        let row = self.fetch_one(Self::sql(Query::BenchDrainWindow)
             .bind(D::time(since))
-            .fetch_one(&self.pool)
+            )
             .await?;
         Ok((
             row.try_get("n")?,

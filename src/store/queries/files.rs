@@ -19,7 +19,7 @@ shared_queries! {
             FileBytes::Chunks { chunk_bytes } => (Some(*chunk_bytes as i64), None),
             FileBytes::Object { location } => (None, Some(location.clone())),
         };
-        let row = Self::sql(Query::FileInsert)
+        let row = self.fetch_one(Self::sql(Query::FileInsert)
             .bind(f.id.as_uuid())
             .bind(f.owner.clone())
             .bind(f.product.clone())
@@ -29,7 +29,7 @@ shared_queries! {
             .bind(D::time(f.created_at))
             .bind(D::time(f.expires_at))
             .bind(f.made_by.map(|t| t.0))
-            .fetch_one(&self.pool)
+            )
             .await?;
         Ok(FileRowId(row.try_get("id")?))
     }
@@ -40,11 +40,11 @@ shared_queries! {
         seq: i64,
         data: Vec<u8>,
     ) -> Result<(), StoreError> {
-        Self::sql(Query::FileChunkInsert)
+        self.execute(Self::sql(Query::FileChunkInsert)
             .bind(file.0)
             .bind(seq)
             .bind(data)
-            .execute(&self.pool)
+            )
             .await?;
         Ok(())
     }
@@ -56,10 +56,10 @@ shared_queries! {
         file: FileRowId,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let done = Self::sql(Query::FileRenew)
+        let done = self.execute(Self::sql(Query::FileRenew)
             .bind(file.0)
             .bind(D::time(until))
-            .execute(&self.pool)
+            )
             .await?;
         Ok(D::rows_affected(&done) == 1)
     }
@@ -74,21 +74,21 @@ shared_queries! {
         sha256: [u8; 32],
         expires_at: DateTime<Utc>,
     ) -> Result<Option<FileRow>, StoreError> {
-        let row = Self::sql(Query::FileFinish)
+        let row = self.fetch_optional(Self::sql(Query::FileFinish)
             .bind(file.0)
             .bind(i64::try_from(size).unwrap_or(i64::MAX))
             .bind(sha256.to_vec())
             .bind(D::time(expires_at))
-            .fetch_optional(&self.pool)
+            )
             .await?;
         row.as_ref().map(Self::file_from_row).transpose()
     }
 
     /// The ready file with this id.
     pub(in crate::store) async fn file_get(&self, id: FileId) -> Result<Option<FileRow>, StoreError> {
-        let row = Self::sql(Query::FileGet)
+        let row = self.fetch_optional(Self::sql(Query::FileGet)
             .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
+            )
             .await?;
         row.as_ref().map(Self::file_from_row).transpose()
     }
@@ -100,11 +100,11 @@ shared_queries! {
         from: i64,
         limit: usize,
     ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
-        let rows = Self::sql(Query::FileChunksRead)
+        let rows = self.fetch_all(Self::sql(Query::FileChunksRead)
             .bind(file.0)
             .bind(from)
             .bind(count(limit))
-            .fetch_all(&self.pool)
+            )
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("seq")?, r.try_get("data")?)))
@@ -120,10 +120,10 @@ shared_queries! {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<(FileRowId, Option<String>)>, StoreError> {
-        let rows = Self::sql(Query::FilesDoom)
+        let rows = self.fetch_all(Self::sql(Query::FilesDoom)
             .bind(D::time(now))
             .bind(count(limit))
-            .fetch_all(&self.pool)
+            )
             .await?;
         rows.iter().map(Self::doomed_from_row).collect()
     }
@@ -133,9 +133,9 @@ shared_queries! {
         &self,
         file: FileRowId,
     ) -> Result<Option<(FileRowId, Option<String>)>, StoreError> {
-        let row = Self::sql(Query::FileDoom)
+        let row = self.fetch_optional(Self::sql(Query::FileDoom)
             .bind(file.0)
-            .fetch_optional(&self.pool)
+            )
             .await?;
         row.as_ref().map(Self::doomed_from_row).transpose()
     }
@@ -144,9 +144,9 @@ shared_queries! {
     /// are gone.
     pub(in crate::store) async fn files_delete(&self, files: &[FileRowId]) -> Result<u64, StoreError> {
         let ids: Vec<i64> = files.iter().map(|f| f.0).collect();
-        let done = Self::sql(Query::FilesDelete)
+        let done = self.execute(Self::sql(Query::FilesDelete)
             .bind(json!(ids))
-            .execute(&self.pool)
+            )
             .await?;
         Ok(D::rows_affected(&done))
     }

@@ -34,7 +34,7 @@ shared_queries! {
         key: Option<&IdempotencyKey>,
     ) -> Result<Inserted, StoreError> {
         let plain = |t: &NewTask| t.depends_on.is_empty() && t.inputs.is_empty();
-        if key.is_none() && tasks.iter().all(plain) {
+        if key.is_none() && tasks.iter().all(plain) && !self.dialect.pooled() {
             let rows = tasks
                 .iter()
                 .enumerate()

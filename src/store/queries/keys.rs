@@ -16,6 +16,12 @@ shared_queries! {
         &self,
         claim: &KeyClaimTerms<'_>,
     ) -> Result<KeyClaim, StoreError> {
+        if self.dialect.pooled() {
+            let mut tx = self.pool.begin().await?;
+            let claimed = Self::idempotency_claim_on(&mut tx, claim).await?;
+            tx.commit().await?;
+            return Ok(claimed);
+        }
         let mut conn = self.pool.acquire().await?;
         Self::idempotency_claim_on(&mut conn, claim).await
     }
@@ -72,10 +78,10 @@ shared_queries! {
         &self,
         key: &IdempotencyKey,
     ) -> Result<(), StoreError> {
-        Self::sql(Query::IdempotencyRelease)
+        self.execute(Self::sql(Query::IdempotencyRelease)
             .bind(key.owner.clone())
             .bind(key.key.clone())
-            .execute(&self.pool)
+            )
             .await?;
         Ok(())
     }
@@ -85,10 +91,10 @@ shared_queries! {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<u64, StoreError> {
-        let done = Self::sql(Query::IdempotencyPrune)
+        let done = self.execute(Self::sql(Query::IdempotencyPrune)
             .bind(D::time(now))
             .bind(count(limit))
-            .execute(&self.pool)
+            )
             .await?;
         Ok(D::rows_affected(&done))
     }

@@ -16,8 +16,8 @@ shared_queries! {
     pub(in crate::store) async fn task_count_by_status(
         &self,
     ) -> Result<Vec<(Status, i64)>, StoreError> {
-        let rows = Self::sql(Query::TaskCountByStatus)
-            .fetch_all(&self.pool)
+        let rows = self.fetch_all(Self::sql(Query::TaskCountByStatus)
+            )
             .await?;
         rows.iter()
             .map(|r| Ok((Self::status(r, "status")?, r.try_get("n")?)))
@@ -89,9 +89,9 @@ shared_queries! {
         &self,
         statuses: &[Status],
     ) -> Result<Vec<(String, Status, i64)>, StoreError> {
-        let rows = Self::sql(Query::TaskQueueDepth)
+        let rows = self.fetch_all(Self::sql(Query::TaskQueueDepth)
             .bind(json!(statuses))
-            .fetch_all(&self.pool)
+            )
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("queue")?, Self::status(r, "status")?, r.try_get("n")?)))
@@ -112,13 +112,13 @@ shared_queries! {
                     .collect::<Vec<_>>()
             )
         };
-        let rows = Self::sql(Query::TaskCancelMatching)
+        let rows = self.fetch_all(Self::sql(Query::TaskCancelMatching)
             .bind(filter_param(scope, filter))
             .bind(D::time(now))
             .bind(with(CancelAction::CancelNow))
             .bind(with(CancelAction::RequestStop))
             .bind("cancelled on request before it started".to_string())
-            .fetch_all(&self.pool)
+            )
             .await?;
         let mut tally = CancelCount::default();
         for row in &rows {

@@ -99,7 +99,52 @@ fn filter_param(scope: &Scope, f: &TaskFilter) -> Value {
 shared_queries! {
     /// A statement of `query` in this dialect.
     fn sql(query: Query) -> Statement<D> {
-        sqlx::query(D::sql(query))
+        sqlx::query(D::sql(query)).persistent(D::keeps_statements())
+    }
+
+    // One statement on its own. Behind a transaction pooler it runs in a
+    // transaction of its own: the pooler hands each transaction whichever
+    // server connection is free, and sqlx prepares and runs a statement in
+    // two round trips, which must reach the same one.
+
+    async fn execute(&self, q: Statement<D>) -> Result<<D::Db as Database>::QueryResult, StoreError> {
+        if !self.dialect.pooled() {
+            return Ok(q.execute(&self.pool).await?);
+        }
+        let mut tx = self.pool.begin().await?;
+        let done = q.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn fetch_all(&self, q: Statement<D>) -> Result<Vec<Row<D>>, StoreError> {
+        if !self.dialect.pooled() {
+            return Ok(q.fetch_all(&self.pool).await?);
+        }
+        let mut tx = self.pool.begin().await?;
+        let rows = q.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn fetch_optional(&self, q: Statement<D>) -> Result<Option<Row<D>>, StoreError> {
+        if !self.dialect.pooled() {
+            return Ok(q.fetch_optional(&self.pool).await?);
+        }
+        let mut tx = self.pool.begin().await?;
+        let row = q.fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn fetch_one(&self, q: Statement<D>) -> Result<Row<D>, StoreError> {
+        if !self.dialect.pooled() {
+            return Ok(q.fetch_one(&self.pool).await?);
+        }
+        let mut tx = self.pool.begin().await?;
+        let row = q.fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(row)
     }
 
     /// Applies the migrations not applied yet.
@@ -118,14 +163,16 @@ shared_queries! {
                 )
             })
             .collect();
+        // A pooler can't hold the migrator's session lock: straight to the
+        // database, when the dialect has a way there.
         Migrator::with_migrations(migrations)
-            .run(&self.pool)
+            .run(self.dialect.direct_pool().unwrap_or(&self.pool))
             .await
             .map_err(super::error::migrate_error)
     }
 
     pub(in crate::store) async fn ping(&self) -> Result<(), StoreError> {
-        Self::sql(Query::Ping).execute(&self.pool).await?;
+        self.execute(Self::sql(Query::Ping)).await?;
         Ok(())
     }
 

@@ -15,17 +15,17 @@ shared_queries! {
         &self,
         token: TaskToken,
     ) -> Result<Option<Task>, StoreError> {
-        let row = Self::sql(Query::TaskGet)
+        let row = self.fetch_optional(Self::sql(Query::TaskGet)
             .bind(token.as_uuid())
-            .fetch_optional(&self.pool)
+            )
             .await?;
         row.as_ref().map(Self::task_from_row).transpose()
     }
 
     pub(in crate::store) async fn task_watch(&self, token: TaskToken) -> Result<(), StoreError> {
-        Self::sql(Query::TaskWatch)
+        self.execute(Self::sql(Query::TaskWatch)
             .bind(token.as_uuid())
-            .execute(&self.pool)
+            )
             .await?;
         Ok(())
     }
@@ -43,7 +43,7 @@ shared_queries! {
             .bind(c.global_limit.map(count))
             .bind(c.kinds.map(|kinds| json!(kinds)));
         let rows = match c.global_limit {
-            None => query.fetch_all(&self.pool).await?,
+            None => self.fetch_all(query).await?,
             Some(_) => {
                 // Claims of a limited queue take turns, so each counts the
                 // running tasks every earlier claim left.
@@ -66,11 +66,11 @@ shared_queries! {
             .iter()
             .map(|(id, attempt)| json!({"id": id.0, "attempt": attempt}))
             .collect();
-        let rows = Self::sql(Query::TaskHeartbeat)
+        let rows = self.fetch_all(Self::sql(Query::TaskHeartbeat)
             .bind(Value::Array(mine))
             .bind(worker.0.clone())
             .bind(D::time(lease_until))
-            .fetch_all(&self.pool)
+            )
             .await?;
         rows.iter()
             .map(|r| {
@@ -89,12 +89,12 @@ shared_queries! {
         attempt: i32,
         progress: &Progress,
     ) -> Result<bool, StoreError> {
-        let done = Self::sql(Query::TaskProgress)
+        let done = self.execute(Self::sql(Query::TaskProgress)
             .bind(id.0)
             .bind(attempt)
             .bind(progress.fraction)
             .bind(progress.message.clone())
-            .execute(&self.pool)
+            )
             .await?;
         Ok(D::rows_affected(&done) == 1)
     }
@@ -104,11 +104,12 @@ shared_queries! {
         ends: &[TaskEnding],
         now: DateTime<Utc>,
     ) -> Result<Vec<Task>, StoreError> {
-        if ends.iter().all(|e| e.end.outputs.is_empty()) {
+        if ends.iter().all(|e| e.end.outputs.is_empty()) && !self.dialect.pooled() {
             return Self::task_end_on(&self.pool, ends, now, None).await;
         }
         // Attempts that made files: their task_files rows in the same
-        // transaction, for the tasks the (fenced) end did touch.
+        // transaction, for the tasks the (fenced) end did touch. (Behind a
+        // pooler, every end takes this way: a statement needs a transaction.)
         let mut tx = D::begin_write(&self.pool).await?;
         let ended = Self::task_end_on(&mut *tx, ends, now, None).await?;
         for task in &ended {
@@ -169,12 +170,12 @@ shared_queries! {
         expected: Status,
         now: DateTime<Utc>,
     ) -> Result<Option<Task>, StoreError> {
-        let row = Self::sql(Query::TaskCancelUnstarted)
+        let row = self.fetch_optional(Self::sql(Query::TaskCancelUnstarted)
             .bind(id.0)
             .bind(expected.as_str().to_string())
             .bind(D::time(now))
             .bind("cancelled on request before it started".to_string())
-            .fetch_optional(&self.pool)
+            )
             .await?;
         row.as_ref().map(Self::task_from_row).transpose()
     }
@@ -185,11 +186,11 @@ shared_queries! {
         attempt: i32,
         now: DateTime<Utc>,
     ) -> Result<Option<Task>, StoreError> {
-        let row = Self::sql(Query::TaskCancelRequest)
+        let row = self.fetch_optional(Self::sql(Query::TaskCancelRequest)
             .bind(id.0)
             .bind(attempt)
             .bind(D::time(now))
-            .fetch_optional(&self.pool)
+            )
             .await?;
         row.as_ref().map(Self::task_from_row).transpose()
     }
@@ -200,13 +201,13 @@ shared_queries! {
         max_attempts: i32,
         now: DateTime<Utc>,
     ) -> Result<Option<Task>, StoreError> {
-        let row = Self::sql(Query::TaskRetry)
+        let row = self.fetch_optional(Self::sql(Query::TaskRetry)
             .bind(seen.id.0)
             .bind(seen.status.as_str().to_string())
             .bind(seen.attempt)
             .bind(D::time(now))
             .bind(max_attempts)
-            .fetch_optional(&self.pool)
+            )
             .await?;
         row.as_ref().map(Self::task_from_row).transpose()
     }

@@ -51,11 +51,11 @@ shared_queries! {
             .iter()
             .map(|(status, t)| (status.as_str().to_string(), json!(time_text(*t))))
             .collect();
-        let done = Self::sql(Query::TaskPrune)
+        let done = self.execute(Self::sql(Query::TaskPrune)
             .bind(Value::Object(by_status))
             .bind(D::time(latest))
             .bind(count(limit))
-            .execute(&self.pool)
+            )
             .await?;
         Ok(D::rows_affected(&done))
     }
@@ -67,8 +67,8 @@ shared_queries! {
         delivery: impl Fn(&Task) -> NewTask + Send,
     ) -> Result<Vec<Task>, StoreError> {
         // Most tasks have no callback: look before taking locks.
-        let look = Self::sql(Query::TaskCallbacksPending)
-            .fetch_one(&self.pool)
+        let look = self.fetch_one(Self::sql(Query::TaskCallbacksPending)
+            )
             .await?;
         if !look.try_get::<bool, _>("pending")? {
             return Ok(Vec::new());
