@@ -3,6 +3,8 @@
 //! waiting on a condition with a deadline (never sleep-and-hope).
 #![allow(dead_code)] // each test binary uses a different part of this
 
+pub mod servers;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::{BufRead, BufReader};

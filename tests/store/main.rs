@@ -21,6 +21,7 @@ macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         conformance!(@backend postgres; $($test),*);
         conformance!(@backend sqlite; $($test),*);
+        conformance!(@backend pgbouncer; $($test),*);
     };
     (@backend $backend:ident; $($test:ident),*) => {
         mod $backend {
@@ -43,6 +44,20 @@ async fn postgres() -> (Store, common::TestDb) {
 async fn sqlite() -> (Store, common::TestDb) {
     let db = common::TestDb::sqlite().await;
     (db.store(), db)
+}
+
+/// Postgres through PgBouncer in transaction mode (`database.pooled`, with
+/// the direct connection for LISTEN and migrations).
+async fn pgbouncer() -> (Store, (common::TestDb, common::servers::PgBouncer)) {
+    let db = common::TestDb::postgres().await;
+    let bouncer = common::servers::PgBouncer::launch(5432);
+    let name = db.url.rsplit('/').next().unwrap().to_string();
+    let mut settings = errand::config::Settings::defaults();
+    settings.database.url = bouncer.url(&name);
+    settings.database.pooled = true;
+    settings.database.direct_url = db.url.clone();
+    let store = Store::connect(&settings.database).expect("a store through PgBouncer");
+    (store, (db, bouncer))
 }
 
 conformance!(
