@@ -10,6 +10,7 @@
 //! This module imports nothing from the crate: the values it cannot check on
 //! its own (a role name, say) are checked by the code that uses them, at start.
 
+mod database;
 mod duration;
 mod files;
 mod kinds;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use database::DatabaseSettings;
 pub use duration::parse_duration;
 pub use files::FilesSettings;
 pub use kinds::{CommandSettings, KindSettings};
@@ -56,23 +58,6 @@ pub struct Settings {
     /// directory without one.
     #[serde(skip)]
     pub base_dir: PathBuf,
-}
-
-/// `[database]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseSettings {
-    pub url: String,
-    pub max_connections: u32,
-    #[serde(with = "duration")]
-    pub acquire_timeout: Duration,
-    #[serde(with = "duration")]
-    pub statement_timeout: Duration,
-    pub migrate_on_start: bool,
-    /// `url` goes through a transaction-mode pooler (PgBouncer).
-    pub pooled: bool,
-    /// Straight to Postgres: LISTEN and migrations, when `pooled`.
-    pub direct_url: String,
 }
 
 /// `[http]`.
@@ -344,14 +329,6 @@ impl Settings {
                 return bad(format!("{key} must be more than 0"));
             }
         }
-        if self.http.retry_after.is_zero() || self.http.retry_after > self.http.retry_after_max {
-            return bad(
-                "http.retry_after must be more than 0 and at most http.retry_after_max".into(),
-            );
-        }
-        if self.http.page_size == 0 || self.http.page_size > self.http.max_page_size {
-            return bad("http.page_size must be between 1 and http.max_page_size".into());
-        }
         for (key, value) in [
             ("retention.batch", self.retention.batch),
             ("worker.claim_batch", w.claim_batch),
@@ -372,21 +349,24 @@ impl Settings {
         if self.tasks.max_attempts == 0 || self.tasks.max_attempts > self.tasks.max_attempts_limit {
             return bad("tasks.max_attempts must be between 1 and tasks.max_attempts_limit".into());
         }
-        let db = &self.database;
-        if db.pooled && !(db.url.starts_with("postgres") && db.direct_url.starts_with("postgres")) {
-            return bad(
-                "database.pooled needs a postgres:// url (the pooler) and database.direct_url \
-                 (Postgres itself, for LISTEN and migrations)"
-                    .into(),
-            );
-        }
-        if self.database.max_connections < 2 {
-            return bad("database.max_connections must be at least 2".into());
-        }
         if let Some((name, _)) = self.queues.iter().find(|(_, q)| q.global_limit == Some(0)) {
             return bad(format!("queues.{name}.global_limit must be at least 1"));
         }
         self.files.check()?;
+        self.database.check()?;
+        self.http.check()
+    }
+}
+
+impl HttpSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |msg: &str| Err(ConfigError::Value(msg.into()));
+        if self.retry_after.is_zero() || self.retry_after > self.retry_after_max {
+            return bad("http.retry_after must be more than 0 and at most http.retry_after_max");
+        }
+        if self.page_size == 0 || self.page_size > self.max_page_size {
+            return bad("http.page_size must be between 1 and http.max_page_size");
+        }
         Ok(())
     }
 }

@@ -39,6 +39,13 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL {0:?} (it must start with postgres:// or sqlite:)")]
     UnsupportedUrl(String),
+    /// A connection pooler refused errand's session settings: it stands
+    /// between errand and Postgres, and errand was not told.
+    #[error(
+        "the database refused errand's connection settings ({0}): behind PgBouncer in \
+         transaction mode, set database.pooled = true and database.direct_url (docs/scaling.md)"
+    )]
+    Pooler(#[source] sqlx::Error),
 }
 
 impl StoreError {
@@ -54,6 +61,9 @@ impl From<sqlx::Error> for StoreError {
         match &e {
             E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed => {
                 StoreError::Unavailable(e)
+            }
+            E::Database(db) if db.message().starts_with("unsupported startup parameter") => {
+                StoreError::Pooler(e)
             }
             E::Database(db) => match db.code().as_deref() {
                 // Class 08: connection exceptions; 57P01-03: the server is

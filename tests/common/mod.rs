@@ -12,6 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use errand::app::{self, Builder, Mode};
 use errand::config::Settings;
 use errand::store::Store;
@@ -839,4 +840,52 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// One attempt of one task as the sleep kind logged it.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub token: String,
+    pub attempt: i64,
+    pub started: DateTime<Utc>,
+    /// When it finished, or when its process was killed.
+    pub ended: Option<DateTime<Utc>>,
+}
+
+/// The attempts a process logged ("sleep started", then "sleep finished" or
+/// "sleep stopped: …"),
+/// those never finished ending at `killed_at`.
+pub fn runs(proc: &Proc, killed_at: Option<DateTime<Utc>>) -> Vec<Run> {
+    let log = proc.log.lock().unwrap();
+    let mut by_attempt: HashMap<(String, i64), Run> = HashMap::new();
+    for event in log.iter() {
+        let message = event["fields"]["message"].as_str().unwrap_or_default();
+        let ends = message == "sleep finished" || message.starts_with("sleep stopped");
+        if message != "sleep started" && !ends {
+            continue;
+        }
+        let span = &event["span"];
+        let token = span["task.token"]
+            .as_str()
+            .expect("the task span names the token")
+            .to_string();
+        let attempt = span["task.attempt"].as_i64().expect("and the attempt");
+        let at: DateTime<Utc> = event["timestamp"].as_str().unwrap().parse().unwrap();
+        let run = by_attempt.entry((token.clone(), attempt)).or_insert(Run {
+            token,
+            attempt,
+            started: at,
+            ended: None,
+        });
+        if ends {
+            run.ended = Some(at);
+        }
+    }
+    by_attempt
+        .into_values()
+        .map(|mut run| {
+            run.ended = run.ended.or(killed_at);
+            run
+        })
+        .collect()
 }

@@ -296,6 +296,8 @@ impl Nginx {
             .arg(&config)
             .args(["-g", "daemon off;"])
             .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("start nginx (Debian's nginx-light)");
         Nginx { dir, child, port }
@@ -313,7 +315,10 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // TERM, not KILL: the master then stops its workers too.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }

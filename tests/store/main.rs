@@ -1207,3 +1207,20 @@ async fn next_event(
     .await
     .expect("an event")
 }
+
+/// Through PgBouncer without `database.pooled`, the pooler refuses errand's
+/// startup settings: a clear error that says what to set, not a wait for a
+/// database that will never take the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooler_errand_was_not_told_of_is_named_and_not_waited_for() {
+    let db = common::TestDb::postgres().await;
+    let bouncer = common::servers::PgBouncer::launch(5432);
+    let name = db.url.rsplit('/').next().unwrap().to_string();
+    let mut settings = errand::config::Settings::defaults();
+    settings.database.url = bouncer.url(&name);
+    let store = Store::connect(&settings.database).unwrap();
+    let e = store.ping().await.unwrap_err();
+    assert!(matches!(e, StoreError::Pooler(_)), "{e:?}");
+    assert!(!e.is_transient());
+    assert!(e.to_string().contains("database.pooled"), "{e}");
+}

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::{
-    Backend, Client, Proc, TestApp, TestDb, eventually, proc_env, proc_env_for_url, test_settings,
+    Backend, Client, Proc, Run, TestApp, TestDb, eventually, proc_env, proc_env_for_url, runs,
+    test_settings,
 };
 use errand::app::Mode;
 use errand::files::Files;
@@ -77,52 +78,6 @@ async fn wait_status(store: &Store, token: TaskToken, status: Status, timeout: D
         (t.status == status).then_some(t)
     })
     .await
-}
-
-/// One attempt of one task as the sleep kind logged it.
-#[derive(Debug, Clone)]
-struct Run {
-    token: String,
-    attempt: i64,
-    started: DateTime<Utc>,
-    /// When it finished, or when its process was killed.
-    ended: Option<DateTime<Utc>>,
-}
-
-/// The attempts a process logged ("sleep started" / "sleep finished"),
-/// those never finished ending at `killed_at`.
-fn runs(proc: &Proc, killed_at: Option<DateTime<Utc>>) -> Vec<Run> {
-    let log = proc.log.lock().unwrap();
-    let mut by_attempt: HashMap<(String, i64), Run> = HashMap::new();
-    for event in log.iter() {
-        let message = event["fields"]["message"].as_str().unwrap_or_default();
-        if message != "sleep started" && message != "sleep finished" {
-            continue;
-        }
-        let span = &event["span"];
-        let token = span["task.token"]
-            .as_str()
-            .expect("the task span names the token")
-            .to_string();
-        let attempt = span["task.attempt"].as_i64().expect("and the attempt");
-        let at: DateTime<Utc> = event["timestamp"].as_str().unwrap().parse().unwrap();
-        let run = by_attempt.entry((token.clone(), attempt)).or_insert(Run {
-            token,
-            attempt,
-            started: at,
-            ended: None,
-        });
-        if message == "sleep finished" {
-            run.ended = Some(at);
-        }
-    }
-    by_attempt
-        .into_values()
-        .map(|mut run| {
-            run.ended = run.ended.or(killed_at);
-            run
-        })
-        .collect()
 }
 
 async fn two_worker_processes_drain_1000_tasks_running_each_once(backend: Backend) {
