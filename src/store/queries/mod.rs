@@ -102,49 +102,38 @@ shared_queries! {
         sqlx::query(D::sql(query)).persistent(D::keeps_statements())
     }
 
-    // One statement on its own. Behind a transaction pooler it runs in a
-    // transaction of its own: the pooler hands each transaction whichever
-    // server connection is free, and sqlx prepares and runs a statement in
-    // two round trips, which must reach the same one.
-
-    async fn execute(&self, q: Statement<D>) -> Result<<D::Db as Database>::QueryResult, StoreError> {
+    /// Runs `run` on a connection of its own; behind a transaction pooler,
+    /// in a transaction of its own: the pooler hands each transaction
+    /// whichever server connection is free, and sqlx prepares and runs a
+    /// statement in two round trips, which must reach the same one.
+    async fn alone<T>(
+        &self,
+        run: impl AsyncFnOnce(&mut <D::Db as Database>::Connection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
         if !self.dialect.pooled() {
-            return Ok(q.execute(&self.pool).await?);
+            let mut conn = self.pool.acquire().await?;
+            return Ok(run(&mut *conn).await?);
         }
         let mut tx = self.pool.begin().await?;
-        let done = q.execute(&mut *tx).await?;
+        let out = run(&mut *tx).await?;
         tx.commit().await?;
-        Ok(done)
+        Ok(out)
+    }
+
+    async fn execute(&self, q: Statement<D>) -> Result<<D::Db as Database>::QueryResult, StoreError> {
+        self.alone(async |c| q.execute(c).await).await
     }
 
     async fn fetch_all(&self, q: Statement<D>) -> Result<Vec<Row<D>>, StoreError> {
-        if !self.dialect.pooled() {
-            return Ok(q.fetch_all(&self.pool).await?);
-        }
-        let mut tx = self.pool.begin().await?;
-        let rows = q.fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(rows)
+        self.alone(async |c| q.fetch_all(c).await).await
     }
 
     async fn fetch_optional(&self, q: Statement<D>) -> Result<Option<Row<D>>, StoreError> {
-        if !self.dialect.pooled() {
-            return Ok(q.fetch_optional(&self.pool).await?);
-        }
-        let mut tx = self.pool.begin().await?;
-        let row = q.fetch_optional(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(row)
+        self.alone(async |c| q.fetch_optional(c).await).await
     }
 
     async fn fetch_one(&self, q: Statement<D>) -> Result<Row<D>, StoreError> {
-        if !self.dialect.pooled() {
-            return Ok(q.fetch_one(&self.pool).await?);
-        }
-        let mut tx = self.pool.begin().await?;
-        let row = q.fetch_one(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(row)
+        self.alone(async |c| q.fetch_one(c).await).await
     }
 
     /// Applies the migrations not applied yet.
