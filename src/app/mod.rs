@@ -310,6 +310,8 @@ async fn stop(http: Option<Http>, loops: &TaskTracker) {
     http.handle.stop(true).await;
     match http.task.await {
         Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server failed"),
+        // Cancelled: its runtime is shutting down under it (a test's, say).
+        Err(e) if e.is_cancelled() => tracing::debug!("the HTTP server was cancelled"),
         Err(e) => tracing::error!(error = %e, "the HTTP server panicked"),
         Ok(Ok(())) => {}
     }
