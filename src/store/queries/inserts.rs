@@ -5,6 +5,7 @@
 use serde_json::json;
 use sqlx::Database;
 
+use super::rows::InsertRow;
 use crate::store::StoreError;
 use crate::store::dialect::{Query, shared_queries};
 use crate::tasks::{IdempotencyKey, NewTask, Refused, Scope, Status, Task, TaskFile, TaskToken};
@@ -38,7 +39,7 @@ shared_queries! {
             let rows = tasks
                 .iter()
                 .enumerate()
-                .map(|(ord, t)| Self::insert_row(t, t.status, 0, &[], ord))
+                .map(|(ord, t)| InsertRow::new(t, t.status, 0, &[], ord))
                 .collect();
             return Ok(Ok(Self::insert_rows(&self.pool, rows).await?));
         }
@@ -74,7 +75,7 @@ shared_queries! {
         let rows = checked
             .iter()
             .enumerate()
-            .map(|(ord, c)| Self::insert_row(c.task, c.status, c.pending, &c.inputs, ord))
+            .map(|(ord, c)| InsertRow::new(c.task, c.status, c.pending, &c.inputs, ord))
             .collect();
         let inserted = Self::insert_rows(&mut *conn, rows).await?;
         for (c, task) in checked.iter().zip(&inserted) {

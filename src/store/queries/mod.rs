@@ -23,6 +23,7 @@ mod files;
 mod inserts;
 mod keys;
 mod listing;
+mod rows;
 mod tasks;
 mod upkeep;
 
@@ -36,9 +37,10 @@ use sqlx::{Database, Pool, Row as _, SqlSafeStr};
 use super::StoreError;
 use super::dialect::{Dialect, Query, shared_queries, time_text};
 use crate::tasks::{
-    ErrorEntry, NewTask, Progress, Scope, Status, Task, TaskFile, TaskFiles, TaskFilter, TaskId,
-    TaskRecord, TaskToken,
+    ErrorEntry, Progress, Scope, Status, Task, TaskFile, TaskFiles, TaskFilter, TaskId, TaskRecord,
+    TaskToken,
 };
+use rows::InsertRow;
 
 /// A database's row.
 type Row<D> = <<D as Dialect>::Db as Database>::Row;
@@ -235,55 +237,21 @@ shared_queries! {
         serde_json::from_value(value).map_err(|e| StoreError::corrupt(column, e))
     }
 
-    /// A new task's row for `tasks_insert.sql`, in `status`, waiting for
-    /// `pending` parents, with its `inputs`, at place `ord` of its batch.
-    fn insert_row(
-        t: &NewTask,
-        status: Status,
-        pending: usize,
-        inputs: &[TaskFile],
-        ord: usize,
-    ) -> Value {
-        let depends_on: Vec<String> = t.depends_on.iter().map(TaskToken::to_string).collect();
-        json!({
-            "ord": ord,
-            "token": t.token.to_string(),
-            "kind": t.kind,
-            "queue": t.queue,
-            "priority": t.priority,
-            "status": status.as_str(),
-            "payload": t.payload,
-            "max_attempts": t.max_attempts,
-            "timeout_ms": t.timeout_ms,
-            "owner": t.owner,
-            "product": t.product,
-            "created_at": time_text(t.created_at),
-            "run_at": time_text(t.run_at),
-            "pending_parents": pending,
-            "depends_on": depends_on,
-            "callback_url": t.callback_url,
-            "files": {"inputs": inputs, "outputs": []},
-        })
-    }
-
-    /// Inserts `rows` (see [`Self::insert_row`]) in one statement: the
-    /// tasks, in the rows' order.
+    /// Inserts `rows` in one statement: the tasks, in the rows' order.
     async fn insert_rows<'c>(
         executor: impl sqlx::Executor<'c, Database = D::Db>,
-        rows: Vec<Value>,
+        rows: Vec<InsertRow<'_>>,
     ) -> Result<Vec<Task>, StoreError> {
-        let order: Vec<String> = rows.iter().map(|r| r["token"].as_str().unwrap_or_default().to_string()).collect();
         let inserted = Self::sql(Query::TasksInsert)
-            .bind(Value::Array(rows))
+            .bind(rows::json_text(&rows))
             .fetch_all(executor)
             .await?;
         let mut by_token: std::collections::HashMap<String, Task> = Self::tasks_from_rows(&inserted)?
             .into_iter()
             .map(|t| (t.token.to_string(), t))
             .collect();
-        order
-            .iter()
-            .map(|token| by_token.remove(token).ok_or_else(|| StoreError::corrupt("inserted task", std::fmt::Error)))
+        rows.iter()
+            .map(|row| by_token.remove(&row.token).ok_or_else(|| StoreError::corrupt("inserted task", std::fmt::Error)))
             .collect()
     }
 

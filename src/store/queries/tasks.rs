@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 
 use super::count;
+use super::rows::{self, EndRow};
 use crate::store::dialect::{Query, shared_queries, time_text};
 use crate::store::{LeaseRenewal, StoreError, TaskClaim, TaskEnding};
 use crate::tasks::{Progress, Status, Task, TaskId, TaskToken, WorkerId};
@@ -133,31 +134,10 @@ shared_queries! {
         if ends.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<Value> = ends
-            .iter()
-            .map(|TaskEnding { id, attempt, end: e }| {
-                let mut row = json!({
-                    "id": id.0,
-                    "attempt": attempt,
-                    "status": e.status.as_str(),
-                    "result": e.result,
-                    "error": e.error,
-                    "run_at": e.run_at.map(time_text),
-                    "finished_at": e.status.is_terminal().then(|| time_text(now)),
-                    "progress_fraction": e.progress.as_ref().map(|p| p.fraction),
-                    "progress_message": e.progress.as_ref().and_then(|p| p.message.as_deref()),
-                    "outputs": (!e.outputs.is_empty()).then_some(&e.outputs),
-                });
-                // An absent key reads as NULL: rows stay small, and a batch
-                // of ends fits in one network packet.
-                if let Value::Object(fields) = &mut row {
-                    fields.retain(|_, v| !v.is_null());
-                }
-                row
-            })
-            .collect();
+        let now = time_text(now);
+        let rows: Vec<EndRow> = ends.iter().map(|e| EndRow::new(e, &now)).collect();
         let rows = Self::sql(Query::TaskEnd)
-            .bind(Value::Array(rows))
+            .bind(rows::json_text(&rows))
             .bind(expired_before.map(D::time))
             .fetch_all(executor)
             .await?;

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 
 use super::count;
+use super::rows::InsertRow;
 use crate::store::dialect::{Query, shared_queries, time_text};
 use crate::store::{StoreError, TaskEnding};
 use crate::tasks::{AttemptEnd, NewTask, Status, Task};
@@ -82,13 +83,11 @@ shared_queries! {
         if due.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = due
+        let news: Vec<NewTask> = due.iter().map(delivery).collect();
+        let rows = news
             .iter()
             .enumerate()
-            .map(|(ord, task)| {
-                let new = delivery(task);
-                Self::insert_row(&new, new.status, 0, &[], ord)
-            })
+            .map(|(ord, new)| InsertRow::new(new, new.status, 0, &[], ord))
             .collect();
         let deliveries = Self::insert_rows(&mut *tx, rows).await?;
         let ids: Vec<i64> = due.iter().map(|t| t.id.0).collect();
