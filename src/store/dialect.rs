@@ -64,6 +64,14 @@ pub(super) trait Dialect: Send + Sync + 'static {
     fn pooled(&self) -> bool {
         false
     }
+    /// The most bytes of parameters a statement should carry, if that is
+    /// bounded: over TLS, a message longer than one TLS record (16 KiB)
+    /// leaves in two writes, and as sqlx sets no `TCP_NODELAY` the second
+    /// waits for the server's delayed acknowledgement (about 40 ms). A batch
+    /// of ends is cut into statements that each fit.
+    fn statement_bytes(&self) -> Option<usize> {
+        None
+    }
     /// A pool straight to the database, for what a pooler can't carry
     /// (LISTEN, the migrator's session lock); `None`: the main pool serves.
     fn direct_pool(&self) -> Option<&Pool<Self::Db>> {

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{
+    PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgQueryResult, PgSslMode,
+};
 use sqlx::{Postgres, Transaction};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -40,7 +42,14 @@ pub(super) struct Pg {
     pooled: bool,
     /// `database.direct_url`: straight to Postgres, when pooled.
     direct: Option<PgPool>,
+    /// Whether connections may be encrypted: not with `sslmode=disable`,
+    /// nor over a Unix socket.
+    tls: bool,
 }
+
+/// What a statement carries at most over TLS: one TLS record with room
+/// for the message's framing.
+const TLS_STATEMENT_BYTES: usize = 15 * 1024;
 
 /// Set once a store connects through a transaction pooler: from then on no
 /// statement of this process stays prepared. (Process-wide because queries
@@ -90,6 +99,10 @@ impl Dialect for Pg {
 
     fn pooled(&self) -> bool {
         self.pooled
+    }
+
+    fn statement_bytes(&self) -> Option<usize> {
+        self.tls.then_some(TLS_STATEMENT_BYTES)
     }
 
     fn direct_pool(&self) -> Option<&PgPool> {
@@ -225,6 +238,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// Whether connections to `url` may be encrypted.
+fn may_encrypt(url: &str) -> Result<bool, StoreError> {
+    let options = PgConnectOptions::from_str(url).map_err(StoreError::Database)?;
+    let socket = options.get_socket().is_some() || options.get_host().starts_with('/');
+    Ok(!socket && !matches!(options.get_ssl_mode(), PgSslMode::Disable))
+}
+
 impl PgStore {
     pub(super) fn connect(settings: &DatabaseSettings) -> Result<PgStore, StoreError> {
         let pool = |url: &str, connections: u32, pooled: bool| {
@@ -258,6 +278,7 @@ impl PgStore {
             dialect: Pg {
                 pooled: settings.pooled,
                 direct,
+                tls: may_encrypt(&settings.url)?,
             },
         })
     }

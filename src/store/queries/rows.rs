@@ -3,6 +3,7 @@
 //! so that a batch of a thousand costs no tree of JSON values to build and
 //! take apart again.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -77,7 +78,7 @@ impl<'t> InsertRow<'t> {
 /// An attempt's end for `task_end.sql`. An absent field reads as NULL
 /// there: rows stay small, and a batch of ends fits in one network packet.
 #[derive(Serialize)]
-pub(super) struct EndRow<'e> {
+struct EndRow<'e> {
     id: i64,
     attempt: i32,
     status: &'static str,
@@ -99,7 +100,7 @@ pub(super) struct EndRow<'e> {
 
 impl<'e> EndRow<'e> {
     /// `ending`, written at `now` (a task that ends for good finishes then).
-    pub(super) fn new(ending: &'e TaskEnding, now: &str) -> EndRow<'e> {
+    fn new(ending: &'e TaskEnding, now: &str) -> EndRow<'e> {
         let TaskEnding {
             id,
             attempt,
@@ -121,7 +122,109 @@ impl<'e> EndRow<'e> {
     }
 }
 
+/// `ends`, written at `now`, as JSON array parameters of `task_end.sql`,
+/// each with the ends it holds: one, or, when `budget` bounds a statement's
+/// bytes, as many as keep each within it (an end larger than the budget
+/// goes alone).
+pub(super) fn end_parts(
+    ends: &[TaskEnding],
+    now: DateTime<Utc>,
+    budget: Option<usize>,
+) -> Vec<(&[TaskEnding], String)> {
+    let now = time_text(now);
+    let budget = budget.unwrap_or(usize::MAX);
+    let mut parts = Vec::new();
+    let (mut start, mut text) = (0, String::from("["));
+    for (i, ending) in ends.iter().enumerate() {
+        let row = serde_json::to_string(&EndRow::new(ending, &now)).expect("an end serializes");
+        if i > start && text.len() + row.len() + 2 > budget {
+            text.push(']');
+            parts.push((
+                &ends[start..i],
+                std::mem::replace(&mut text, String::from("[")),
+            ));
+            start = i;
+        }
+        if i > start {
+            text.push(',');
+        }
+        text.push_str(&row);
+    }
+    if start < ends.len() {
+        text.push(']');
+        parts.push((&ends[start..], text));
+    }
+    parts
+}
+
 /// `rows` as the text of one JSON array parameter.
 pub(super) fn json_text<T: Serialize>(rows: &[T]) -> String {
     serde_json::to_string(rows).expect("rows of plain data serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::tasks::{AttemptEnd, TaskId};
+
+    fn completed(id: i64, result: Value) -> TaskEnding {
+        TaskEnding {
+            id: TaskId(id),
+            attempt: 1,
+            end: AttemptEnd {
+                status: Status::Completed,
+                result: Some(result),
+                error: None,
+                run_at: None,
+                progress: None,
+                outputs: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_batch_of_ends_is_cut_into_statements_within_the_budget() {
+        let ends: Vec<TaskEnding> = (1..=300)
+            .map(|i| completed(i, json!({"text": "x".repeat(100)})))
+            .collect();
+        let now = Utc::now();
+        let whole = end_parts(&ends, now, None);
+        assert_eq!(whole.len(), 1);
+        assert_eq!(whole[0].0.len(), 300);
+
+        let parts = end_parts(&ends, now, Some(15 * 1024));
+        assert!(parts.len() > 1, "{} parts", parts.len());
+        for (part, text) in &parts {
+            assert!(text.len() <= 15 * 1024, "{} bytes", text.len());
+            let rows: Vec<Value> = serde_json::from_str(text).unwrap();
+            let ids: Vec<i64> = rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+            let expected: Vec<i64> = part.iter().map(|e| e.id.0).collect();
+            assert_eq!(ids, expected);
+        }
+        let ids: Vec<i64> = parts
+            .iter()
+            .flat_map(|(p, _)| p.iter().map(|e| e.id.0))
+            .collect();
+        assert_eq!(
+            ids,
+            (1..=300).collect::<Vec<i64>>(),
+            "every end once, in order"
+        );
+    }
+
+    #[test]
+    fn an_end_larger_than_the_budget_goes_alone() {
+        let ends = vec![
+            completed(1, json!(1)),
+            completed(2, json!("x".repeat(2000))),
+            completed(3, json!(3)),
+        ];
+        let parts = end_parts(&ends, Utc::now(), Some(1000));
+        let sizes: Vec<usize> = parts.iter().map(|(p, _)| p.len()).collect();
+        assert_eq!(sizes, [1, 1, 1]);
+        let finished = serde_json::from_str::<Vec<Value>>(&parts[1].1).unwrap();
+        assert_eq!(finished[0]["result"], json!("x".repeat(2000)));
+    }
 }

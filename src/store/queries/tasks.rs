@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 
 use super::count;
-use super::rows::{self, EndRow};
-use crate::store::dialect::{Query, shared_queries, time_text};
+use super::rows;
+use crate::store::dialect::{Query, shared_queries};
 use crate::store::{LeaseRenewal, StoreError, TaskClaim, TaskEnding};
 use crate::tasks::{Progress, Status, Task, TaskId, TaskToken, WorkerId};
 
@@ -105,39 +105,42 @@ shared_queries! {
         ends: &[TaskEnding],
         now: DateTime<Utc>,
     ) -> Result<Vec<Task>, StoreError> {
+        let parts = rows::end_parts(ends, now, self.dialect.statement_bytes());
+        let mut ended = Vec::with_capacity(ends.len());
         if ends.iter().all(|e| e.end.outputs.is_empty()) && !self.dialect.pooled() {
-            return Self::task_end_on(&self.pool, ends, now, None).await;
+            for (_, rows) in parts {
+                ended.extend(Self::task_end_on(&self.pool, rows, None).await?);
+            }
+            return Ok(ended);
         }
         // Attempts that made files: their task_files rows in the same
         // transaction, for the tasks the (fenced) end did touch. (Behind a
         // pooler, every end takes this way: a statement needs a transaction.)
         let mut tx = D::begin_write(&self.pool).await?;
-        let ended = Self::task_end_on(&mut *tx, ends, now, None).await?;
-        for task in &ended {
-            let made = ends.iter().find(|e| e.id == task.id);
-            if let Some(e) = made.filter(|e| !e.end.outputs.is_empty()) {
-                Self::task_files_insert(&mut tx, task.id, "output", &e.end.outputs).await?;
+        for (part, rows) in parts {
+            let done = Self::task_end_on(&mut *tx, rows, None).await?;
+            for task in &done {
+                let made = part.iter().find(|e| e.id == task.id);
+                if let Some(e) = made.filter(|e| !e.end.outputs.is_empty()) {
+                    Self::task_files_insert(&mut tx, task.id, "output", &e.end.outputs).await?;
+                }
             }
+            ended.extend(done);
         }
         tx.commit().await?;
         Ok(ended)
     }
 
-    /// Ends attempts in one statement, on a pool or inside a transaction;
-    /// with `expired_before` (the rescuer), only those whose lease ran out.
+    /// Ends attempts in one statement (`rows`: a part from
+    /// [`rows::end_parts`]), on a pool or inside a transaction; with
+    /// `expired_before` (the rescuer), only those whose lease ran out.
     pub(super) async fn task_end_on<'c>(
         executor: impl sqlx::Executor<'c, Database = D::Db>,
-        ends: &[TaskEnding],
-        now: DateTime<Utc>,
+        rows: String,
         expired_before: Option<DateTime<Utc>>,
     ) -> Result<Vec<Task>, StoreError> {
-        if ends.is_empty() {
-            return Ok(Vec::new());
-        }
-        let now = time_text(now);
-        let rows: Vec<EndRow> = ends.iter().map(|e| EndRow::new(e, &now)).collect();
         let rows = Self::sql(Query::TaskEnd)
-            .bind(rows::json_text(&rows))
+            .bind(rows)
             .bind(expired_before.map(D::time))
             .fetch_all(executor)
             .await?;

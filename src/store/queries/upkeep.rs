@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 
 use super::count;
-use super::rows::InsertRow;
+use super::rows::{self, InsertRow};
 use crate::store::dialect::{Query, shared_queries, time_text};
 use crate::store::{StoreError, TaskEnding};
 use crate::tasks::{AttemptEnd, NewTask, Status, Task};
@@ -35,7 +35,10 @@ shared_queries! {
                 end: decide(t),
             })
             .collect();
-        let rescued = Self::task_end_on(&mut *tx, &ends, now, Some(now)).await?;
+        let mut rescued = Vec::with_capacity(ends.len());
+        for (_, rows) in rows::end_parts(&ends, now, None) {
+            rescued.extend(Self::task_end_on(&mut *tx, rows, Some(now)).await?);
+        }
         tx.commit().await?;
         Ok(rescued)
     }
