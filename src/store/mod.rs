@@ -257,17 +257,3 @@ impl Store {
         pub async fn files_delete(&self, files: &[FileRowId]) -> Result<u64, StoreError>;
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_hidden_in_messages() {
-        assert_eq!(
-            redact("postgres://errand:s3cret@db:5432/errand"),
-            "postgres://errand:***@db:5432/errand"
-        );
-        assert_eq!(redact("postgres://db/errand"), "postgres://db/errand");
-    }
-}
