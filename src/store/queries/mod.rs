@@ -12,7 +12,8 @@
 //!   cancel (all through one filter parameter);
 //! - `upkeep`: what maintenance does: rescue, retention, the callback outbox;
 //! - `keys`: idempotency keys; `accounts`: API tokens and workers;
-//! - `bench`: what `errand bench` asks beyond that.
+//! - `bench`: what `errand bench` asks beyond that;
+//! - `rows`: the typed rows that batched writes pass as one JSON parameter.
 //!
 //! Uses `tasks` (the rows are domain types) and the dialect contract;
 //! nothing else.
