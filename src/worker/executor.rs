@@ -37,11 +37,12 @@ pub(super) async fn run(
         worker.id = %shared.id,
     );
     async {
-        tracing::debug!("attempt started");
         let waited = task.started_at.unwrap_or(task.run_at) - task.run_at;
         telemetry::task_picked_up(&task.kind, waited.to_std().unwrap_or_default());
         let (ran, took) = match started(&pace, &stop).await {
             Some(slot) => {
+                // `errand bench` times pickups to this line.
+                tracing::debug!("attempt started");
                 let started = std::time::Instant::now();
                 let ran = attempt(&shared, &task, &stop).await;
                 let took = started.elapsed();

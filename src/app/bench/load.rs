@@ -2,6 +2,8 @@
 //! concurrent keep-alive clients, polls, and a slow trickle of creates to
 //! time pickups.
 
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -10,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::BenchError;
+use super::procs::handler_starts;
 use crate::store::Store;
 use crate::tasks::TaskToken;
 
@@ -133,13 +136,14 @@ impl Api {
     }
 
     /// Creates one task every `every` for `seconds`, noting the time just
-    /// before each POST; then reads when each started, as its worker
-    /// recorded it: the pickups, in milliseconds.
+    /// before each POST; then finds when each one's handler started, as
+    /// the worker logging into `log` wrote it: the pickups, in milliseconds.
     pub(super) async fn pickups(
         &self,
         store: &Store,
         every: Duration,
         seconds: f64,
+        log: &Path,
     ) -> Result<Vec<f64>, BenchError> {
         let mut sent: Vec<(DateTime<Utc>, TaskToken)> = Vec::new();
         let mut tick = tokio::time::interval(every);
@@ -154,22 +158,45 @@ impl Api {
                 token.map_err(|e| failed("a created task's token", e))?,
             ));
         }
-        let mut pickups = Vec::with_capacity(sent.len());
-        for (before, token) in sent {
-            let started = wait_started(store, token).await?;
-            pickups.push((started - before).as_seconds_f64() * 1000.0);
+        for (_, token) in &sent {
+            wait_started(store, *token).await?;
         }
+        let starts = logged_starts(log, sent.iter().map(|(_, t)| t.to_string())).await?;
+        let mut pickups: Vec<f64> = sent
+            .iter()
+            .map(|(before, token)| (starts[&token.to_string()] - *before).as_seconds_f64() * 1000.0)
+            .collect();
         pickups.sort_by(f64::total_cmp);
         Ok(pickups)
     }
 }
 
-/// When task `token` started (waiting up to 30 s for it to).
-async fn wait_started(store: &Store, token: TaskToken) -> Result<DateTime<Utc>, BenchError> {
+/// The handler starts the worker logged, once it has logged all of
+/// `tokens` (its last lines may follow the claims they come from by a
+/// moment).
+async fn logged_starts(
+    log: &Path,
+    tokens: impl Iterator<Item = String> + Clone,
+) -> Result<HashMap<String, DateTime<Utc>>, BenchError> {
+    for _ in 0..500 {
+        let starts = handler_starts(log)?;
+        if tokens.clone().all(|t| starts.contains_key(&t)) {
+            return Ok(starts);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err(failed(
+        "pickup",
+        format!("the worker's log {} lacks handler starts", log.display()),
+    ))
+}
+
+/// Waits up to 30 s for task `token` to start.
+async fn wait_started(store: &Store, token: TaskToken) -> Result<(), BenchError> {
     for _ in 0..3000 {
         let task = store.task_get(token).await?;
-        if let Some(started) = task.and_then(|t| t.started_at) {
-            return Ok(started);
+        if task.is_some_and(|t| t.started_at.is_some()) {
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

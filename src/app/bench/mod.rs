@@ -136,13 +136,16 @@ async fn phases(
         "pickup: one task every 20 ms for {} s, idle worker",
         o.seconds
     ));
-    let worker = launcher.worker(o.concurrency, &[])?;
+    let log = std::env::temp_dir().join(format!("errand-bench-{}-pickup.log", std::process::id()));
+    let worker = launcher.logging_worker(o.concurrency, &log)?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let worker_idle = rss_mb(worker.pid());
     let pickups = api
-        .pickups(store, Duration::from_millis(20), o.seconds)
-        .await?;
+        .pickups(store, Duration::from_millis(20), o.seconds, &log)
+        .await;
     worker.stop().await;
+    let _ = std::fs::remove_file(&log);
+    let pickups = pickups?;
     let polled: Vec<String> = d.tokens.into_iter().take(10_000).collect();
     say(&format!(
         "poll: GET /v1/tasks/{{token}} from {} clients over {} tasks for {} s",

@@ -2,13 +2,16 @@
 //! started from its own binary, with its configuration, on a free port;
 //! their memory read from `/proc`.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+
+use chrono::{DateTime, Utc};
 
 use super::BenchError;
 
@@ -54,7 +57,33 @@ impl Launcher {
         self.spawn(&["worker", "--concurrency", &n], extra)
     }
 
+    /// `errand worker --concurrency N` that logs, as JSON lines into `log`,
+    /// when each attempt's handler starts (see [`handler_starts`]).
+    pub(super) fn logging_worker(
+        &self,
+        concurrency: usize,
+        log: &Path,
+    ) -> Result<Proc, BenchError> {
+        let file = std::fs::File::create(log)
+            .map_err(|e| BenchError::Process(format!("{}: {e}", log.display())))?;
+        let n = concurrency.to_string();
+        let env = [
+            ("RUST_LOG", "warn,errand::worker::executor=debug"),
+            ("ERRAND__LOG__FORMAT", "json"),
+        ];
+        self.start(&["worker", "--concurrency", &n], &env, Stdio::from(file))
+    }
+
     fn spawn(&self, args: &[&str], extra: &[(&str, &str)]) -> Result<Proc, BenchError> {
+        self.start(args, extra, Stdio::inherit())
+    }
+
+    fn start(
+        &self,
+        args: &[&str],
+        extra: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Result<Proc, BenchError> {
         let mut command = Command::new(&self.binary);
         if let Some(config) = &self.config {
             command.arg("--config").arg(config);
@@ -64,7 +93,8 @@ impl Launcher {
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(extra.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::null());
+            .stdout(Stdio::null())
+            .stderr(stderr);
         let child = command
             .spawn()
             .map_err(|e| BenchError::Process(format!("could not start errand {args:?}: {e}")))?;
@@ -163,4 +193,28 @@ impl PeakRss {
         self.stop.cancel();
         self.peak_kb.load(Ordering::Relaxed) as f64 / 1000.0
     }
+}
+
+/// When each attempt's handler started, by task token, as a
+/// [`Launcher::logging_worker`] logged it.
+pub(super) fn handler_starts(log: &Path) -> Result<HashMap<String, DateTime<Utc>>, BenchError> {
+    let text = std::fs::read_to_string(log)
+        .map_err(|e| BenchError::Process(format!("{}: {e}", log.display())))?;
+    let mut starts = HashMap::new();
+    for line in text.lines() {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if entry["fields"]["message"] != "attempt started" {
+            continue;
+        }
+        let token = entry["span"]["task.token"].as_str();
+        let at = entry["timestamp"]
+            .as_str()
+            .map(DateTime::parse_from_rfc3339);
+        if let (Some(token), Some(Ok(at))) = (token, at) {
+            starts.insert(token.to_string(), at.with_timezone(&Utc));
+        }
+    }
+    Ok(starts)
 }
