@@ -35,13 +35,13 @@ shared_queries! {
         key: Option<&IdempotencyKey>,
     ) -> Result<Inserted, StoreError> {
         let plain = |t: &NewTask| t.depends_on.is_empty() && t.inputs.is_empty();
-        if key.is_none() && tasks.iter().all(plain) && !self.dialect.pooled() {
+        if key.is_none() && tasks.iter().all(plain) {
             let rows = tasks
                 .iter()
                 .enumerate()
                 .map(|(ord, t)| InsertRow::new(t, t.status, 0, &[], ord))
                 .collect();
-            return Ok(Ok(Self::insert_rows(&self.pool, rows).await?));
+            return Ok(Ok(self.alone(async |c| Self::insert_rows(c, rows).await).await?));
         }
         let mut tx = D::begin_write(&self.pool).await?;
         let inserted = Self::tasks_insert_on(&mut tx, tasks, creator, key).await?;

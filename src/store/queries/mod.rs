@@ -109,10 +109,13 @@ shared_queries! {
     /// in a transaction of its own: the pooler hands each transaction
     /// whichever server connection is free, and sqlx prepares and runs a
     /// statement in two round trips, which must reach the same one.
-    async fn alone<T>(
+    async fn alone<T, E>(
         &self,
-        run: impl AsyncFnOnce(&mut <D::Db as Database>::Connection) -> Result<T, sqlx::Error>,
-    ) -> Result<T, StoreError> {
+        run: impl AsyncFnOnce(&mut <D::Db as Database>::Connection) -> Result<T, E>,
+    ) -> Result<T, StoreError>
+    where
+        StoreError: From<E>,
+    {
         if !self.dialect.pooled() {
             let mut conn = self.pool.acquire().await?;
             return Ok(run(&mut *conn).await?);

@@ -107,15 +107,14 @@ shared_queries! {
     ) -> Result<Vec<Task>, StoreError> {
         let parts = rows::end_parts(ends, now, self.dialect.statement_bytes());
         let mut ended = Vec::with_capacity(ends.len());
-        if ends.iter().all(|e| e.end.outputs.is_empty()) && !self.dialect.pooled() {
+        if ends.iter().all(|e| e.end.outputs.is_empty()) {
             for (_, rows) in parts {
-                ended.extend(Self::task_end_on(&self.pool, rows, None).await?);
+                ended.extend(self.alone(async |c| Self::task_end_on(c, rows, None).await).await?);
             }
             return Ok(ended);
         }
         // Attempts that made files: their task_files rows in the same
-        // transaction, for the tasks the (fenced) end did touch. (Behind a
-        // pooler, every end takes this way: a statement needs a transaction.)
+        // transaction, for the tasks the (fenced) end did touch.
         let mut tx = D::begin_write(&self.pool).await?;
         for (part, rows) in parts {
             let done = Self::task_end_on(&mut *tx, rows, None).await?;
