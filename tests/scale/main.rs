@@ -126,6 +126,16 @@ impl Cluster {
             .map(|(s, n)| (s.to_string(), n.parse().unwrap()))
             .collect()
     }
+
+    /// Creates 400 short tasks through nginx, 16 at a time, and waits for
+    /// them all to complete; their tokens.
+    async fn four_hundred_complete(&self) -> Vec<String> {
+        let lb = self.through_nginx(&self.user);
+        let tokens = create_many(&lb, 400, 16, sleep_task(0.05)).await;
+        let statuses = self.ended(&tokens, Duration::from_secs(120)).await;
+        assert_eq!(statuses.get("completed"), Some(&400), "{statuses:?}");
+        tokens
+    }
 }
 
 fn sleep_task(seconds: f64) -> Value {
@@ -184,10 +194,7 @@ fn no_attempts_overlapped(workers: &[Proc]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tasks_created_through_nginx_complete_and_read_back_on_either_node() {
     let c = Cluster::start(false).await;
-    let lb = c.through_nginx(&c.user);
-    let tokens = create_many(&lb, 400, 16, sleep_task(0.05)).await;
-    let statuses = c.ended(&tokens, Duration::from_secs(120)).await;
-    assert_eq!(statuses.get("completed"), Some(&400), "{statuses:?}");
+    let tokens = c.four_hundred_complete().await;
     for node in 0..2 {
         let direct = c.node(node, &c.user);
         for token in &tokens {
@@ -388,10 +395,7 @@ async fn a_thousand_long_pollers_through_nginx_hold_no_database_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn through_pgbouncer_every_task_completes_and_long_polls_wake() {
     let c = Cluster::start(true).await;
-    let lb = c.through_nginx(&c.user);
-    let tokens = create_many(&lb, 400, 16, sleep_task(0.05)).await;
-    let statuses = c.ended(&tokens, Duration::from_secs(120)).await;
-    assert_eq!(statuses.get("completed"), Some(&400), "{statuses:?}");
+    c.four_hundred_complete().await;
     let listening = c.count(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'errand' AND query LIKE 'LISTEN%'",
     );
