@@ -83,12 +83,21 @@ async fn wait_status(store: &Store, token: TaskToken, status: Status, timeout: D
 async fn two_worker_processes_drain_1000_tasks_running_each_once(backend: Backend) {
     let db = TestDb::of(backend).await;
     let store = db.store();
-    let tokens = insert_sleeps(&store, 1000, 0.0, 3).await;
     let env = proc_env(&db);
     let workers = [
         Proc::spawn(&["worker", "--concurrency", "8"], &env),
         Proc::spawn(&["worker", "--concurrency", "8"], &env),
     ];
+    // Both are up before there is work, and the work (10 ms a task) takes
+    // one worker longer than the other's poll interval: the first to look
+    // can't drain it all alone.
+    eventually(
+        "both workers to register",
+        Duration::from_secs(30),
+        || async { (db.count("SELECT count(*) FROM workers").await == 2).then_some(()) },
+    )
+    .await;
+    let tokens = insert_sleeps(&store, 1000, 0.01, 3).await;
     eventually(
         "1000 tasks to complete",
         Duration::from_secs(120),
