@@ -15,6 +15,9 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     #[serde(with = "duration")]
     pub acquire_timeout: Duration,
+    /// A pooled connection idle longer than this is pinged before use.
+    #[serde(with = "duration")]
+    pub check_idle_after: Duration,
     #[serde(with = "duration")]
     pub statement_timeout: Duration,
     pub migrate_on_start: bool,

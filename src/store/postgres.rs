@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{
     PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgQueryResult, PgSslMode,
 };
-use sqlx::{Postgres, Transaction};
+use sqlx::{Connection as _, Postgres, Transaction};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -247,6 +247,7 @@ fn may_encrypt(url: &str) -> Result<bool, StoreError> {
 
 impl PgStore {
     pub(super) fn connect(settings: &DatabaseSettings) -> Result<PgStore, StoreError> {
+        let check_idle_after = settings.check_idle_after;
         let pool = |url: &str, connections: u32, pooled: bool| {
             let mut options = PgConnectOptions::from_str(url)
                 .map_err(StoreError::Database)?
@@ -263,6 +264,15 @@ impl PgStore {
                 PgPoolOptions::new()
                     .max_connections(connections)
                     .acquire_timeout(settings.acquire_timeout)
+                    .test_before_acquire(false)
+                    .before_acquire(move |conn, meta| {
+                        // Only a connection idle for a while is worth a
+                        // round trip first (`database.check_idle_after`);
+                        // one that fails it is replaced.
+                        Box::pin(async move {
+                            Ok(meta.idle_for < check_idle_after || conn.ping().await.is_ok())
+                        })
+                    })
                     .connect_lazy_with(options),
             )
         };

@@ -207,6 +207,9 @@ impl LiteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
+            // A file does not hang up: no round trip to the connection's
+            // thread before every statement.
+            .test_before_acquire(false)
             .connect_lazy_with(options);
         Ok(SqlStore {
             pool,
