@@ -49,8 +49,8 @@ pub(super) async fn wait_for(
     // connection would be an error).
     loop {
         let task = state
-            .store
-            .task_get(token)
+            .reads
+            .get(token)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no task {token}")))?;
         let now = tokio::time::Instant::now();

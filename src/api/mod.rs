@@ -8,7 +8,7 @@
 //!   `download` (a task's file);
 //!   `operations` (workers, kinds, metrics), `me` (who the caller is),
 //!   `health`, `openapi`, `ui` (the dashboard's files);
-//! - `respond` (a task the caller may see, as JSON with its ETag),
+//! - `reads` (polls read together), `respond` (a task the caller may see, as JSON with its ETag),
 //!   `conditional` (ETag, 304, `Prefer: wait`, the long poll), `body`
 //!   (bounded JSON bodies), `query` (query strings with a filter), `cors`
 //!   (cross-origin requests), `auth` (the bearer-token extractor), `error`
@@ -36,6 +36,7 @@ mod multipart;
 mod openapi;
 mod operations;
 mod query;
+mod reads;
 mod respond;
 mod retry;
 mod stats;
@@ -54,6 +55,7 @@ pub use auth::{Caller, TokenCache};
 pub use cors::cors;
 pub use error::{ApiError, Problem};
 pub use openapi::ApiDoc;
+pub use reads::TaskReads;
 
 use crate::config::{HttpSettings, MetricsExposure};
 use crate::files::Files;
@@ -79,6 +81,8 @@ pub struct ApiSettings {
 /// What every handler shares.
 pub struct ApiState {
     pub store: Store,
+    /// Reads the tasks that polls ask for, together.
+    pub reads: TaskReads,
     /// Creates tasks (and knows the kinds).
     pub enqueuer: Enqueuer,
     /// Task files' bytes.
@@ -118,6 +122,7 @@ impl ApiState {
     ) -> ApiState {
         let http = &settings.http;
         ApiState {
+            reads: TaskReads::new(store.clone(), http.read_batch),
             store,
             enqueuer,
             files,

@@ -34,7 +34,7 @@ pub(super) async fn visible_task(
 ) -> Result<Task, ApiError> {
     let not_found = || ApiError::NotFound(format!("no task {token:?}"));
     let token: TaskToken = token.parse().map_err(|_| not_found())?;
-    match state.store.task_get(token).await? {
+    match state.reads.get(token).await? {
         Some(task) if caller.can_see(&task) => Ok(task),
         _ => Err(not_found()),
     }

@@ -72,6 +72,8 @@ pub struct HttpSettings {
     pub max_batch_bytes: usize,
     /// Most concurrent single creates written by one statement.
     pub create_batch: usize,
+    /// Most concurrent polls answered by one statement.
+    pub read_batch: usize,
     /// How often clients polling a task are asked to look again, at the
     /// most often and the least (see `tasks::PollPace`).
     #[serde(with = "duration")]
@@ -340,6 +342,7 @@ impl Settings {
             ("http.max_batch", self.http.max_batch),
             ("http.max_batch_bytes", self.http.max_batch_bytes),
             ("http.create_batch", self.http.create_batch),
+            ("http.read_batch", self.http.read_batch),
             ("commands.max_output_bytes", self.commands.max_output_bytes),
         ] {
             if value == 0 {

@@ -217,6 +217,7 @@ queries! {
     TaskThroughput => "task_throughput",
     TaskWatch => "task_watch",
     TasksGetByIds => "tasks_get_by_ids",
+    TasksGetByTokens => "tasks_get_by_tokens",
     TasksInsert => "tasks_insert",
     TokenCount => "token_count",
     TokenFind => "token_find",

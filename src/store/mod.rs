@@ -178,6 +178,8 @@ impl Store {
         pub async fn ping(&self) -> Result<(), StoreError>;
         /// The task with this token, if there is one.
         pub async fn task_get(&self, token: TaskToken) -> Result<Option<Task>, StoreError>;
+        /// The tasks with these tokens that exist, in any order.
+        pub async fn tasks_get(&self, tokens: &[TaskToken]) -> Result<Vec<Task>, StoreError>;
         /// Something is about to wait for this task to end: its end will be
         /// announced to every process (Postgres sends a notification only for
         /// the ends of tasks something waits for).

@@ -27,6 +27,7 @@ on_both_stores!(
     nul_characters_get_400_naming_where_and_write_nothing,
     unknown_routes_and_methods_and_tokens_are_problems,
     polling_with_the_etag_gets_304_until_the_task_changes,
+    concurrent_polls_read_together_each_get_their_own_task,
     retry_after_paces_polls_by_where_the_task_is,
     delay_and_run_at_hold_a_task_back,
     superuser_cancel_stops_a_running_task_within_a_heartbeat,
@@ -540,6 +541,43 @@ async fn polling_with_the_etag_gets_304_until_the_task_changes(backend: Backend)
     assert_eq!(root.cancel(&token).await.status(), 200);
     let r = conditional().await.unwrap();
     assert_eq!(r.status(), 200, "a changed task is sent again");
+}
+
+/// Polls that arrive together are read in one statement: each still gets
+/// its own task (or the same 404 as for none), and one asked for twice
+/// comes back whole both times.
+async fn concurrent_polls_read_together_each_get_their_own_task(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let app = TestApp::spawn(&db, Mode::Api, |_| {}).await;
+    let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
+    let bob = Client::new(&app.base, &app.token("bob", "user", None).await);
+    let mut mine = Vec::new();
+    for i in 0..30 {
+        let body = json!({"kind": "sleep", "payload": {"seconds": i}});
+        mine.push((alice.create_ok(body).await, i));
+    }
+    let bobs = bob
+        .create_ok(json!({"kind": "sleep", "payload": {"seconds": 99}}))
+        .await;
+    let polls = mine
+        .iter()
+        .chain(&mine)
+        .chain(&mine)
+        .map(|(token, seconds)| {
+            let alice = &alice;
+            async move {
+                let r = alice.get(token).await;
+                assert_eq!(r.status(), 200);
+                let task: Value = r.json().await.unwrap();
+                assert_eq!(task["token"], token.as_str());
+                assert_eq!(task["payload"]["seconds"], *seconds);
+            }
+        });
+    let foreign = (0..10).map(|_| async { assert_eq!(alice.get(&bobs).await.status(), 404) });
+    tokio::join!(
+        futures_util::future::join_all(polls),
+        futures_util::future::join_all(foreign)
+    );
 }
 
 async fn delay_and_run_at_hold_a_task_back(backend: Backend) {

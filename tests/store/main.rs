@@ -62,6 +62,7 @@ async fn pgbouncer() -> (Store, (common::TestDb, common::servers::PgBouncer)) {
 
 conformance!(
     inserted_task_reads_back_as_written,
+    tasks_are_read_by_many_tokens_at_once,
     claimed_task_is_invisible_to_second_worker,
     claim_takes_priority_then_run_at_then_id,
     claim_waits_for_run_at,
@@ -192,6 +193,29 @@ mod suite {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    pub async fn tasks_are_read_by_many_tokens_at_once(store: &Store) {
+        let mut tokens = Vec::new();
+        for priority in 0..5 {
+            let new = new_task("default", priority, t0(), 3);
+            common::insert_task(store, &new).await;
+            tokens.push(new.token);
+        }
+        let missing = TaskToken::generate();
+        let asked = [tokens[3], missing, tokens[0], tokens[4]];
+        let mut found = store.tasks_get(&asked).await.unwrap();
+        found.sort_by_key(|t| t.priority);
+        let priorities: Vec<i32> = found.iter().map(|t| t.priority).collect();
+        assert_eq!(
+            priorities,
+            [0, 3, 4],
+            "each existing task once, none for the missing"
+        );
+        for task in &found {
+            assert_eq!(*task, store.task_get(task.token).await.unwrap().unwrap());
+        }
+        assert!(store.tasks_get(&[missing]).await.unwrap().is_empty());
     }
 
     pub async fn claimed_task_is_invisible_to_second_worker(store: &Store) {

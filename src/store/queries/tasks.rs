@@ -23,6 +23,18 @@ shared_queries! {
         row.as_ref().map(Self::task_from_row).transpose()
     }
 
+    pub(in crate::store) async fn tasks_get(
+        &self,
+        tokens: &[TaskToken],
+    ) -> Result<Vec<Task>, StoreError> {
+        let hex: Vec<String> = tokens.iter().map(|t| t.as_uuid().simple().to_string()).collect();
+        let rows = self.fetch_all(Self::sql(Query::TasksGetByTokens)
+            .bind(json!(hex))
+            )
+            .await?;
+        Self::tasks_from_rows(&rows)
+    }
+
     pub(in crate::store) async fn task_watch(&self, token: TaskToken) -> Result<(), StoreError> {
         self.execute(Self::sql(Query::TaskWatch)
             .bind(token.as_uuid())
