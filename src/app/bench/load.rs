@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::BenchError;
 use super::procs::handler_starts;
+use super::wire::Connection;
 use crate::store::Store;
 use crate::tasks::TaskToken;
 
@@ -101,9 +102,9 @@ impl Api {
         Ok((n as f64 / started.elapsed().as_secs_f64(), tokens))
     }
 
-    /// `GET /v1/tasks/{token}` from `clients` concurrent connections for
-    /// `seconds`, each going through `tokens` from its own place: requests
-    /// per second.
+    /// `GET /v1/tasks/{token}` from `clients` concurrent keep-alive
+    /// connections (plain HTTP/1.1, see `wire`) for `seconds`, each going
+    /// through `tokens` from its own place: requests per second.
     pub(super) async fn poll(
         &self,
         tokens: Arc<Vec<String>>,
@@ -117,14 +118,13 @@ impl Api {
             loops.push(tokio::spawn(async move {
                 let mut i = client * tokens.len() / clients.max(1);
                 let mut polls = 0u64;
+                let mut connection = Connection::open(&api.base).await?;
                 while started.elapsed().as_secs_f64() < seconds {
-                    let url = format!("{}/v1/tasks/{}", api.base, tokens[i % tokens.len()]);
-                    let r = api.http.get(url).bearer_auth(&api.token).send().await;
-                    let r = r.map_err(|e| failed("GET /v1/tasks/{token}", e))?;
-                    if r.status() != 200 {
-                        return Err(failed("GET /v1/tasks/{token}", r.status()));
+                    let path = format!("/v1/tasks/{}", tokens[i % tokens.len()]);
+                    let status = connection.get(&path, &api.token).await?;
+                    if status != 200 {
+                        return Err(failed("GET /v1/tasks/{token}", status));
                     }
-                    r.bytes().await.map_err(|e| failed("a task's body", e))?;
                     polls += 1;
                     i += 1;
                 }

@@ -7,6 +7,7 @@
 
 mod load;
 mod procs;
+mod wire;
 
 use std::path::Path;
 use std::sync::Arc;
