@@ -543,16 +543,19 @@ async fn insert_kind(
     .token
 }
 
+/// For tests whose every attempt must end by itself: a lease the shared
+/// machine's slowest moments can't outlast (a 2–4 s stall of every
+/// statement once outlasted the tests' 3 s, and a rescue took an attempt).
+fn never_lost(s: &mut errand::config::Settings) {
+    s.worker.lease = Duration::from_secs(30);
+}
+
 async fn always_failing_task_fails_after_exactly_max_attempts_with_backoff(backend: Backend) {
     let db = TestDb::of(backend).await;
     let store = db.store();
-    let workers = InProcess::start(
-        &db,
-        |_| {},
-        |r| {
-            r.register(AlwaysFails).unwrap();
-        },
-    );
+    let workers = InProcess::start(&db, never_lost, |r| {
+        r.register(AlwaysFails).unwrap();
+    });
     let token = insert_kind(&store, "always_fails", 4, None).await;
     let failed = wait_status(&store, token, Status::Failed, Duration::from_secs(30)).await;
     assert_eq!(failed.attempt, 4);
@@ -577,13 +580,9 @@ async fn always_failing_task_fails_after_exactly_max_attempts_with_backoff(backe
 async fn permanent_failure_and_panic_are_recorded(backend: Backend) {
     let db = TestDb::of(backend).await;
     let store = db.store();
-    let workers = InProcess::start(
-        &db,
-        |_| {},
-        |r| {
-            r.register(Picky).unwrap().register(Panics).unwrap();
-        },
-    );
+    let workers = InProcess::start(&db, never_lost, |r| {
+        r.register(Picky).unwrap().register(Panics).unwrap();
+    });
     let picky = insert_kind(&store, "picky", 5, None).await;
     let panics = insert_kind(&store, "panics", 2, None).await;
     let failed = wait_status(&store, picky, Status::Failed, Duration::from_secs(10)).await;
