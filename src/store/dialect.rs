@@ -16,6 +16,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::pool::PoolConnection;
 use sqlx::{Database, Decode, Encode, Pool, Transaction, Type};
 
 use super::StoreError;
@@ -78,27 +79,29 @@ pub(super) trait Dialect: Send + Sync + 'static {
         None
     }
 
+    // Each transaction starts on a connection the store lent (see `kept`).
+
     /// A transaction for a write that reads first.
     fn begin_write(
-        pool: &Pool<Self::Db>,
+        conn: PoolConnection<Self::Db>,
     ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send;
     /// A transaction for a rescue pass, if this node gets to do one now.
     fn begin_rescue(
-        pool: &Pool<Self::Db>,
+        conn: PoolConnection<Self::Db>,
     ) -> impl Future<Output = Result<Option<Transaction<'static, Self::Db>>, StoreError>> + Send;
     /// A transaction in which claims of `queue` take turns.
     fn begin_queue_claim(
-        pool: &Pool<Self::Db>,
+        conn: PoolConnection<Self::Db>,
         queue: &str,
     ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send;
     /// A transaction whose statements each stop after `timeout`.
     fn begin_bounded(
-        pool: &Pool<Self::Db>,
+        conn: PoolConnection<Self::Db>,
         timeout: Duration,
     ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send;
     /// A transaction in which nodes take turns to mint the first token.
     fn begin_token_mint(
-        pool: &Pool<Self::Db>,
+        conn: PoolConnection<Self::Db>,
     ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send;
 }
 

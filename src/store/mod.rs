@@ -21,6 +21,7 @@
 mod dialect;
 mod embedded;
 mod error;
+mod kept;
 mod params;
 mod postgres;
 mod queries;

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{
     PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgQueryResult, PgSslMode,
 };
@@ -110,16 +111,18 @@ impl Dialect for Pg {
     }
 
     /// Row locks keep a write that reads first safe.
-    async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
-        Ok(pool.begin().await?)
+    async fn begin_write(
+        conn: PoolConnection<Postgres>,
+    ) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(Transaction::begin(conn, None).await?)
     }
 
     /// An advisory lock keeps two nodes from doing the same pass; expired
     /// rows are then locked with SKIP LOCKED.
     async fn begin_rescue(
-        pool: &PgPool,
+        conn: PoolConnection<Postgres>,
     ) -> Result<Option<Transaction<'static, Postgres>>, StoreError> {
-        let mut tx = pool.begin().await?;
+        let mut tx = Transaction::begin(conn, None).await?;
         let locked: bool = sqlx::query_scalar(sql!("lock_try"))
             .persistent(Pg::keeps_statements())
             .bind(LOCK_RESCUE)
@@ -130,10 +133,10 @@ impl Dialect for Pg {
 
     /// Claims of a limited queue take turns: an advisory lock per queue.
     async fn begin_queue_claim(
-        pool: &PgPool,
+        conn: PoolConnection<Postgres>,
         queue: &str,
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let mut tx = pool.begin().await?;
+        let mut tx = Transaction::begin(conn, None).await?;
         sqlx::query(sql!("queue_lock"))
             .persistent(Pg::keeps_statements())
             .bind(queue)
@@ -145,10 +148,10 @@ impl Dialect for Pg {
     /// Each statement stops after `timeout`, answered as
     /// [`StoreError::Timeout`].
     async fn begin_bounded(
-        pool: &PgPool,
+        conn: PoolConnection<Postgres>,
         timeout: Duration,
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let mut tx = pool.begin().await?;
+        let mut tx = Transaction::begin(conn, None).await?;
         sqlx::query(sql!("statement_timeout_set"))
             .persistent(Pg::keeps_statements())
             .bind(format!("{}ms", timeout.as_millis().max(1)))
@@ -158,8 +161,10 @@ impl Dialect for Pg {
     }
 
     /// Nodes take turns to mint the first token: an advisory lock.
-    async fn begin_token_mint(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let mut tx = pool.begin().await?;
+    async fn begin_token_mint(
+        conn: PoolConnection<Postgres>,
+    ) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut tx = Transaction::begin(conn, None).await?;
         sqlx::query(sql!("lock_wait"))
             .persistent(Pg::keeps_statements())
             .bind(LOCK_TOKENS)
@@ -283,14 +288,13 @@ impl PgStore {
         } else {
             None
         };
-        Ok(SqlStore {
-            pool: pool(&settings.url, settings.max_connections, settings.pooled)?,
-            dialect: Pg {
-                pooled: settings.pooled,
-                direct,
-                tls: may_encrypt(&settings.url)?,
-            },
-        })
+        let dialect = Pg {
+            pooled: settings.pooled,
+            direct,
+            tls: may_encrypt(&settings.url)?,
+        };
+        let pool = pool(&settings.url, settings.max_connections, settings.pooled)?;
+        Ok(SqlStore::new(pool, dialect, check_idle_after))
     }
 
     pub(super) async fn run_listener(

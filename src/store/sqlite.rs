@@ -20,11 +20,12 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{SqlSafeStr, Sqlite, Transaction};
 use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
@@ -93,40 +94,43 @@ impl Dialect for Lite {
 
     /// `BEGIN IMMEDIATE` takes the write lock at once, so nothing changes
     /// between the read and the write.
-    async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+    async fn begin_write(
+        conn: PoolConnection<Sqlite>,
+    ) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        let begin = "BEGIN IMMEDIATE".into_sql_str();
+        Ok(Transaction::begin(conn, Some(begin)).await?)
     }
 
     /// The write lock (`BEGIN IMMEDIATE`) keeps other rescuers and
     /// heartbeats out until the pass commits.
     async fn begin_rescue(
-        pool: &SqlitePool,
+        conn: PoolConnection<Sqlite>,
     ) -> Result<Option<Transaction<'static, Sqlite>>, StoreError> {
-        Lite::begin_write(pool).await.map(Some)
+        Lite::begin_write(conn).await.map(Some)
     }
 
     /// `BEGIN IMMEDIATE` makes every write wait its turn anyway.
     async fn begin_queue_claim(
-        pool: &SqlitePool,
+        conn: PoolConnection<Sqlite>,
         _queue: &str,
     ) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Lite::begin_write(pool).await
+        Lite::begin_write(conn).await
     }
 
     /// SQLite has no statement timeout: `_timeout` is not enforced (the file
     /// is local, and a listing reads with no lock held against writers, in
     /// WAL mode).
     async fn begin_bounded(
-        pool: &SqlitePool,
+        conn: PoolConnection<Sqlite>,
         _timeout: Duration,
     ) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(pool.begin().await?)
+        Ok(Transaction::begin(conn, None).await?)
     }
 
     async fn begin_token_mint(
-        pool: &SqlitePool,
+        conn: PoolConnection<Sqlite>,
     ) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Lite::begin_write(pool).await
+        Lite::begin_write(conn).await
     }
 }
 
@@ -211,10 +215,9 @@ impl LiteStore {
             // thread before every statement.
             .test_before_acquire(false)
             .connect_lazy_with(options);
-        Ok(SqlStore {
-            pool,
-            dialect: Lite { path },
-        })
+        // A file does not hang up: a connection is kept however long it
+        // waits (up to `kept::HOLD`).
+        Ok(SqlStore::new(pool, Lite { path }, super::kept::HOLD))
     }
 
     /// The database file.

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 #[macro_use]
 mod common;
+mod connections;
 mod files;
 
 use chrono::{DateTime, Duration, Utc};

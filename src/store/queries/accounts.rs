@@ -16,7 +16,7 @@ shared_queries! {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         // Rare: a transaction of its own serves both ways of connecting.
-        let mut tx = D::begin_write(&self.pool).await?;
+        let mut tx = D::begin_write(self.connection().await?).await?;
         Self::token_insert_on(&mut *tx, t, now).await?;
         Ok(tx.commit().await?)
     }
@@ -28,7 +28,7 @@ shared_queries! {
         t: &NewApiToken,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut tx = D::begin_token_mint(&self.pool).await?;
+        let mut tx = D::begin_token_mint(self.connection().await?).await?;
         let tokens: i64 = Self::sql(Query::TokenCount)
             .fetch_one(&mut *tx)
             .await?

@@ -43,7 +43,7 @@ shared_queries! {
                 .collect();
             return Ok(Ok(self.alone(async |c| Self::insert_rows(c, rows).await).await?));
         }
-        let mut tx = D::begin_write(&self.pool).await?;
+        let mut tx = D::begin_write(self.connection().await?).await?;
         let inserted = Self::tasks_insert_on(&mut tx, tasks, creator, key).await?;
         if inserted.is_ok() {
             tx.commit().await?;

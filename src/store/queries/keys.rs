@@ -16,14 +16,8 @@ shared_queries! {
         &self,
         claim: &KeyClaimTerms<'_>,
     ) -> Result<KeyClaim, StoreError> {
-        if self.dialect.pooled() {
-            let mut tx = self.pool.begin().await?;
-            let claimed = Self::idempotency_claim_on(&mut tx, claim).await?;
-            tx.commit().await?;
-            return Ok(claimed);
-        }
-        let mut conn = self.pool.acquire().await?;
-        Self::idempotency_claim_on(&mut conn, claim).await
+        self.alone(async |c| Self::idempotency_claim_on(c, claim).await)
+            .await
     }
 
     /// Claims an `Idempotency-Key` on a connection (inside an application's

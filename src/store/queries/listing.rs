@@ -28,7 +28,7 @@ shared_queries! {
         &self,
         l: &TaskListing<'_>,
     ) -> Result<Vec<Task>, StoreError> {
-        let mut tx = D::begin_bounded(&self.pool, l.timeout).await?;
+        let mut tx = D::begin_bounded(self.connection().await?, l.timeout).await?;
         let rows = Self::sql(Query::TaskList)
             .bind(filter_param(l.scope, l.filter))
             .bind(l.after.map(|id| id.0))
@@ -43,7 +43,7 @@ shared_queries! {
         &self,
         c: &TaskCounting<'_>,
     ) -> Result<Vec<TaskCount>, StoreError> {
-        let mut tx = D::begin_bounded(&self.pool, c.timeout).await?;
+        let mut tx = D::begin_bounded(self.connection().await?, c.timeout).await?;
         let rows = Self::sql(Query::TaskStats)
             .bind(filter_param(c.scope, c.filter))
             .fetch_all(&mut *tx)
@@ -66,7 +66,7 @@ shared_queries! {
         c: &TaskCounting<'_>,
         interval_secs: i64,
     ) -> Result<Vec<EndedCount>, StoreError> {
-        let mut tx = D::begin_bounded(&self.pool, c.timeout).await?;
+        let mut tx = D::begin_bounded(self.connection().await?, c.timeout).await?;
         let rows = Self::sql(Query::TaskThroughput)
             .bind(filter_param(c.scope, c.filter))
             .bind(interval_secs.max(1))

@@ -29,14 +29,17 @@ mod tasks;
 mod upkeep;
 
 use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{Database, Pool, Row as _, SqlSafeStr};
+use sqlx::{Connection as _, Database, Pool, Row as _, SqlSafeStr};
 
 use super::StoreError;
 use super::dialect::{Dialect, Query, shared_queries, time_text};
+use super::kept::Kept;
 use crate::tasks::{
     ErrorEntry, Progress, Scope, Status, Task, TaskFile, TaskFiles, TaskFilter, TaskId, TaskRecord,
     TaskToken,
@@ -49,10 +52,12 @@ type Row<D> = <<D as Dialect>::Db as Database>::Row;
 type Statement<D> =
     sqlx::query::Query<'static, <D as Dialect>::Db, <<D as Dialect>::Db as Database>::Arguments>;
 
-/// The store of one dialect: its pool, and the dialect itself (which may
-/// hold what only it needs: SQLite's file).
+/// The store of one dialect: its pool, the connections it keeps between
+/// statements, and the dialect itself (which may hold what only it needs:
+/// SQLite's file).
 pub(super) struct SqlStore<D: Dialect> {
     pub(super) pool: Pool<D::Db>,
+    kept: Arc<Kept<D::Db>>,
     pub(super) dialect: D,
 }
 
@@ -60,7 +65,20 @@ impl<D: Dialect + Clone> Clone for SqlStore<D> {
     fn clone(&self) -> Self {
         SqlStore {
             pool: self.pool.clone(),
+            kept: self.kept.clone(),
             dialect: self.dialect.clone(),
+        }
+    }
+}
+
+impl<D: Dialect> SqlStore<D> {
+    /// A store on `pool` that keeps a connection between statements while
+    /// it is used at least every `fresh_for` (see `kept`).
+    pub(super) fn new(pool: Pool<D::Db>, dialect: D, fresh_for: Duration) -> SqlStore<D> {
+        SqlStore {
+            pool,
+            kept: Arc::new(Kept::new(fresh_for)),
+            dialect,
         }
     }
 }
@@ -105,10 +123,11 @@ shared_queries! {
         sqlx::query(D::sql(query)).persistent(D::keeps_statements())
     }
 
-    /// Runs `run` on a connection of its own; behind a transaction pooler,
-    /// in a transaction of its own: the pooler hands each transaction
-    /// whichever server connection is free, and sqlx prepares and runs a
-    /// statement in two round trips, which must reach the same one.
+    /// Runs `run` on a connection of its own (kept for the next statement
+    /// if it succeeds: see `kept`); behind a transaction pooler, in a
+    /// transaction of its own: the pooler hands each transaction whichever
+    /// server connection is free, and sqlx prepares and runs a statement in
+    /// two round trips, which must reach the same one.
     async fn alone<T, E>(
         &self,
         run: impl AsyncFnOnce(&mut <D::Db as Database>::Connection) -> Result<T, E>,
@@ -116,14 +135,24 @@ shared_queries! {
     where
         StoreError: From<E>,
     {
-        if !self.dialect.pooled() {
-            let mut conn = self.pool.acquire().await?;
-            return Ok(run(&mut *conn).await?);
-        }
-        let mut tx = self.pool.begin().await?;
-        let out = run(&mut *tx).await?;
-        tx.commit().await?;
+        // On an error (or if this is dropped half-way) the connection goes
+        // back to the pool, which tests it.
+        let mut lent = self.kept.lend(&self.pool).await?;
+        let out = if self.dialect.pooled() {
+            let mut tx = lent.conn.begin().await?;
+            let out = run(&mut *tx).await?;
+            tx.commit().await?;
+            out
+        } else {
+            run(&mut *lent.conn).await?
+        };
+        self.kept.take_back(lent, &self.pool);
         Ok(out)
+    }
+
+    /// A connection for a transaction: one kept, else the pool's.
+    async fn connection(&self) -> Result<sqlx::pool::PoolConnection<D::Db>, StoreError> {
+        Ok(self.kept.lend(&self.pool).await?.conn)
     }
 
     async fn execute(&self, q: Statement<D>) -> Result<<D::Db as Database>::QueryResult, StoreError> {
@@ -172,6 +201,7 @@ shared_queries! {
     }
 
     pub(in crate::store) async fn close(&self) {
+        self.kept.release_all();
         self.pool.close().await;
     }
 

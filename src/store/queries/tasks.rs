@@ -60,7 +60,7 @@ shared_queries! {
             Some(_) => {
                 // Claims of a limited queue take turns, so each counts the
                 // running tasks every earlier claim left.
-                let mut tx = D::begin_queue_claim(&self.pool, c.queue).await?;
+                let mut tx = D::begin_queue_claim(self.connection().await?, c.queue).await?;
                 let rows = query.fetch_all(&mut *tx).await?;
                 tx.commit().await?;
                 rows
@@ -127,7 +127,7 @@ shared_queries! {
         }
         // Attempts that made files: their task_files rows in the same
         // transaction, for the tasks the (fenced) end did touch.
-        let mut tx = D::begin_write(&self.pool).await?;
+        let mut tx = D::begin_write(self.connection().await?).await?;
         for (part, rows) in parts {
             let done = Self::task_end_on(&mut *tx, rows, None).await?;
             for task in &done {

@@ -19,7 +19,7 @@ shared_queries! {
         limit: usize,
         decide: impl Fn(&Task) -> AttemptEnd + Send,
     ) -> Result<Vec<Task>, StoreError> {
-        let Some(mut tx) = D::begin_rescue(&self.pool).await? else {
+        let Some(mut tx) = D::begin_rescue(self.connection().await?).await? else {
             return Ok(Vec::new()); // another node is doing this pass
         };
         let rows = Self::sql(Query::TaskExpired)
@@ -77,7 +77,7 @@ shared_queries! {
         if !look.try_get::<bool, _>("pending")? {
             return Ok(Vec::new());
         }
-        let mut tx = D::begin_write(&self.pool).await?;
+        let mut tx = D::begin_write(self.connection().await?).await?;
         let rows = Self::sql(Query::TaskCallbacksDue)
             .bind(count(limit))
             .fetch_all(&mut *tx)
