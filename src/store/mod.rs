@@ -10,6 +10,8 @@
 //!   dialect;
 //! - `postgres`, `sqlite`: the two dialects, and what only each does
 //!   (LISTEN/NOTIFY; the file and its migration lock);
+//! - `kept`: connections kept between statements, past sqlx's test of
+//!   each one it takes back;
 //! - `params`: operations' parameters and answers; `error`: [`StoreError`];
 //!   `embedded`: writes inside an application's own Postgres transaction;
 //!   `lifecycle`: the writes of a task's life, each announcing what changed.
