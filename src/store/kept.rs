@@ -83,7 +83,8 @@ impl<DB: Database> Kept<DB> {
             && !pool.is_closed()
             && !self.fresh_for.is_zero()
             && now.duration_since(lent.out_since) < HOLD;
-        let stale = {
+        let mut back = Vec::new();
+        {
             let mut idle = self.lock();
             if keep {
                 idle.push(Idle {
@@ -91,16 +92,13 @@ impl<DB: Database> Kept<DB> {
                     out_since: lent.out_since,
                     used: now,
                 });
-                None
             } else {
-                Some(lent.conn)
+                back.push(lent.conn);
             }
-            .into_iter()
-            .chain(self.take_stale(&mut idle))
-            .collect::<Vec<_>>()
-        };
+            back.extend(self.take_stale(&mut idle));
+        }
         // Back to the pool, outside the lock.
-        drop(stale);
+        drop(back);
     }
 
     /// Hands every kept connection back to the pool (before it closes).
