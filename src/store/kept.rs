@@ -37,6 +37,8 @@ pub(super) struct Kept<DB: Database> {
     /// Oldest use first.
     idle: Mutex<Vec<Idle<DB>>>,
     fresh_for: Duration,
+    /// Where connections are opened: the runtime the store was made on.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// A connection to run statements on, and since when it is out of the pool.
@@ -51,6 +53,7 @@ impl<DB: Database> Kept<DB> {
         Kept {
             idle: Mutex::new(Vec::new()),
             fresh_for,
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -68,8 +71,20 @@ impl<DB: Database> Kept<DB> {
                 out_since: kept.out_since,
             });
         }
+        let conn = match &self.runtime {
+            // Opened on the store's runtime: a connection belongs to the
+            // runtime it was opened on, and an HTTP worker's own runtime
+            // stops before the store closes (its connections would then
+            // fail whoever uses them next).
+            Some(runtime) => {
+                let pool = pool.clone();
+                let acquire = runtime.spawn(async move { pool.acquire().await });
+                acquire.await.map_err(|_| sqlx::Error::PoolClosed)??
+            }
+            None => pool.acquire().await?,
+        };
         Ok(Lent {
-            conn: pool.acquire().await?,
+            conn,
             out_since: Instant::now(),
         })
     }
