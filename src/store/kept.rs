@@ -11,11 +11,13 @@
 //! that long may have been dropped by the database), when it has been out
 //! of the pool for [`HOLD`] (so that the pool's own upkeep, such as its
 //! connections' maximum lifetime, still reaches it), and whenever the pool
-//! has nothing left to hand out: a kept connection never makes anyone wait.
+//! has nothing left to hand out or anyone waits for it: a kept connection
+//! never makes anyone wait.
 //!
 //! Uses nothing of the crate.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
@@ -39,6 +41,24 @@ pub(super) struct Kept<DB: Database> {
     fresh_for: Duration,
     /// Where connections are opened: the runtime the store was made on.
     runtime: Option<tokio::runtime::Handle>,
+    /// How many of the store's callers wait for the pool.
+    waiting: Arc<AtomicUsize>,
+}
+
+/// One caller waiting for the pool, while it lives.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Waiting {
+    fn enter(count: &Arc<AtomicUsize>) -> Waiting {
+        count.fetch_add(1, Ordering::AcqRel);
+        Waiting(count.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A connection to run statements on, and since when it is out of the pool.
@@ -54,6 +74,7 @@ impl<DB: Database> Kept<DB> {
             idle: Mutex::new(Vec::new()),
             fresh_for,
             runtime: tokio::runtime::Handle::try_current().ok(),
+            waiting: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -71,17 +92,24 @@ impl<DB: Database> Kept<DB> {
                 out_since: kept.out_since,
             });
         }
+        // Counted while it waits for the pool, even if its caller goes away.
+        let acquire = {
+            let (pool, waiting) = (pool.clone(), Waiting::enter(&self.waiting));
+            async move {
+                let conn = pool.acquire().await;
+                drop(waiting);
+                conn
+            }
+        };
         let conn = match &self.runtime {
             // Opened on the store's runtime: a connection belongs to the
             // runtime it was opened on, and an HTTP worker's own runtime
             // stops before the store closes (its connections would then
             // fail whoever uses them next).
             Some(runtime) => {
-                let pool = pool.clone();
-                let acquire = runtime.spawn(async move { pool.acquire().await });
-                acquire.await.map_err(|_| sqlx::Error::PoolClosed)??
+                (runtime.spawn(acquire).await).map_err(|_| sqlx::Error::PoolClosed)??
             }
-            None => pool.acquire().await?,
+            None => acquire.await?,
         };
         Ok(Lent {
             conn,
@@ -93,7 +121,10 @@ impl<DB: Database> Kept<DB> {
     /// next, or handed back to the pool (see the module).
     pub(super) fn take_back(&self, lent: Lent<DB>, pool: &Pool<DB>) {
         let now = Instant::now();
-        let spare = pool.num_idle() > 0 || pool.size() < pool.options().get_max_connections();
+        // Not while anyone waits for the pool: sqlx serves its waiters in
+        // turn, and a kept connection would go to whoever comes next.
+        let spare = self.waiting.load(Ordering::Acquire) == 0
+            && (pool.num_idle() > 0 || pool.size() < pool.options().get_max_connections());
         let keep = spare
             && !pool.is_closed()
             && !self.fresh_for.is_zero()

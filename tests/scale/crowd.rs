@@ -67,8 +67,9 @@ pub async fn thousand_pollers(c: &Cluster, n: usize, spread: Duration) -> String
             .unwrap();
         assert!(
             polled.errors.is_empty(),
-            "a poll failed: {:?}",
-            polled.errors
+            "a poll failed: {:?}; the API nodes said: {:?}",
+            polled.errors,
+            apis_said(c, "request answered 503")
         );
         wakes.push(polled.answered.saturating_duration_since(at).as_secs_f64() * 1000.0);
     }
@@ -81,6 +82,17 @@ pub async fn thousand_pollers(c: &Cluster, n: usize, spread: Duration) -> String
         at(0.99),
         at(1.0)
     )
+}
+
+/// The distinct errors the API nodes logged with `message`.
+fn apis_said(c: &Cluster, message: &str) -> Vec<String> {
+    let mut said: Vec<String> = (c.apis.iter())
+        .flat_map(|a| a.events(message))
+        .map(|e| e["fields"]["error"].to_string())
+        .collect();
+    said.sort();
+    said.dedup();
+    said
 }
 
 /// `n` tasks that nothing runs (a queue no worker serves), in batches.
