@@ -5,10 +5,17 @@
 //! arrive while a write is in flight go together in the next one, so one
 //! commit serves many callers.
 //!
+//! [`PerThread`] keeps one value per thread (a batcher, a pool) made on that
+//! thread: a caller on a single-threaded runtime, such as an HTTP worker,
+//! then reaches the database without handing its work to another thread and
+//! waking it.
+//!
 //! Uses nothing of the crate.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
+use std::thread::ThreadId;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -108,6 +115,29 @@ async fn write_loop<T, R>(
     }
 }
 
+/// One value per thread, made by `make` on that thread the first time it
+/// is asked for there, and dropped with this.
+pub struct PerThread<V> {
+    make: Box<dyn Fn() -> V + Send + Sync>,
+    made: std::sync::Mutex<HashMap<ThreadId, V>>,
+}
+
+impl<V: Clone> PerThread<V> {
+    pub fn new(make: impl Fn() -> V + Send + Sync + 'static) -> PerThread<V> {
+        PerThread {
+            make: Box::new(make),
+            made: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// This thread's value.
+    pub fn get(&self) -> V {
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        let id = std::thread::current().id();
+        made.entry(id).or_insert_with(|| (self.make)()).clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +166,22 @@ mod tests {
         let sizes = sizes.lock().unwrap();
         assert_eq!(sizes.iter().sum::<usize>(), 40);
         assert!(sizes.iter().all(|n| *n <= 8), "{sizes:?}");
+    }
+
+    #[test]
+    fn each_thread_gets_its_own_value_made_once() {
+        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = made.clone();
+        let values = Arc::new(PerThread::new(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::current().id()
+        }));
+        assert_eq!(values.get(), std::thread::current().id());
+        assert_eq!(values.get(), std::thread::current().id());
+        let other = values.clone();
+        let there = std::thread::spawn(move || (other.get(), std::thread::current().id()));
+        let (got, id) = there.join().unwrap();
+        assert_eq!(got, id);
+        assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

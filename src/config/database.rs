@@ -13,6 +13,9 @@ use super::{ConfigError, duration};
 pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
+    /// Connections of its own for each thread serving HTTP requests, for
+    /// polls (Postgres only; 0: none).
+    pub thread_connections: u32,
     #[serde(with = "duration")]
     pub acquire_timeout: Duration,
     /// A pooled connection idle longer than this is pinged before use.

@@ -173,3 +173,15 @@ impl<DB: Database> Kept<DB> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// A store dropped without being closed (an HTTP thread's own, whose
+/// runtime stops with the thread) closes what it kept rather than hand it
+/// back: sqlx tests a connection handed back on the runtime of the moment,
+/// and one that is stopping fails the test, loudly.
+impl<DB: Database> Drop for Kept<DB> {
+    fn drop(&mut self) {
+        for idle in std::mem::take(&mut *self.lock()) {
+            drop(idle.conn.detach());
+        }
+    }
+}
