@@ -545,10 +545,12 @@ async fn polling_with_the_etag_gets_304_until_the_task_changes(backend: Backend)
 
 /// Polls that arrive together are read in one statement: each still gets
 /// its own task (or the same 404 as for none), and one asked for twice
-/// comes back whole both times.
+/// comes back whole both times. On Postgres each HTTP thread reads them on
+/// a pool of its own, and the process holds no more connections than
+/// docs/scaling.md counts for it.
 async fn concurrent_polls_read_together_each_get_their_own_task(backend: Backend) {
     let db = TestDb::of(backend).await;
-    let app = TestApp::spawn(&db, Mode::Api, |_| {}).await;
+    let app = TestApp::spawn(&db, Mode::Api, |s| s.http.workers = 2).await;
     let alice = Client::new(&app.base, &app.token("alice", "user", None).await);
     let bob = Client::new(&app.base, &app.token("bob", "user", None).await);
     let mut mine = Vec::new();
@@ -578,6 +580,20 @@ async fn concurrent_polls_read_together_each_get_their_own_task(backend: Backend
         futures_util::future::join_all(polls),
         futures_util::future::join_all(foreign)
     );
+    if backend == Backend::Postgres {
+        let d = &app.settings.database;
+        let most = d.max_connections + 1 + 2 * d.thread_connections;
+        let held = db
+            .count(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = 'errand'",
+            )
+            .await;
+        assert!(
+            held >= 1 && held <= i64::from(most),
+            "{held} connections, at most {most}"
+        );
+    }
 }
 
 async fn delay_and_run_at_hold_a_task_back(backend: Backend) {
