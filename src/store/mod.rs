@@ -18,7 +18,7 @@
 //!
 //! The backend is chosen by the URL scheme; both pass the same conformance
 //! suite (`tests/store`). Uses `tasks` (the rows it reads and writes are
-//! domain types), `config`, `pacing` and `batching` (`PerThread`).
+//! domain types), `config` and `pacing`.
 
 mod dialect;
 mod embedded;
@@ -42,7 +42,6 @@ pub use params::{
     NewApiToken, NewFile, TaskClaim, TaskCount, TaskCounting, TaskEnding, TaskListing,
 };
 
-use crate::batching::PerThread;
 use crate::config::DatabaseSettings;
 use crate::tasks::{
     FileId, IdempotencyKey, Principal, Progress, Status, Task, TaskId, TaskToken, TokenHash,
@@ -69,8 +68,9 @@ pub enum StoreEvent {
 pub struct Store {
     backend: Backend,
     events: broadcast::Sender<StoreEvent>,
-    /// Each thread's own store, if threads get one (see [`Store::local`]).
-    local: Option<Arc<PerThread<Option<Store>>>>,
+    /// How a thread's own store connects, if threads get one (see
+    /// [`Store::local`]).
+    local: Option<Arc<DatabaseSettings>>,
 }
 
 #[derive(Clone)]
@@ -105,26 +105,6 @@ macro_rules! forward {
 // After the macros, which it uses.
 mod lifecycle;
 
-/// Each thread's own Postgres store (`database.thread_connections` of its
-/// own, sharing `events`), if threads get one.
-fn thread_stores(
-    settings: &DatabaseSettings,
-    events: &broadcast::Sender<StoreEvent>,
-) -> Option<Arc<PerThread<Option<Store>>>> {
-    let mut own = settings.clone();
-    own.max_connections = settings.thread_connections;
-    let events = events.clone();
-    (own.max_connections > 0).then(|| {
-        Arc::new(PerThread::new(move || {
-            Some(Store {
-                backend: Backend::Postgres(postgres::PgStore::connect(&own).ok()?),
-                events: events.clone(),
-                local: None,
-            })
-        }))
-    })
-}
-
 impl Store {
     /// Opens a pool for `settings.url`, choosing the backend by its scheme
     /// (`postgres://…` or `sqlite:…`). No connection is made yet: the first
@@ -139,8 +119,10 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(redact(url)));
         };
         let (events, _) = broadcast::channel(1024);
+        let mut own = settings.clone();
+        own.max_connections = settings.thread_connections;
         let postgres = matches!(backend, Backend::Postgres(_));
-        let local = postgres.then(|| thread_stores(settings, &events)).flatten();
+        let local = (postgres && own.max_connections > 0).then(|| Arc::new(own));
         Ok(Store {
             backend,
             events,
@@ -148,16 +130,22 @@ impl Store {
         })
     }
 
-    /// The calling thread's own store (its own few connections, opened on
-    /// first use: `database.thread_connections`), when the caller runs on a
-    /// single-threaded runtime, as HTTP workers do: its statements are sent
-    /// and answered on this thread, where the pool's would wake another
-    /// thread and wait for it twice. Postgres only; `None` otherwise, or
-    /// when threads get none.
+    /// A store of the calling thread's own (a pool of its own of
+    /// `database.thread_connections`, opened on first use), when the caller
+    /// runs on a single-threaded runtime, as HTTP workers do: its
+    /// statements are sent and answered on this thread, where the pool's
+    /// would wake another thread and wait for it twice. Each call makes a
+    /// new one: keep it, one per thread (`batching::PerThread`). Postgres
+    /// only; `None` otherwise, or when threads get none.
     pub fn local(&self) -> Option<Store> {
         let own_thread = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
-        self.local.as_ref().filter(|_| own_thread)?.get()
+        let settings = self.local.as_ref().filter(|_| own_thread)?;
+        Some(Store {
+            backend: Backend::Postgres(postgres::PgStore::connect(settings).ok()?),
+            events: self.events.clone(),
+            local: None,
+        })
     }
 
     /// Where the data lives, for people: the SQLite file, or the Postgres

@@ -53,9 +53,9 @@ pub async fn thousand_pollers(c: &Cluster, n: usize, spread: Duration) -> String
          AND datname = 'errand'",
     );
     // Two API nodes and two workers, pools of 10 (database.max_connections)
-    // and a listener each, and on each API node one per HTTP thread
-    // (database.thread_connections; one thread per CPU); PgBouncer's own
-    // are fewer.
+    // and a listener each, and on each API node one per HTTP thread (one
+    // thread per CPU; its own pool, database.thread_connections, has one
+    // in use); PgBouncer's own are fewer.
     let http_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     assert!(
         connections <= 4 * 11 + 2 * http_threads as i64,

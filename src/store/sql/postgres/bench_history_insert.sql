@@ -5,6 +5,7 @@
 INSERT INTO tasks (token, kind, queue, status, payload, max_attempts, attempt, owner,
                    created_at, run_at, started_at, finished_at, progress_fraction, result)
 SELECT (lpad(to_hex(floor(extract(epoch FROM $2::timestamptz) * 1000)::bigint), 12, '0')
-        || '7' || substr(replace(gen_random_uuid()::text, '-', ''), 14))::uuid, 'sleep', 'default', 'completed', '{"seconds": 0}', 1, 1, 'bench',
+        || '7' || substr(replace(gen_random_uuid()::text, '-', ''), 14))::uuid,
+       'sleep', 'default', 'completed', '{"seconds": 0}', 1, 1, 'bench',
        $2, $2, $2, $2, 1, 'null'
 FROM generate_series(1, $1)
