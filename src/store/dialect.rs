@@ -20,6 +20,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Database, Decode, Encode, Pool, Transaction, Type};
 
 use super::StoreError;
+use super::queries::{InsertRow, Statement};
 
 /// A type a database takes as a parameter and gives back from a row.
 pub(super) trait Column<DB: Database>:
@@ -51,6 +52,10 @@ pub(super) trait Dialect: Send + Sync + 'static {
     fn migration_turn(
         &self,
     ) -> impl Future<Output = Result<Option<std::fs::File>, StoreError>> + Send;
+    /// `tasks_insert.sql` with the new tasks' `rows` bound, in order.
+    fn bind_new_tasks(query: Statement<Self>, rows: &[InsertRow<'_>]) -> Statement<Self>
+    where
+        Self: Sized;
     /// How many rows a statement changed.
     fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
 

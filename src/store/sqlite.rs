@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
 use super::dialect::{Dialect, Query, QueryTexts, time_text};
-use super::queries::SqlStore;
+use super::queries::{InsertRow, SqlStore, Statement, json_text};
 use crate::config::DatabaseSettings;
 
 /// The SQLite dialect, with the file it keeps.
@@ -66,6 +66,11 @@ impl Dialect for Lite {
 
     fn migrations() -> &'static [(i64, &'static str, &'static str)] {
         MIGRATIONS
+    }
+
+    /// One JSON array of the rows.
+    fn bind_new_tasks(query: Statement<Lite>, rows: &[InsertRow<'_>]) -> Statement<Lite> {
+        query.bind(json_text(rows))
     }
 
     /// Processes migrating one file take turns, by an exclusive lock on a

@@ -7,6 +7,7 @@
 mod common;
 mod connections;
 mod files;
+mod inserts;
 
 use chrono::{DateTime, Duration, Utc};
 use errand::store::{Store, StoreError, TaskClaim, TaskListing, Violation};
@@ -63,6 +64,7 @@ async fn pgbouncer() -> (Store, (common::TestDb, common::servers::PgBouncer)) {
 
 conformance!(
     inserted_task_reads_back_as_written,
+    a_batch_is_inserted_in_order_and_reads_back_as_written,
     tasks_are_read_by_many_tokens_at_once,
     claimed_task_is_invisible_to_second_worker,
     claim_takes_priority_then_run_at_then_id,
@@ -137,6 +139,7 @@ fn worker(name: &str) -> WorkerId {
 mod suite {
     use super::*;
     pub use crate::files::*;
+    pub use crate::inserts::*;
 
     pub(crate) async fn insert(store: &Store, n: usize) -> Vec<TaskId> {
         let mut ids = Vec::new();
@@ -168,55 +171,6 @@ mod suite {
             })
             .await
             .unwrap()
-    }
-
-    pub async fn inserted_task_reads_back_as_written(store: &Store) {
-        let new = NewTask {
-            timeout_ms: Some(1500),
-            ..new_task("default", 7, t0(), 4)
-        };
-        let inserted = common::insert_task(store, &new).await;
-        let read = store.task_get(new.token).await.unwrap().unwrap();
-        assert_eq!(inserted, read);
-        assert_eq!(read.token, new.token);
-        assert_eq!(read.priority, 7);
-        assert_eq!(read.max_attempts, 4);
-        assert_eq!(read.timeout_ms, Some(1500));
-        assert_eq!(read.status, Status::Queued);
-        assert_eq!(read.attempt, 0);
-        assert_eq!(read.product.as_deref(), Some("shop"));
-        assert_eq!(read.payload, json!({"seconds": 1}));
-        assert!(read.errors.is_empty() && read.finished_at.is_none());
-        assert!(
-            store
-                .task_get(TaskToken::generate())
-                .await
-                .unwrap()
-                .is_none()
-        );
-    }
-
-    pub async fn tasks_are_read_by_many_tokens_at_once(store: &Store) {
-        let mut tokens = Vec::new();
-        for priority in 0..5 {
-            let new = new_task("default", priority, t0(), 3);
-            common::insert_task(store, &new).await;
-            tokens.push(new.token);
-        }
-        let missing = TaskToken::generate();
-        let asked = [tokens[3], missing, tokens[0], tokens[4]];
-        let mut found = store.tasks_get(&asked).await.unwrap();
-        found.sort_by_key(|t| t.priority);
-        let priorities: Vec<i32> = found.iter().map(|t| t.priority).collect();
-        assert_eq!(
-            priorities,
-            [0, 3, 4],
-            "each existing task once, none for the missing"
-        );
-        for task in &found {
-            assert_eq!(*task, store.task_get(task.token).await.unwrap().unwrap());
-        }
-        assert!(store.tasks_get(&[missing]).await.unwrap().is_empty());
     }
 
     pub async fn claimed_task_is_invisible_to_second_worker(store: &Store) {

@@ -38,8 +38,7 @@ shared_queries! {
         if key.is_none() && tasks.iter().all(plain) {
             let rows = tasks
                 .iter()
-                .enumerate()
-                .map(|(ord, t)| InsertRow::new(t, t.status, 0, &[], ord))
+                .map(|t| InsertRow::new(t, t.status, 0, &[]))
                 .collect();
             return Ok(Ok(self.alone(async |c| Self::insert_rows(c, rows).await).await?));
         }
@@ -74,8 +73,7 @@ shared_queries! {
         }
         let rows = checked
             .iter()
-            .enumerate()
-            .map(|(ord, c)| InsertRow::new(c.task, c.status, c.pending, &c.inputs, ord))
+            .map(|c| InsertRow::new(c.task, c.status, c.pending, &c.inputs))
             .collect();
         let inserted = Self::insert_rows(&mut *conn, rows).await?;
         for (c, task) in checked.iter().zip(&inserted) {

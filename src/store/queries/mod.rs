@@ -44,12 +44,12 @@ use crate::tasks::{
     ErrorEntry, Progress, Scope, Status, Task, TaskFile, TaskFiles, TaskFilter, TaskId, TaskRecord,
     TaskToken,
 };
-use rows::InsertRow;
+pub(super) use rows::{InsertRow, json_text};
 
 /// A database's row.
 type Row<D> = <<D as Dialect>::Db as Database>::Row;
 /// A query about to be bound.
-type Statement<D> =
+pub(super) type Statement<D> =
     sqlx::query::Query<'static, <D as Dialect>::Db, <<D as Dialect>::Db as Database>::Arguments>;
 
 /// The store of one dialect: its pool, the connections it keeps between
@@ -276,16 +276,16 @@ shared_queries! {
         executor: impl sqlx::Executor<'c, Database = D::Db>,
         rows: Vec<InsertRow<'_>>,
     ) -> Result<Vec<Task>, StoreError> {
-        let inserted = Self::sql(Query::TasksInsert)
-            .bind(rows::json_text(&rows))
+        let inserted = D::bind_new_tasks(Self::sql(Query::TasksInsert), &rows)
             .fetch_all(executor)
             .await?;
-        let mut by_token: std::collections::HashMap<String, Task> = Self::tasks_from_rows(&inserted)?
-            .into_iter()
-            .map(|t| (t.token.to_string(), t))
-            .collect();
+        let mut by_token: std::collections::HashMap<TaskToken, Task> =
+            Self::tasks_from_rows(&inserted)?.into_iter().map(|t| (t.token, t)).collect();
         rows.iter()
-            .map(|row| by_token.remove(&row.token).ok_or_else(|| StoreError::corrupt("inserted task", std::fmt::Error)))
+            .map(|row| {
+                by_token.remove(&row.token)
+                    .ok_or_else(|| StoreError::corrupt("inserted task", std::fmt::Error))
+            })
             .collect()
     }
 

@@ -1,7 +1,7 @@
-//! The rows that batched writes pass as one JSON parameter (tasks_insert.sql,
-//! task_end.sql): typed, and serialized straight to the parameter's text,
-//! so that a batch of a thousand costs no tree of JSON values to build and
-//! take apart again.
+//! The rows that batched writes pass (tasks_insert.sql, task_end.sql):
+//! typed, and serialized straight to a parameter's text where they travel
+//! as JSON, so that a batch of a thousand costs no tree of JSON values to
+//! build and take apart again.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -11,48 +11,52 @@ use super::time_text;
 use crate::store::TaskEnding;
 use crate::tasks::{ErrorEntry, NewTask, Progress, Status, TaskFile, TaskToken};
 
-/// A new task's row for `tasks_insert.sql`.
+/// A new task's row for `tasks_insert.sql`, which each dialect binds its
+/// own way (`Dialect::bind_new_tasks`): Postgres as one array per column,
+/// SQLite as one JSON array of these (times as `time_text`).
 #[derive(Serialize)]
-pub(super) struct InsertRow<'t> {
-    /// Its place in the batch: ids are given in this order.
-    ord: usize,
-    pub(super) token: String,
-    kind: &'t str,
-    queue: &'t str,
-    priority: i32,
-    status: &'static str,
-    payload: &'t Value,
-    max_attempts: i32,
-    timeout_ms: Option<i64>,
-    owner: &'t str,
-    product: Option<&'t str>,
-    created_at: String,
-    run_at: String,
-    pending_parents: usize,
-    depends_on: Vec<String>,
-    callback_url: Option<&'t str>,
-    files: RowFiles<'t>,
+pub(in crate::store) struct InsertRow<'t> {
+    pub(in crate::store) token: TaskToken,
+    pub(in crate::store) kind: &'t str,
+    pub(in crate::store) queue: &'t str,
+    pub(in crate::store) priority: i32,
+    pub(in crate::store) status: &'static str,
+    pub(in crate::store) payload: &'t Value,
+    pub(in crate::store) max_attempts: i32,
+    pub(in crate::store) timeout_ms: Option<i64>,
+    pub(in crate::store) owner: &'t str,
+    pub(in crate::store) product: Option<&'t str>,
+    #[serde(serialize_with = "as_time_text")]
+    pub(in crate::store) created_at: DateTime<Utc>,
+    #[serde(serialize_with = "as_time_text")]
+    pub(in crate::store) run_at: DateTime<Utc>,
+    pub(in crate::store) pending_parents: i32,
+    pub(in crate::store) depends_on: &'t [TaskToken],
+    pub(in crate::store) callback_url: Option<&'t str>,
+    pub(in crate::store) files: RowFiles<'t>,
 }
 
+/// A new task's files as its row keeps them.
 #[derive(Serialize)]
-struct RowFiles<'t> {
+pub(in crate::store) struct RowFiles<'t> {
     inputs: &'t [TaskFile],
     outputs: [TaskFile; 0],
 }
 
+fn as_time_text<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&time_text(*t))
+}
+
 impl<'t> InsertRow<'t> {
-    /// `t` in `status`, waiting for `pending` parents, with its `inputs`, at
-    /// place `ord` of its batch.
+    /// `t` in `status`, waiting for `pending` parents, with its `inputs`.
     pub(super) fn new(
         t: &'t NewTask,
         status: Status,
         pending: usize,
         inputs: &'t [TaskFile],
-        ord: usize,
     ) -> InsertRow<'t> {
         InsertRow {
-            ord,
-            token: t.token.to_string(),
+            token: t.token,
             kind: &t.kind,
             queue: &t.queue,
             priority: t.priority,
@@ -62,10 +66,11 @@ impl<'t> InsertRow<'t> {
             timeout_ms: t.timeout_ms,
             owner: &t.owner,
             product: t.product.as_deref(),
-            created_at: time_text(t.created_at),
-            run_at: time_text(t.run_at),
-            pending_parents: pending,
-            depends_on: t.depends_on.iter().map(TaskToken::to_string).collect(),
+            created_at: t.created_at,
+            run_at: t.run_at,
+            // `tasks.max_dependencies` bounds the parents.
+            pending_parents: i32::try_from(pending).unwrap_or(i32::MAX),
+            depends_on: &t.depends_on,
             callback_url: t.callback_url.as_deref(),
             files: RowFiles {
                 inputs,
@@ -158,7 +163,7 @@ pub(super) fn end_parts(
 }
 
 /// `rows` as the text of one JSON array parameter.
-pub(super) fn json_text<T: Serialize>(rows: &[T]) -> String {
+pub(in crate::store) fn json_text<T: Serialize>(rows: &[T]) -> String {
     serde_json::to_string(rows).expect("rows of plain data serialize")
 }
 

@@ -89,8 +89,7 @@ shared_queries! {
         let news: Vec<NewTask> = due.iter().map(delivery).collect();
         let rows = news
             .iter()
-            .enumerate()
-            .map(|(ord, new)| InsertRow::new(new, new.status, 0, &[], ord))
+            .map(|new| InsertRow::new(new, new.status, 0, &[]))
             .collect();
         let deliveries = Self::insert_rows(&mut *tx, rows).await?;
         let ids: Vec<i64> = due.iter().map(|t| t.id.0).collect();

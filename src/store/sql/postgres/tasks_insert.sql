@@ -1,16 +1,17 @@
--- New tasks in one statement ($1: a JSON array, one object per task, each
--- with its place `ord`): ids are given in that order. Their input files
--- and dependencies, if any, follow in the same transaction.
+-- New tasks in one statement, one array per column ($1 to $16, JSON columns
+-- as text): ids are given in the arrays' order. Their input files and
+-- dependencies, if any, follow in the same transaction.
 INSERT INTO tasks (token, kind, queue, priority, status, payload, max_attempts, timeout_ms,
                    owner, product, created_at, run_at, pending_parents, depends_on,
                    callback_url, files)
-SELECT token, kind, queue, priority, status, payload, max_attempts, timeout_ms,
-       owner, product, created_at, run_at, pending_parents, depends_on,
-       callback_url, files
-FROM jsonb_to_recordset($1::jsonb)
-     AS t(ord integer, token uuid, kind text, queue text, priority integer, status text,
-          payload jsonb, max_attempts integer, timeout_ms bigint, owner text, product text,
-          created_at timestamptz, run_at timestamptz, pending_parents integer,
-          depends_on jsonb, callback_url text, files jsonb)
+SELECT token, kind, queue, priority, status, payload::jsonb, max_attempts, timeout_ms,
+       owner, product, created_at, run_at, pending_parents, depends_on::jsonb,
+       callback_url, files::jsonb
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[],
+            $7::integer[], $8::bigint[], $9::text[], $10::text[], $11::timestamptz[],
+            $12::timestamptz[], $13::integer[], $14::text[], $15::text[], $16::text[])
+     WITH ORDINALITY
+     AS t(token, kind, queue, priority, status, payload, max_attempts, timeout_ms, owner,
+          product, created_at, run_at, pending_parents, depends_on, callback_url, files, ord)
 ORDER BY ord
 RETURNING *
