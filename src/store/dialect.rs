@@ -221,6 +221,7 @@ queries! {
     TaskPrune => "task_prune",
     TaskQueueDepth => "task_queue_depth",
     TaskRetry => "task_retry",
+    TaskRunningCount => "task_running_count",
     TaskStats => "task_stats",
     TaskThroughput => "task_throughput",
     TaskWatch => "task_watch",

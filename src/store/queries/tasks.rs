@@ -47,21 +47,31 @@ shared_queries! {
         &self,
         c: &TaskClaim<'_>,
     ) -> Result<Vec<Task>, StoreError> {
-        let query = Self::sql(Query::TaskClaim)
-            .bind(c.queue.to_string())
-            .bind(D::time(c.now))
-            .bind(count(c.limit))
-            .bind(c.worker.0.clone())
-            .bind(D::time(c.lease_until))
-            .bind(c.global_limit.map(count))
-            .bind(c.kinds.map(|kinds| json!(kinds)));
+        let claim = |limit: usize| {
+            Self::sql(Query::TaskClaim)
+                .bind(c.queue.to_string())
+                .bind(D::time(c.now))
+                .bind(count(limit))
+                .bind(c.worker.0.clone())
+                .bind(D::time(c.lease_until))
+                .bind(c.kinds.map(|kinds| json!(kinds)))
+        };
         let rows = match c.global_limit {
-            None => self.fetch_all(query).await?,
-            Some(_) => {
+            None => self.fetch_all(claim(c.limit)).await?,
+            Some(global) => {
                 // Claims of a limited queue take turns, so each counts the
                 // running tasks every earlier claim left.
                 let mut tx = D::begin_queue_claim(self.connection().await?, c.queue).await?;
-                let rows = query.fetch_all(&mut *tx).await?;
+                let running: i64 = Self::sql(Query::TaskRunningCount)
+                    .bind(c.queue.to_string())
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
+                let room = usize::try_from(count(global) - running).unwrap_or(0);
+                let rows = match room.min(c.limit) {
+                    0 => Vec::new(),
+                    limit => claim(limit).fetch_all(&mut *tx).await?,
+                };
                 tx.commit().await?;
                 rows
             }

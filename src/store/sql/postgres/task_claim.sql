@@ -4,24 +4,24 @@
 -- the WHERE and the ORDER BY. The row, not a held transaction, records the
 -- claim: the lease says how long it holds.
 --
--- $7, when not NULL, lists the kinds the worker can run (a JSON array):
+-- $6, when not NULL, lists the kinds the worker can run (a JSON array):
 -- a task of another kind waits for a worker that knows it.
 --
--- $6, when not NULL, is the queue's global limit: no more than that many of
--- its tasks may run at once across all workers. Such claims run after
--- queue_lock.sql, in its transaction, so the count of running tasks is exact.
+-- A queue with a global limit (no more than that many of its tasks running
+-- at once across all workers) is claimed after queue_lock.sql and
+-- task_running_count.sql, in their transaction, with $3 at most the room
+-- left. $3 is the limit itself, not an expression of a count: so Postgres
+-- plans this statement once per connection instead of at every claim (its
+-- generic plan costs no more than a custom one).
 WITH picked AS (
     SELECT id FROM tasks
     WHERE status = 'queued' AND queue = $1 AND run_at <= $2
       -- A queued task always has an attempt left; this only keeps a row that
       -- broke that rule from failing every claim of its queue.
       AND attempt < max_attempts
-      AND ($7::jsonb IS NULL OR kind IN (SELECT jsonb_array_elements_text($7::jsonb)))
+      AND ($6::jsonb IS NULL OR kind IN (SELECT jsonb_array_elements_text($6::jsonb)))
     ORDER BY priority DESC, run_at, id
-    LIMIT CASE WHEN $6::bigint IS NULL THEN $3
-               ELSE LEAST($3, GREATEST(0, $6 - (SELECT count(*) FROM tasks
-                                                WHERE queue = $1 AND status = 'running')))
-          END
+    LIMIT $3
     FOR UPDATE SKIP LOCKED
 )
 UPDATE tasks t

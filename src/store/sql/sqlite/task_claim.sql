@@ -4,12 +4,12 @@
 -- tasks_runnable serves the WHERE and the ORDER BY. The row, not a held
 -- transaction, records the claim: the lease says how long it holds.
 --
--- ?7, when not NULL, lists the kinds the worker can run (a JSON array):
+-- ?6, when not NULL, lists the kinds the worker can run (a JSON array):
 -- a task of another kind waits for a worker that knows it.
 --
--- ?6, when not NULL, is the queue's global limit: no more than that many of
--- its tasks may run at once across all workers (such claims run inside
--- BEGIN IMMEDIATE, so the count of running tasks is exact).
+-- A queue with a global limit (no more than that many of its tasks running
+-- at once across all workers) is claimed after task_running_count.sql,
+-- inside BEGIN IMMEDIATE, with ?3 at most the room left.
 UPDATE tasks
 SET status = 'running',
     attempt = attempt + 1,
@@ -24,11 +24,8 @@ WHERE id IN (
       -- A queued task always has an attempt left; this only keeps a row that
       -- broke that rule from failing every claim of its queue.
       AND attempt < max_attempts
-      AND (?7 IS NULL OR kind IN (SELECT value FROM json_each(?7)))
+      AND (?6 IS NULL OR kind IN (SELECT value FROM json_each(?6)))
     ORDER BY priority DESC, run_at, id
-    LIMIT CASE WHEN ?6 IS NULL THEN ?3
-               ELSE min(?3, max(0, ?6 - (SELECT count(*) FROM tasks
-                                         WHERE queue = ?1 AND status = 'running')))
-          END
+    LIMIT ?3
 )
 RETURNING *
