@@ -13,7 +13,8 @@
 //! - `upkeep`: what maintenance does: rescue, retention, the callback outbox;
 //! - `keys`: idempotency keys; `accounts`: API tokens and workers;
 //! - `bench`: what `errand bench` asks beyond that;
-//! - `rows`: the typed rows that batched writes pass as one JSON parameter.
+//! - `rows`: the typed rows that batched writes pass (as one JSON
+//!   parameter, or as the dialect binds them: `Dialect::bind_new_tasks`).
 //!
 //! Uses `tasks` (the rows are domain types) and the dialect contract;
 //! nothing else.
