@@ -582,7 +582,8 @@ async fn concurrent_polls_read_together_each_get_their_own_task(backend: Backend
     );
     if backend == Backend::Postgres {
         let d = &app.settings.database;
-        let most = d.max_connections + 1 + 2 * d.thread_connections;
+        let threads = u32::try_from(app.settings.http.workers).unwrap();
+        let most = d.max_connections + 1 + threads * d.thread_connections;
         let held = db
             .count(
                 "SELECT count(*) FROM pg_stat_activity \
