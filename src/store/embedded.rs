@@ -14,8 +14,11 @@ pub async fn task_insert_in(
     creator: &Scope,
     key: Option<&IdempotencyKey>,
 ) -> Result<Result<Task, Refused>, StoreError> {
+    // Not handed to an idle worker in this insert: the application's
+    // transaction may stay open past the lease a pushed task would get.
     let inserted =
-        postgres::PgStore::tasks_insert_on(conn, std::slice::from_ref(task), creator, key).await?;
+        postgres::PgStore::tasks_insert_on(conn, std::slice::from_ref(task), creator, key, false)
+            .await?;
     Ok(inserted
         .map(|mut tasks| tasks.remove(0))
         .map_err(|(_, refused)| refused))

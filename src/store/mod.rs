@@ -9,7 +9,9 @@
 //! - `queries/`: the shared query code, written once, generic over the
 //!   dialect;
 //! - `postgres`, `sqlite`: the two dialects, and what only each does
-//!   (LISTEN/NOTIFY; the file and its migration lock);
+//!   (the file and its migration lock on SQLite); `listener`: Postgres's
+//!   LISTEN/NOTIFY, which wakes every process; `pushes`: new tasks handed
+//!   to idle workers in their insert's commit (Postgres);
 //! - `kept`: connections kept between statements, past sqlx's test of
 //!   each one it takes back;
 //! - `params`: operations' parameters and answers; `error`: [`StoreError`];
@@ -20,10 +22,23 @@
 //! suite (`tests/store`). Uses `tasks` (the rows it reads and writes are
 //! domain types), `config` and `pacing`.
 
+/// The text of a Postgres-only query, `sql/postgres/<name>.sql`.
+macro_rules! pg_sql {
+    ($name:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/store/sql/postgres/",
+            $name,
+            ".sql"
+        ))
+    };
+}
+
 mod dialect;
 mod embedded;
 mod error;
 mod kept;
+mod listener;
 mod params;
 mod postgres;
 mod queries;
@@ -39,8 +54,9 @@ pub use embedded::{idempotency_claim_in, task_insert_in};
 pub use error::{StoreError, Violation, redact};
 pub use params::{
     CancelCount, EndedCount, FileBytes, FileRow, FileRowId, KeyClaim, KeyClaimTerms, LeaseRenewal,
-    NewApiToken, NewFile, TaskClaim, TaskCount, TaskCounting, TaskEnding, TaskListing,
+    NewApiToken, NewFile, TaskClaim, TaskCount, TaskCounting, TaskEnding, TaskListing, TaskOffer,
 };
+pub use pushes::Push;
 
 use crate::config::DatabaseSettings;
 use crate::tasks::{
@@ -71,6 +87,8 @@ pub struct Store {
     /// How a thread's own store connects, if threads get one (see
     /// [`Store::local`]).
     local: Option<Arc<DatabaseSettings>>,
+    /// The workers of this process that hear of tasks pushed to them.
+    pushes: Arc<pushes::PushSinks>,
 }
 
 #[derive(Clone)]
@@ -102,8 +120,9 @@ macro_rules! forward {
     };
 }
 
-// After the macros, which it uses.
+// After the macros, which they use.
 mod lifecycle;
+mod pushes;
 
 impl Store {
     /// Opens a pool for `settings.url`, choosing the backend by its scheme
@@ -127,6 +146,7 @@ impl Store {
             backend,
             events,
             local,
+            pushes: Arc::default(),
         })
     }
 
@@ -145,6 +165,7 @@ impl Store {
             backend: Backend::Postgres(postgres::PgStore::connect(settings).ok()?),
             events: self.events.clone(),
             local: None,
+            pushes: self.pushes.clone(),
         })
     }
 
@@ -200,7 +221,7 @@ impl Store {
     /// missed.
     pub async fn run_listener(&self, shutdown: CancellationToken) {
         match &self.backend {
-            Backend::Postgres(b) => b.run_listener(&self.events, shutdown).await,
+            Backend::Postgres(b) => b.run_listener(&self.events, &self.pushes, shutdown).await,
             Backend::Sqlite(b) => b.run_listener(shutdown).await,
         }
     }

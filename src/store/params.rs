@@ -35,6 +35,25 @@ pub struct TaskClaim<'a> {
     pub global_limit: Option<usize>,
 }
 
+/// A worker's offer to take new tasks of one queue at once: an insert may
+/// seat up to `slots` of them on it, each written running and leased to
+/// the worker (see [`Store::task_offer`](super::Store::task_offer)).
+#[derive(Debug, Clone)]
+pub struct TaskOffer<'a> {
+    pub worker: &'a WorkerId,
+    pub queue: &'a str,
+    /// The kinds it runs.
+    pub kinds: &'a [String],
+    pub slots: usize,
+    /// The lease each task gets from its insert.
+    pub lease: Duration,
+    /// The backend of the worker's listening connection (see
+    /// [`Push::Listening`](super::Push::Listening)).
+    pub listener_pid: i32,
+    /// How long the offer stands unless renewed.
+    pub ttl: Duration,
+}
+
 /// What cancelling by filter did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CancelCount {

@@ -1,8 +1,8 @@
 //! The Postgres store: the production backend. Queries in `sql/postgres/`,
 //! the schema in `migrations/postgres/`. What only Postgres does lives here:
 //! the [`Dialect`] (times as `timestamptz`, advisory locks for the rescuer,
-//! limited queues and the first token, a statement timeout per listing) and
-//! the LISTEN/NOTIFY listener that wakes every process.
+//! limited queues and the first token, a statement timeout per listing);
+//! its LISTEN/NOTIFY listener is `listener`.
 
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -11,30 +11,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{
-    PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgQueryResult, PgSslMode,
-};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgSslMode};
 use sqlx::{Connection as _, Postgres, Transaction};
-use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 
+use super::StoreError;
 use super::dialect::{Dialect, Query, QueryTexts};
 use super::queries::{InsertRow, SqlStore, Statement};
-use super::{StoreError, StoreEvent};
 use crate::config::DatabaseSettings;
-use crate::pacing::{Retry, pause};
-
-/// The text of a Postgres-only query, `sql/postgres/<name>.sql`.
-macro_rules! sql {
-    ($name:literal) => {
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/src/store/sql/postgres/",
-            $name,
-            ".sql"
-        ))
-    };
-}
 
 /// The Postgres dialect, and how this process reaches the database.
 #[derive(Debug, Clone)]
@@ -62,7 +45,7 @@ static THROUGH_POOLER: AtomicBool = AtomicBool::new(false);
 pub(super) type PgStore = SqlStore<Pg>;
 
 static TEXTS: LazyLock<QueryTexts> =
-    LazyLock::new(|| QueryTexts::new(Query::postgres, sql!("task_filter")));
+    LazyLock::new(|| QueryTexts::new(Query::postgres, pg_sql!("task_filter")));
 
 impl Dialect for Pg {
     type Db = Postgres;
@@ -112,6 +95,7 @@ impl Dialect for Pg {
             .bind(column(rows, |r| json(&r.depends_on)))
             .bind(column(rows, |r| r.callback_url.map(str::to_string)))
             .bind(column(rows, |r| json(&r.files)))
+            .bind(column(rows, |r| r.seat))
     }
 
     /// Nothing to hold: sqlx's migrator takes an advisory lock on Postgres.
@@ -152,7 +136,7 @@ impl Dialect for Pg {
         conn: PoolConnection<Postgres>,
     ) -> Result<Option<Transaction<'static, Postgres>>, StoreError> {
         let mut tx = Transaction::begin(conn, None).await?;
-        let locked: bool = sqlx::query_scalar(sql!("lock_try"))
+        let locked: bool = sqlx::query_scalar(pg_sql!("lock_try"))
             .persistent(Pg::keeps_statements())
             .bind(LOCK_RESCUE)
             .fetch_one(&mut *tx)
@@ -166,7 +150,7 @@ impl Dialect for Pg {
         queue: &str,
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
         let mut tx = Transaction::begin(conn, None).await?;
-        sqlx::query(sql!("queue_lock"))
+        sqlx::query(pg_sql!("queue_lock"))
             .persistent(Pg::keeps_statements())
             .bind(queue)
             .execute(&mut *tx)
@@ -181,7 +165,7 @@ impl Dialect for Pg {
         timeout: Duration,
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
         let mut tx = Transaction::begin(conn, None).await?;
-        sqlx::query(sql!("statement_timeout_set"))
+        sqlx::query(pg_sql!("statement_timeout_set"))
             .persistent(Pg::keeps_statements())
             .bind(format!("{}ms", timeout.as_millis().max(1)))
             .execute(&mut *tx)
@@ -194,7 +178,7 @@ impl Dialect for Pg {
         conn: PoolConnection<Postgres>,
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
         let mut tx = Transaction::begin(conn, None).await?;
-        sqlx::query(sql!("lock_wait"))
+        sqlx::query(pg_sql!("lock_wait"))
             .persistent(Pg::keeps_statements())
             .bind(LOCK_TOKENS)
             .execute(&mut *tx)
@@ -207,11 +191,6 @@ impl Dialect for Pg {
 /// purpose).
 const LOCK_RESCUE: i64 = 0x6572_7261_6e64_0001;
 const LOCK_TOKENS: i64 = 0x6572_7261_6e64_0002;
-
-/// Notification channels, fed by the triggers in the migrations.
-const CHANNEL_QUEUED: &str = "errand_queued";
-const CHANNEL_CANCEL: &str = "errand_cancel";
-const CHANNEL_ENDED: &str = "errand_ended";
 
 /// The schema, in order: `migrations/postgres/`, compiled in.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -270,6 +249,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lighter writes",
         include_str!("../../migrations/postgres/0011_lighter_writes.sql"),
     ),
+    (
+        12,
+        "pushes",
+        include_str!("../../migrations/postgres/0012_pushes.sql"),
+    ),
 ];
 
 /// Whether connections to `url` may be encrypted.
@@ -324,63 +308,5 @@ impl PgStore {
         };
         let pool = pool(&settings.url, settings.max_connections, settings.pooled)?;
         Ok(SqlStore::new(pool, dialect, check_idle_after))
-    }
-
-    pub(super) async fn run_listener(
-        &self,
-        events: &broadcast::Sender<StoreEvent>,
-        shutdown: CancellationToken,
-    ) {
-        let mut retry = Retry::default();
-        while !shutdown.is_cancelled() {
-            let outcome = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                outcome = self.listen(events, &mut retry) => outcome,
-            };
-            let delay = retry.failed();
-            if let Err(e) = outcome {
-                tracing::warn!(error = %e, retry_in = ?delay, "notification listener lost the database");
-            }
-            // Whatever happened while not listening was missed.
-            let _ = events.send(StoreEvent::Resync);
-            if !pause(delay, &shutdown).await {
-                break;
-            }
-        }
-    }
-
-    /// Listens until the connection is lost; a connection that listens is
-    /// a success for `retry`.
-    async fn listen(
-        &self,
-        events: &broadcast::Sender<StoreEvent>,
-        retry: &mut Retry,
-    ) -> Result<(), StoreError> {
-        let pool = self.dialect.direct.as_ref().unwrap_or(&self.pool);
-        let mut listener = PgListener::connect_with(pool).await?;
-        listener
-            .listen_all([CHANNEL_QUEUED, CHANNEL_CANCEL, CHANNEL_ENDED])
-            .await?;
-        retry.succeeded();
-        // Anything sent before LISTEN took effect was missed.
-        let _ = events.send(StoreEvent::Resync);
-        while let Some(n) = listener.try_recv().await? {
-            let event = match n.channel() {
-                CHANNEL_QUEUED => StoreEvent::Queued {
-                    queue: n.payload().to_string(),
-                },
-                CHANNEL_CANCEL => StoreEvent::CancelRequested {
-                    worker: n.payload().to_string(),
-                },
-                CHANNEL_ENDED => match n.payload().parse() {
-                    Ok(token) => StoreEvent::Ended { token },
-                    Err(_) => continue,
-                },
-                _ => continue,
-            };
-            // No receiver is fine: nobody is waiting.
-            let _ = events.send(event);
-        }
-        Ok(())
     }
 }

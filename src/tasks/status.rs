@@ -19,11 +19,12 @@ use serde::{Deserialize, Serialize};
 /// | --- | --- | --- |
 /// | (create) | `queued` | the API, when the task has no unmet dependency (a future `run_at` delays it) |
 /// | (create) | `waiting` | the API, when a dependency has not completed |
+/// | (create) | `running` | the insert itself, on Postgres, when a worker offered an idle slot and the task may start now: pushed to it (attempt 1, leased to it), with no claim |
 /// | `waiting` | `queued` | a parent's completion, in the same transaction |
 /// | `waiting`, `queued` | `cancelled` | a cancel request, at once; a parent ending badly |
 /// | `queued` | `running` | a worker's claim (`attempt + 1`, lease taken) |
 /// | `running` | `completed` | the worker holding the attempt, when the handler returns a result |
-/// | `running` | `queued` | the worker, after a retryable failure or timeout with attempts left (`run_at` = now + backoff); the rescuer, for a lost worker; a shutting-down worker, releasing its task |
+/// | `running` | `queued` | the worker, after a retryable failure or timeout with attempts left (`run_at` = now + backoff); the rescuer, for a lost worker; a shutting-down worker, releasing its task; a worker handing back a pushed task it never heard of (back to attempt 0: it never started) |
 /// | `running` | `failed` | the worker, after a permanent failure or the last attempt's failure |
 /// | `running` | `cancelled` | the worker, when a requested cancel is honoured |
 /// | `running` | `dropped` | the rescuer or a shutting-down worker, when the worker was lost with no attempts left |

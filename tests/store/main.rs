@@ -8,6 +8,7 @@ mod common;
 mod connections;
 mod files;
 mod inserts;
+mod pushes;
 
 use chrono::{DateTime, Duration, Utc};
 use errand::store::{Store, StoreError, TaskClaim, TaskListing, Violation};
@@ -93,6 +94,70 @@ conformance!(
     a_file_is_visible_only_once_written_and_reads_back_whole,
     files_go_only_unused_expired_and_not_being_made,
 );
+
+/// Stamps out each push test (Postgres only: SQLite has no pushes) for a
+/// store straight on Postgres and one through PgBouncer; each also gets a
+/// URL straight to the database, for connections of its own.
+macro_rules! on_postgres {
+    ($($test:ident),* $(,)?) => {
+        mod pushes_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let (store, db) = super::postgres().await;
+                    super::pushes::$test(&store, &db.url).await;
+                }
+            )*
+        }
+        mod pushes_pgbouncer {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let (store, (db, _bouncer)) = super::pgbouncer().await;
+                    super::pushes::$test(&store, &db.url).await;
+                }
+            )*
+        }
+    };
+}
+
+on_postgres!(
+    new_tasks_go_to_a_live_offer_and_the_worker_hears_of_them,
+    a_row_too_large_for_a_notification_is_heard_by_its_id,
+    only_tasks_due_now_of_kinds_the_worker_runs_are_pushed,
+    an_offer_seats_nothing_without_a_listener_or_once_lapsed,
+    a_claim_takes_its_tasks_off_the_workers_offer,
+    concurrent_inserts_seat_no_more_than_offered,
+    pushed_tasks_not_held_are_handed_back,
+);
+
+/// SQLite has no pushes: its workers only claim, and the push calls do
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_pushes_nothing() {
+    let (store, _db) = sqlite().await;
+    let worker = WorkerId("w".into());
+    assert!(!store.pushes_tasks() && store.pushes(&worker).is_none());
+    let offer = errand::store::TaskOffer {
+        worker: &worker,
+        queue: "default",
+        kinds: &["sleep".to_string()],
+        slots: 3,
+        lease: std::time::Duration::from_secs(30),
+        listener_pid: 1,
+        ttl: std::time::Duration::from_secs(60),
+    };
+    store.task_offer(&offer).await.unwrap();
+    let task = common::insert_task(&store, &new_task("default", 0, t0(), 3)).await;
+    assert_eq!((task.status, task.worker_id), (Status::Queued, None));
+    assert!(
+        store
+            .tasks_pushed_release(&worker, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
 
 const BACKOFF: Backoff = Backoff {
     base: std::time::Duration::from_secs(1),

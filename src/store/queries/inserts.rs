@@ -5,7 +5,7 @@
 use serde_json::json;
 use sqlx::Database;
 
-use super::rows::InsertRow;
+use super::rows::{InsertRow, seat};
 use crate::store::StoreError;
 use crate::store::dialect::{Query, shared_queries};
 use crate::tasks::{IdempotencyKey, NewTask, Refused, Scope, Status, Task, TaskFile, TaskToken};
@@ -36,14 +36,15 @@ shared_queries! {
     ) -> Result<Inserted, StoreError> {
         let plain = |t: &NewTask| t.depends_on.is_empty() && t.inputs.is_empty();
         if key.is_none() && tasks.iter().all(plain) {
-            let rows = tasks
+            let mut rows: Vec<InsertRow<'_>> = tasks
                 .iter()
                 .map(|t| InsertRow::new(t, t.status, 0, &[]))
                 .collect();
+            seat(&mut rows);
             return Ok(Ok(self.alone(async |c| Self::insert_rows(c, rows).await).await?));
         }
         let mut tx = D::begin_write(self.connection().await?).await?;
-        let inserted = Self::tasks_insert_on(&mut tx, tasks, creator, key).await?;
+        let inserted = Self::tasks_insert_on(&mut tx, tasks, creator, key, true).await?;
         if inserted.is_ok() {
             tx.commit().await?;
         }
@@ -57,12 +58,14 @@ shared_queries! {
     /// is written. Parents and files are read (and locked) and the tasks
     /// written in that transaction, so that no parent ends and no file goes
     /// unseen in between (see task_parents.sql, task_inputs.sql); `key`,
-    /// claimed before, gets its tasks there too.
+    /// claimed before, gets its tasks there too. With `push`, tasks that may
+    /// start at once can go straight to an idle worker (see `rows::seat`).
     pub(in crate::store) async fn tasks_insert_on(
         conn: &mut <D::Db as Database>::Connection,
         tasks: &[NewTask],
         creator: &Scope,
         key: Option<&IdempotencyKey>,
+        push: bool,
     ) -> Result<Inserted, StoreError> {
         let mut checked = Vec::with_capacity(tasks.len());
         for (i, task) in tasks.iter().enumerate() {
@@ -71,10 +74,13 @@ shared_queries! {
                 Err(refused) => return Ok(Err((i, refused))),
             }
         }
-        let rows = checked
+        let mut rows: Vec<InsertRow<'_>> = checked
             .iter()
             .map(|c| InsertRow::new(c.task, c.status, c.pending, &c.inputs))
             .collect();
+        if push {
+            seat(&mut rows);
+        }
         let inserted = Self::insert_rows(&mut *conn, rows).await?;
         for (c, task) in checked.iter().zip(&inserted) {
             if !c.inputs.is_empty() {

@@ -12,6 +12,8 @@
 //!   cancel (all through one filter parameter);
 //! - `upkeep`: what maintenance does: rescue, retention, the callback outbox;
 //! - `keys`: idempotency keys; `accounts`: API tokens and workers;
+//! - `offers`: Postgres only: workers' offers of free slots, and tasks
+//!   pushed to a worker handed back;
 //! - `bench`: what `errand bench` asks beyond that;
 //! - `rows`: the typed rows that batched writes pass (as one JSON
 //!   parameter, or as the dialect binds them: `Dialect::bind_new_tasks`).
@@ -25,6 +27,7 @@ mod files;
 mod inserts;
 mod keys;
 mod listing;
+mod offers;
 mod rows;
 mod tasks;
 mod upkeep;

@@ -3,6 +3,8 @@
 //! as JSON, so that a batch of a thousand costs no tree of JSON values to
 //! build and take apart again.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -34,6 +36,11 @@ pub(in crate::store) struct InsertRow<'t> {
     pub(in crate::store) depends_on: &'t [TaskToken],
     pub(in crate::store) callback_url: Option<&'t str>,
     pub(in crate::store) files: RowFiles<'t>,
+    /// Its place among the tasks of its queue in this batch that may start
+    /// at once (see [`seat`]); `None` for the others. Postgres hands seated
+    /// tasks to idle workers' offers (tasks_insert.sql).
+    #[serde(skip)]
+    pub(in crate::store) seat: Option<i32>,
 }
 
 /// A new task's files as its row keeps them.
@@ -76,6 +83,23 @@ impl<'t> InsertRow<'t> {
                 inputs,
                 outputs: [],
             },
+            seat: None,
+        }
+    }
+}
+
+/// Seats the rows that may start at once (queued and due), numbered per
+/// queue in the batch's order: only those can go straight to a worker
+/// that offered to take them. Rows of an insert that should not (one
+/// inside an application's own transaction, which may stay open longer
+/// than a lease) are left unseated.
+pub(super) fn seat(rows: &mut [InsertRow<'_>]) {
+    let mut seated: HashMap<&str, i32> = HashMap::new();
+    for row in rows {
+        if row.status == Status::Queued.as_str() && row.run_at <= row.created_at {
+            let n = seated.entry(row.queue).or_default();
+            *n += 1;
+            row.seat = Some(*n);
         }
     }
 }

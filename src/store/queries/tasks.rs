@@ -23,6 +23,12 @@ shared_queries! {
         row.as_ref().map(Self::task_from_row).transpose()
     }
 
+    /// The tasks with these ids that exist, in the order of `ids`.
+    pub(in crate::store) async fn tasks_by_ids(&self, ids: &[TaskId]) -> Result<Vec<Task>, StoreError> {
+        let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        self.alone(async |c| Self::tasks_get_by_ids(c, &ids).await).await
+    }
+
     pub(in crate::store) async fn tasks_get(
         &self,
         tokens: &[TaskToken],

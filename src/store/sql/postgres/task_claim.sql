@@ -13,6 +13,10 @@
 -- left. $3 is the limit itself, not an expression of a count: so Postgres
 -- plans this statement once per connection instead of at every claim (its
 -- generic plan costs no more than a custom one).
+--
+-- If this worker offered slots of this queue (task_offers, migration
+-- 0012), the tasks it claims now take as many of them: an insert can't
+-- seat more tasks on it than it has room for.
 WITH picked AS (
     SELECT id FROM tasks
     WHERE status = 'queued' AND queue = $1 AND run_at <= $2
@@ -23,15 +27,24 @@ WITH picked AS (
     ORDER BY priority DESC, run_at, id
     LIMIT $3
     FOR UPDATE SKIP LOCKED
+),
+claimed AS (
+    UPDATE tasks t
+    SET status = 'running',
+        attempt = t.attempt + 1,
+        worker_id = $4,
+        lease_expires_at = $5,
+        started_at = $2,
+        progress_fraction = 0,
+        progress_message = NULL
+    FROM picked
+    WHERE t.id = picked.id
+    RETURNING t.*
+),
+taken AS (
+    UPDATE task_offers o
+    SET slots = greatest(o.slots - c.n, 0)
+    FROM (SELECT count(*) AS n FROM claimed) c
+    WHERE o.worker_id = $4 AND o.queue = $1 AND c.n > 0
 )
-UPDATE tasks t
-SET status = 'running',
-    attempt = t.attempt + 1,
-    worker_id = $4,
-    lease_expires_at = $5,
-    started_at = $2,
-    progress_fraction = 0,
-    progress_message = NULL
-FROM picked
-WHERE t.id = picked.id
-RETURNING t.*
+SELECT * FROM claimed
