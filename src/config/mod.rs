@@ -181,6 +181,9 @@ pub struct WorkerSettings {
     pub end_writers: usize,
     #[serde(with = "duration")]
     pub poll_interval: Duration,
+    /// Whether idle slots are offered to new tasks, which then start
+    /// without a claim (Postgres).
+    pub push: bool,
     #[serde(with = "duration")]
     pub heartbeat_interval: Duration,
     #[serde(with = "duration")]

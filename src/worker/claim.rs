@@ -1,7 +1,8 @@
 //! The claim loop of one queue: claim a batch in one short statement when
 //! the queue's pace wants one (see `pace`: free slots, and short handlers'
 //! tasks claimed ahead), start each task, and when the queue runs dry wait
-//! for a wake-up (NOTIFY) or the poll interval.
+//! for a wake-up (NOTIFY) or the poll interval, its idle slots on offer
+//! to new tasks meanwhile (see `push`).
 //!
 //! A task holds a slot while its handler runs; its end is then written in
 //! the background (batched, see `ender`), so the slot takes the next task
@@ -10,11 +11,13 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::pace::{Pace, Place};
+use super::push::Offers;
 use super::{ServedQueue, Shared, executor};
 use crate::pacing::{Retry, Woken, pause, wait};
 use crate::store::{StoreError, StoreEvent, TaskClaim};
@@ -25,8 +28,9 @@ pub(super) async fn run(
     executors: TaskTracker,
     shutdown: CancellationToken,
 ) {
-    let pace = Pace::new(queue.slots, &shared.settings);
+    let pace = shared.paces[&queue.name].clone();
     let mut events = shared.store.subscribe();
+    let mut offers = Offers::new(&shared, &queue);
     let mut retry = Retry::default();
     loop {
         let places = pace.places(pace.wanted());
@@ -40,19 +44,16 @@ pub(super) async fn run(
         while events.try_recv().is_ok() {}
         let wanted = places.len();
         match run_once(&shared, &queue, &pace, places, &executors).await {
-            // A full batch: there may be more waiting.
-            Ok(claimed) if claimed == wanted => retry.succeeded(),
-            Ok(_) => {
+            Ok(claimed) => {
                 retry.succeeded();
-                // Until this queue may have work: a notification for it, a
-                // resync, or the poll interval.
-                let deadline = Instant::now() + shared.settings.poll_interval;
-                let woke = wait(&mut events, deadline, &shutdown, |event| match event {
-                    StoreEvent::Queued { queue: q } => *q == queue.name,
-                    other => *other == StoreEvent::Resync,
-                });
-                if woke.await == Woken::Stopped {
-                    return;
+                offers.claimed(claimed);
+                // A full batch: there may be more waiting; else the queue
+                // ran dry.
+                if claimed < wanted {
+                    let woke = idle(&shared, &queue, &pace, &mut events, &mut offers, &shutdown);
+                    if woke.await == Woken::Stopped {
+                        return;
+                    }
                 }
             }
             Err(e) => {
@@ -62,6 +63,33 @@ pub(super) async fn run(
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Waits until this queue may have work (a notification for it, a resync,
+/// or the poll interval). Meanwhile its idle slots are on offer, where new
+/// tasks can be pushed, and offered again as they free up.
+async fn idle(
+    shared: &Shared,
+    queue: &ServedQueue,
+    pace: &Pace,
+    events: &mut broadcast::Receiver<StoreEvent>,
+    offers: &mut Offers,
+    shutdown: &CancellationToken,
+) -> Woken {
+    let deadline = Instant::now() + shared.settings.poll_interval;
+    loop {
+        offers.offer(shared, &queue.name, pace).await;
+        let for_this_queue = |event: &StoreEvent| match event {
+            StoreEvent::Queued { queue: q } => *q == queue.name,
+            other => *other == StoreEvent::Resync,
+        };
+        tokio::select! {
+            woke = wait(events, deadline, shutdown, for_this_queue) => return woke,
+            // Slots taken or freed (pushed tasks start and end here).
+            () = pace.changed() => {}
+            () = offers.listener_changed() => {}
         }
     }
 }
@@ -91,18 +119,8 @@ async fn run_once(
         .await?;
     let claimed = tasks.len();
     for task in tasks {
-        // Registered before its executor starts, so the next heartbeat
-        // renews it whatever the executor is doing.
-        let stop = shared.running.insert(task.id, task.attempt, lease_until);
         let place = places.pop().expect("claimed no more tasks than places");
-        pace.queued();
-        executors.spawn(executor::run(
-            shared.clone(),
-            task,
-            stop,
-            place,
-            pace.clone(),
-        ));
+        executor::start(shared, task, lease_until, place, pace, executors);
     }
     Ok(claimed)
 }

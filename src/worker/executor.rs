@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::files::AttemptFiles;
@@ -19,16 +20,27 @@ use crate::store::{StoreError, TaskEnding};
 use crate::tasks::{AttemptEnd, AttemptOutcome, Progress, Status, Task, TaskFile, end_attempt};
 use crate::telemetry;
 
+/// Starts a task this worker now holds (claimed, or pushed to it), leased
+/// until `lease_until`: registered before its executor starts, so that the
+/// next heartbeat renews it whatever the executor is doing; it then waits
+/// in the backlog for a slot.
+pub(super) fn start(
+    shared: &Arc<Shared>,
+    task: Task,
+    lease_until: DateTime<Utc>,
+    place: Place,
+    pace: &Arc<Pace>,
+    executors: &TaskTracker,
+) {
+    let stop = shared.running.insert(task.id, task.attempt, lease_until);
+    pace.queued();
+    executors.spawn(run(shared.clone(), task, stop, place, pace.clone()));
+}
+
 /// Runs one claimed attempt once it gets a slot, and records how it ended.
 /// Holds the slot while the handler runs, and its place until the end is
 /// written.
-pub(super) async fn run(
-    shared: Arc<Shared>,
-    task: Task,
-    stop: Arc<Stop>,
-    place: Place,
-    pace: Arc<Pace>,
-) {
+async fn run(shared: Arc<Shared>, task: Task, stop: Arc<Stop>, place: Place, pace: Arc<Pace>) {
     let span = tracing::info_span!(
         "task",
         task.token = %task.token,

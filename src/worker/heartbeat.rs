@@ -76,5 +76,14 @@ pub(super) async fn run_once(shared: &Shared) -> Result<(), StoreError> {
     crate::telemetry::tasks_running(shared.running.len());
     renewed?;
     // The workers view: this process is alive, running so many tasks.
-    shared.store.worker_upsert(&shared.info(now)).await
+    shared.store.worker_upsert(&shared.info(now)).await?;
+    if shared.listener.borrow().is_some() {
+        // This worker's offers of idle slots stand a while longer; if not,
+        // they lapse, and its queues' tasks come by claims meanwhile.
+        let ttl = super::push::offer_ttl(shared.settings.heartbeat_interval);
+        if let Err(e) = shared.store.task_offers_renew(&shared.id, ttl).await {
+            tracing::debug!(error = %e, "offers not renewed");
+        }
+    }
+    Ok(())
 }

@@ -9,6 +9,9 @@
 //!   is caught), its timeout, throttled progress writes, and the fenced end.
 //! - `heartbeat`: renews all leases in one statement and delivers cancel
 //!   requests; stops tasks whose lease was lost.
+//! - `push`: on Postgres, a queue that ran dry offers its idle slots, and
+//!   new tasks come straight to them from their insert (no claim); pushes
+//!   this worker never heard of are handed back.
 //! - `maintenance`: the rescuer, the pruner, the callback outbox.
 //!
 //! Uses `store`, `tasks`, `kinds`, `config` and `pacing`. Every loop has the
@@ -23,11 +26,13 @@ mod files;
 mod heartbeat;
 mod maintenance;
 mod pace;
+mod push;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -36,6 +41,7 @@ use crate::files::Files;
 use crate::kinds::{Registry, State};
 use crate::store::Store;
 use crate::tasks::{TaskId, WorkerId, WorkerInfo};
+use pace::Pace;
 
 pub use maintenance::{CallbackOutbox, Pruner, Rescuer, Service, drive};
 
@@ -104,6 +110,10 @@ impl Running {
             },
         );
         stop
+    }
+
+    fn holds(&self, id: TaskId) -> bool {
+        self.lock().contains_key(&id)
     }
 
     fn remove(&self, id: TaskId) {
@@ -197,6 +207,15 @@ struct Shared {
     ender: ender::Ender,
     /// How this process shows in the workers view.
     info: WorkerInfo,
+    /// Each queue's slots and backlog, by name.
+    paces: HashMap<String, Arc<Pace>>,
+    /// Whether new tasks may be pushed to this worker (`worker.push`, on a
+    /// store that pushes).
+    pushes: bool,
+    /// The backend of this process's listening connection, once the tasks
+    /// pushed before it connected are handed back: what offers name. `None`
+    /// while not listening.
+    listener: watch::Sender<Option<i32>>,
 }
 
 impl Shared {
@@ -237,10 +256,17 @@ impl Worker {
             heartbeat_at: now,
             running: 0,
         };
+        let paces = queues
+            .iter()
+            .map(|q| (q.name.clone(), Pace::new(q.slots, &settings)))
+            .collect();
         Worker {
             shared: Arc::new(Shared {
                 id,
                 ender: ender::ender(store.clone(), &settings),
+                pushes: settings.push && store.pushes_tasks(),
+                paces,
+                listener: watch::Sender::new(None),
                 store,
                 files,
                 kinds: registry.runnable(),
@@ -275,6 +301,18 @@ impl Worker {
         if let Err(e) = shared.store.worker_upsert(&shared.info(Utc::now())).await {
             tracing::warn!(error = %e, "could not register this worker yet");
         }
+        let pushes = shared
+            .pushes
+            .then(|| shared.store.pushes(&shared.id))
+            .flatten();
+        let taking = pushes.map(|pushes| {
+            tokio::spawn(push::run(
+                shared.clone(),
+                pushes,
+                executors.clone(),
+                shutdown.clone(),
+            ))
+        });
         for queue in self.queues {
             loops.spawn(claim::run(
                 shared.clone(),
@@ -288,6 +326,15 @@ impl Worker {
         shutdown.cancelled().await;
         loops.close();
         loops.wait().await;
+        if let Some(taking) = taking {
+            // No task is taken from now on; once the offers are gone, every
+            // task pushed here is written, and those not taken go back.
+            let _ = taking.await;
+            if let Err(e) = shared.store.task_offers_withdraw(&shared.id).await {
+                tracing::warn!(error = %e, "could not withdraw this worker's offers; they lapse");
+            }
+            push::hand_back(&shared, &CancellationToken::new()).await;
+        }
         executors.close();
         let running = shared.running.len();
         if running > 0 {

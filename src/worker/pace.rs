@@ -28,6 +28,8 @@ pub(super) struct Pace {
     /// How long handlers take, a moving average in µs (as f64 bits); 0
     /// until one has run.
     handler_us: AtomicU64,
+    /// Tasks pushed to this queue's slots so far (see `push`).
+    pushes: AtomicUsize,
     changed: Notify,
     claim_batch: usize,
     claim_ahead: Duration,
@@ -54,6 +56,7 @@ impl Pace {
             places: Arc::new(Semaphore::new(places)),
             backlog: AtomicUsize::new(0),
             handler_us: AtomicU64::new(0),
+            pushes: AtomicUsize::new(0),
             changed: Notify::new(),
             claim_batch: settings.claim_batch,
             claim_ahead: settings.claim_ahead,
@@ -79,6 +82,23 @@ impl Pace {
         } else {
             0
         }
+    }
+
+    /// Slots free with no task waiting for them: what this queue would
+    /// take at once.
+    pub(super) fn idle_room(&self) -> usize {
+        let free = self.slots.available_permits();
+        free.saturating_sub(self.backlog.load(Ordering::Relaxed))
+    }
+
+    /// A task was pushed here (it then joins the backlog as a claimed one).
+    pub(super) fn pushed(&self) {
+        self.pushes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Tasks pushed here so far.
+    pub(super) fn pushes(&self) -> usize {
+        self.pushes.load(Ordering::Relaxed)
     }
 
     /// Tasks worth claiming ahead of free slots, going by handlers so far.
@@ -109,6 +129,21 @@ impl Pace {
             }
         }
         places
+    }
+
+    /// A place for a pushed task, waiting for one if need be (a push never
+    /// takes more than the room its worker offered, so it seldom waits).
+    pub(super) async fn place(self: &Arc<Pace>) -> Place {
+        let permit = self
+            .places
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the places are never closed");
+        Place {
+            _permit: permit,
+            pace: self.clone(),
+        }
     }
 
     /// A claimed task joins the backlog, until it gets a slot.

@@ -9,6 +9,7 @@ mod common;
 mod bench;
 mod files;
 mod kinds;
+mod pushes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
