@@ -102,6 +102,7 @@ impl PgStore {
                     Err(_) => continue,
                 },
                 CHANNEL_PUSHED => {
+                    tracing::trace!("a pushed task's notification");
                     pushes.deliver(n.payload());
                     continue;
                 }

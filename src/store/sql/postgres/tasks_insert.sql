@@ -5,9 +5,8 @@
 -- $17 is each row's seat: for a task that may start now (queued, due),
 -- its place among such tasks of its queue in this batch (1, 2, …), else
 -- NULL. Seat n of a queue goes to the n-th free slot its live offers have
--- (task_offers, taken in turn across workers, locked with SKIP LOCKED so
--- that concurrent inserts never wait on each other), if that worker runs
--- the task's kind: the task is written running, attempt 1, leased to it,
+-- (task_offers, locked with SKIP LOCKED so that concurrent inserts never
+-- wait on each other), if that worker runs the task's kind: the task is written running, attempt 1, leased to it,
 -- and the insert trigger hands it the row (migration 0012). Every other
 -- task is written as given, and wakes the workers of its queue.
 WITH new AS (
@@ -31,15 +30,19 @@ offers AS (
       AND EXISTS (SELECT FROM pg_stat_get_activity(o.listener_pid))
     FOR UPDATE SKIP LOCKED
 ),
-seats AS (
-    SELECT o.worker_id, o.queue, o.kinds, o.lease_ms,
-           row_number() OVER (PARTITION BY o.queue ORDER BY g, o.slots DESC, random()) AS seat
-    FROM offers o CROSS JOIN LATERAL generate_series(1, o.slots) g
+-- Each offer holds the seats after those of the offers before it in its
+-- queue (the roomiest first): seats (upto - slots, upto].
+ranges AS (
+    SELECT worker_id, queue, kinds, lease_ms, slots,
+           sum(slots) OVER (PARTITION BY queue ORDER BY slots DESC, worker_id) AS upto
+    FROM offers
 ),
 placed AS (
-    SELECT n.*, s.worker_id AS pushed_to, s.lease_ms
+    SELECT n.*, r.worker_id AS pushed_to, r.lease_ms
     FROM new n
-    LEFT JOIN seats s ON s.queue = n.queue AND s.seat = n.seat AND n.kind = ANY (s.kinds)
+    LEFT JOIN ranges r ON r.queue = n.queue
+                      AND n.seat > r.upto - r.slots AND n.seat <= r.upto
+                      AND n.kind = ANY (r.kinds)
 ),
 taken AS (
     UPDATE task_offers o
