@@ -4,9 +4,9 @@
 -- own: the larger part of the time from a create to its handler's start.
 -- A worker whose queue ran dry therefore offers its free slots here
 -- (task_offer.sql); an insert seats new tasks on live offers
--- (tasks_insert.sql), writing each as `running`, attempt 1, leased to that
--- worker, and the trigger below hands the worker the row in a
--- notification: its handler starts without another statement.
+-- (tasks_insert_seated.sql), writing each as `running`, attempt 1, leased
+-- to that worker, and hands the worker the row in a notification
+-- (`errand_pushed`): its handler starts without another statement.
 
 CREATE TABLE task_offers (
     worker_id    text NOT NULL,
@@ -35,21 +35,3 @@ CREATE TABLE task_offers (
 -- task whose notification the worker never got (its listener reconnected):
 -- the worker then hands it back (tasks_pushed_release.sql).
 ALTER TABLE tasks ADD COLUMN pushed boolean NOT NULL DEFAULT false;
-
--- New tasks wake workers once per queue per statement, as before; a
--- seated task goes to its worker as `<worker id> <row as JSON>`, or as
--- `<worker id> {"id": …}` when the row is too large for a notification
--- (8,000 bytes), for the worker to read.
-CREATE OR REPLACE FUNCTION errand_notify_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('errand_queued', q.queue)
-    FROM (SELECT DISTINCT queue FROM inserted WHERE status = 'queued') q;
-    PERFORM pg_notify('errand_pushed', p.worker_id || ' ' ||
-                      CASE WHEN octet_length(p.row) + octet_length(p.worker_id) < 7900
-                           THEN p.row
-                           ELSE json_build_object('id', p.id)::text END)
-    FROM (SELECT i.worker_id, i.id, row_to_json(i)::text AS row
-          FROM inserted i WHERE i.pushed) p;
-    RETURN NULL;
-END
-$$;

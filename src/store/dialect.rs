@@ -52,8 +52,11 @@ pub(super) trait Dialect: Send + Sync + 'static {
     fn migration_turn(
         &self,
     ) -> impl Future<Output = Result<Option<std::fs::File>, StoreError>> + Send;
-    /// `tasks_insert.sql` with the new tasks' `rows` bound, in order.
-    fn bind_new_tasks(query: Statement<Self>, rows: &[InsertRow<'_>]) -> Statement<Self>
+    /// The insert of the new tasks' `rows`, bound, in order:
+    /// `tasks_insert.sql`, or, where the dialect pushes tasks and a row has
+    /// a seat (see `rows::seat`), its seating insert (Postgres:
+    /// `tasks_insert_seated.sql`).
+    fn insert_new_tasks(rows: &[InsertRow<'_>]) -> Statement<Self>
     where
         Self: Sized;
     /// How many rows a statement changed.

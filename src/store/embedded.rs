@@ -17,8 +17,10 @@ pub async fn task_insert_in(
     // Not handed to an idle worker in this insert: the application's
     // transaction may stay open past the lease a pushed task would get.
     let inserted =
-        postgres::PgStore::tasks_insert_on(conn, std::slice::from_ref(task), creator, key, false)
-            .await?;
+        postgres::PgStore::tasks_insert_on(conn, std::slice::from_ref(task), creator, key, &|_| {
+            false
+        })
+        .await?;
     Ok(inserted
         .map(|mut tasks| tasks.remove(0))
         .map_err(|(_, refused)| refused))

@@ -43,7 +43,8 @@ impl Store {
         if tasks.is_empty() {
             return Ok(Ok(Vec::new()));
         }
-        let inserted = dispatch!(self, b => b.tasks_insert(tasks, creator, key).await)?;
+        let seatable = |queue: &str| self.offers.may_seat(queue);
+        let inserted = dispatch!(self, b => b.tasks_insert(tasks, creator, key, &seatable).await)?;
         if let Ok(tasks) = &inserted {
             self.announce_changes(tasks);
         }

@@ -2,7 +2,8 @@
 //! migrations' notifications into [`StoreEvent`]s for every waiting loop
 //! of this process (a task queued, a cancel asked, a watched task ended),
 //! and hands the tasks pushed to this process's workers to them
-//! ([`Push`], see `pushes`). It reconnects by itself; whatever was sent
+//! ([`Push`], see `pushes`), and notes the queues that workers offered
+//! idle slots for (`pushes::OfferBoard`). It reconnects by itself; whatever was sent
 //! while it was not listening is missed, which it says (`Resync`,
 //! `Push::Lost` then `Push::Listening`).
 
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dialect::Dialect;
 use super::postgres::PgStore;
-use super::pushes::PushSinks;
+use super::pushes::{OfferBoard, PushSinks};
 use super::{StoreError, StoreEvent};
 use crate::pacing::{Retry, pause};
 
@@ -21,19 +22,21 @@ const CHANNEL_QUEUED: &str = "errand_queued";
 const CHANNEL_CANCEL: &str = "errand_cancel";
 const CHANNEL_ENDED: &str = "errand_ended";
 const CHANNEL_PUSHED: &str = "errand_pushed";
+const CHANNEL_OFFERED: &str = "errand_offered";
 
 impl PgStore {
     pub(super) async fn run_listener(
         &self,
         events: &broadcast::Sender<StoreEvent>,
         pushes: &PushSinks,
+        offers: &OfferBoard,
         shutdown: CancellationToken,
     ) {
         let mut retry = Retry::default();
         while !shutdown.is_cancelled() {
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                outcome = self.listen(events, pushes, &mut retry) => outcome,
+                outcome = self.listen(events, pushes, offers, &mut retry) => outcome,
             };
             pushes.listening(None);
             let delay = retry.failed();
@@ -60,6 +63,7 @@ impl PgStore {
         &self,
         events: &broadcast::Sender<StoreEvent>,
         pushes: &PushSinks,
+        offers: &OfferBoard,
         retry: &mut Retry,
     ) -> Result<(), StoreError> {
         let pool = self.dialect.direct_pool().unwrap_or(&self.pool);
@@ -82,6 +86,7 @@ impl PgStore {
                 CHANNEL_CANCEL,
                 CHANNEL_ENDED,
                 CHANNEL_PUSHED,
+                CHANNEL_OFFERED,
             ])
             .await?;
         retry.succeeded();
@@ -101,6 +106,11 @@ impl PgStore {
                     Ok(token) => StoreEvent::Ended { token },
                     Err(_) => continue,
                 },
+                CHANNEL_OFFERED => {
+                    tracing::debug!(offer = n.payload(), "an offer of idle slots heard");
+                    offers.offered(n.payload());
+                    continue;
+                }
                 CHANNEL_PUSHED => {
                     tracing::trace!("a pushed task's notification");
                     pushes.deliver(n.payload());

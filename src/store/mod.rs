@@ -89,6 +89,8 @@ pub struct Store {
     local: Option<Arc<DatabaseSettings>>,
     /// The workers of this process that hear of tasks pushed to them.
     pushes: Arc<pushes::PushSinks>,
+    /// The queues lately offered idle slots, whose tasks are worth seating.
+    offers: Arc<pushes::OfferBoard>,
 }
 
 #[derive(Clone)]
@@ -147,6 +149,7 @@ impl Store {
             events,
             local,
             pushes: Arc::default(),
+            offers: Arc::default(),
         })
     }
 
@@ -166,6 +169,7 @@ impl Store {
             events: self.events.clone(),
             local: None,
             pushes: self.pushes.clone(),
+            offers: self.offers.clone(),
         })
     }
 
@@ -221,7 +225,10 @@ impl Store {
     /// missed.
     pub async fn run_listener(&self, shutdown: CancellationToken) {
         match &self.backend {
-            Backend::Postgres(b) => b.run_listener(&self.events, &self.pushes, shutdown).await,
+            Backend::Postgres(b) => {
+                b.run_listener(&self.events, &self.pushes, &self.offers, shutdown)
+                    .await
+            }
             Backend::Sqlite(b) => b.run_listener(shutdown).await,
         }
     }

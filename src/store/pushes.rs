@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -102,6 +103,50 @@ impl PushSinks {
         if sink.send(push).is_err() {
             sinks.by_worker.remove(worker);
         }
+    }
+}
+
+/// The queues this process has lately heard an offer for (`errand_offered`,
+/// sent when a worker offers idle slots, each time its heartbeat renews
+/// them, and when it withdraws them): only their new tasks go through the
+/// seating insert, whose plan costs every insert more; the others are
+/// inserted as before, and claimed. Being wrong either way costs time,
+/// never a task. (A process that just connected seats nothing until it
+/// hears an offer: within a worker's `heartbeat_interval`.)
+#[derive(Default)]
+pub(super) struct OfferBoard(Mutex<HashMap<String, HashMap<String, Instant>>>);
+
+impl OfferBoard {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, Instant>>> {
+        // A panic while holding this lock would leave the map whole.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A worker's offer for a queue stands for so long (0: withdrawn):
+    /// `<ms> <worker> <queue>`.
+    pub(super) fn offered(&self, payload: &str) {
+        let mut parts = payload.splitn(3, ' ');
+        let (Some(ms), Some(worker), Some(queue)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return;
+        };
+        let Ok(ms) = ms.parse::<u64>() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut board = self.lock();
+        let workers = board.entry(queue.to_string()).or_default();
+        workers.insert(worker.to_string(), now + Duration::from_millis(ms));
+        workers.retain(|_, until| *until > now);
+        board.retain(|_, workers| !workers.is_empty());
+    }
+
+    /// Whether `queue` may have offers now.
+    pub(super) fn may_seat(&self, queue: &str) -> bool {
+        let now = Instant::now();
+        self.lock()
+            .get(queue)
+            .is_some_and(|workers| workers.values().any(|until| *until > now))
     }
 }
 
@@ -196,6 +241,12 @@ impl Store {
     /// (Postgres); if not, workers only claim.
     pub fn pushes_tasks(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// Whether this process has lately heard of an offer of idle slots for
+    /// `queue`: its inserts then try to seat that queue's new tasks.
+    pub fn heard_offer(&self, queue: &str) -> bool {
+        self.offers.may_seat(queue)
     }
 
     /// What `worker` hears of the tasks pushed to it, from now on, while
@@ -320,6 +371,24 @@ mod tests {
             task.lease_expires_at.unwrap() - task.started_at.unwrap(),
             chrono::Duration::seconds(30)
         );
+    }
+
+    #[test]
+    fn only_queues_lately_offered_are_seated() {
+        let board = OfferBoard::default();
+        assert!(!board.may_seat("default"), "nothing heard");
+        board.offered("60000 w-1 default");
+        assert!(board.may_seat("default"));
+        assert!(!board.may_seat("other"));
+        board.offered("0 w-1 other");
+        assert!(!board.may_seat("other"), "an offer that lapsed");
+        board.offered("60000 w-2 default");
+        board.offered("0 w-1 default");
+        assert!(board.may_seat("default"), "w-2's offer still stands");
+        board.offered("0 w-2 default");
+        assert!(!board.may_seat("default"), "both withdrawn");
+        board.offered("garbled");
+        assert!(!board.may_seat("garbled"));
     }
 
     #[test]

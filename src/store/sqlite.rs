@@ -68,9 +68,11 @@ impl Dialect for Lite {
         MIGRATIONS
     }
 
-    /// One JSON array of the rows.
-    fn bind_new_tasks(query: Statement<Lite>, rows: &[InsertRow<'_>]) -> Statement<Lite> {
-        query.bind(json_text(rows))
+    /// One JSON array of the rows (SQLite pushes no task).
+    fn insert_new_tasks(rows: &[InsertRow<'_>]) -> Statement<Lite> {
+        sqlx::query(Lite::sql(Query::TasksInsert))
+            .persistent(Lite::keeps_statements())
+            .bind(json_text(rows))
     }
 
     /// Processes migrating one file take turns, by an exclusive lock on a

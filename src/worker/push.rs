@@ -57,11 +57,11 @@ pub(super) async fn run(
                 tracing::debug!("no offers while the listener is not connected");
                 shared.listener.send_replace(None);
             }
-            Some(Push::Task(task)) => take(&shared, *task, &handed_back, &executors).await,
+            Some(Push::Task(task)) => take(&shared, *task, &handed_back, &executors, &stop).await,
             Some(Push::Unread(id)) => match shared.store.tasks_get_by_ids(&[id]).await {
                 Ok(tasks) => {
                     for task in tasks {
-                        take(&shared, task, &handed_back, &executors).await;
+                        take(&shared, task, &handed_back, &executors, &stop).await;
                     }
                 }
                 // Handed back when the listener next connects or this
@@ -75,12 +75,14 @@ pub(super) async fn run(
 }
 
 /// Starts a task pushed to this worker, if it is still this worker's to
-/// run: its first attempt, not held yet, not handed back.
+/// run: its first attempt, not held yet, not handed back. One still waiting
+/// for a place when the worker stops is handed back with the others.
 async fn take(
     shared: &Arc<Shared>,
     task: Task,
     handed_back: &HashSet<TaskId>,
     executors: &TaskTracker,
+    stop: &CancellationToken,
 ) {
     let ours = task.status == Status::Running
         && task.attempt == 1
@@ -100,7 +102,10 @@ async fn take(
         .lease_expires_at
         .unwrap_or_else(|| Utc::now() + shared.settings.lease);
     tracing::debug!(task.id = task.id.0, task.token = %task.token, "pushed task taken");
-    let place = pace.place().await;
+    let place = tokio::select! {
+        place = pace.place() => place,
+        () = stop.cancelled() => return,
+    };
     pace.pushed();
     executor::start(shared, task, lease_until, place, pace, executors);
 }

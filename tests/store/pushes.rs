@@ -37,8 +37,14 @@ fn kinds(names: &[&str]) -> Vec<String> {
     names.iter().map(|k| k.to_string()).collect()
 }
 
+/// Offers slots, and waits until this process has heard of it (its
+/// listener must run: see [`Hearing`]).
 async fn offer(store: &Store, worker: &WorkerId, slots: usize, kinds: &[String], pid: i32) {
     offer_for(store, worker, slots, kinds, pid, StdDuration::from_secs(60)).await;
+    common::eventually("the offer heard of", StdDuration::from_secs(10), || async {
+        store.heard_offer("default").then_some(())
+    })
+    .await;
 }
 
 async fn offer_for(
@@ -184,6 +190,7 @@ pub async fn a_row_too_large_for_a_notification_is_heard_by_its_id(store: &Store
 pub async fn only_tasks_due_now_of_kinds_the_worker_runs_are_pushed(store: &Store, url: &str) {
     let listener = Listener::connect(url).await;
     let worker = WorkerId("picky".into());
+    let hearing = Hearing::start(store, &worker).await;
     offer(store, &worker, 5, &kinds(&["other"]), listener.pid).await;
     assert_eq!(
         pushed_to(&insert(store, 2).await, &worker),
@@ -209,14 +216,28 @@ pub async fn only_tasks_due_now_of_kinds_the_worker_runs_are_pushed(store: &Stor
         "a child waits for its parent"
     );
     drop(listener);
+    hearing.stop().await;
 }
 
 /// An offer seats nothing once its listener is gone (nobody would hear of
 /// the task), once it lapsed, or once withdrawn; a renewal revives one
-/// that lapsed.
+/// that lapsed. And a process seats nothing while it has heard of no
+/// offer (its own listener not connected yet): its tasks go in as ever.
 pub async fn an_offer_seats_nothing_without_a_listener_or_once_lapsed(store: &Store, url: &str) {
     let worker = WorkerId("gone".into());
     let sleep = kinds(&["sleep"]);
+    let live = Listener::connect(url).await;
+    let minute = StdDuration::from_secs(60);
+    offer_for(store, &worker, 5, &sleep, live.pid, minute).await;
+    let unheard = pushed_to(&insert(store, 2).await, &worker);
+    assert_eq!(unheard, 0, "not heard of");
+    let hearing = Hearing::start(store, &worker).await;
+    offer(store, &worker, 5, &sleep, live.pid).await;
+    assert_eq!(pushed_to(&insert(store, 2).await, &worker), 2, "heard of");
+
+    // Another worker whose listener is gone: its offer, heard of, keeps
+    // this process trying to seat tasks; the insert itself must refuse.
+    let other = WorkerId("dead".into());
     let listener = Listener::connect(url).await;
     let dead = listener.pid;
     listener.conn.close().await.unwrap();
@@ -230,23 +251,24 @@ pub async fn an_offer_seats_nothing_without_a_listener_or_once_lapsed(store: &St
         (n == 0).then_some(())
     })
     .await;
-    offer(store, &worker, 5, &sleep, dead).await;
-    assert_eq!(
-        pushed_to(&insert(store, 2).await, &worker),
-        0,
-        "listener gone"
-    );
-
-    let live = Listener::connect(url).await;
+    offer(store, &other, 5, &sleep, dead).await;
     offer_for(store, &worker, 5, &sleep, live.pid, StdDuration::ZERO).await;
-    assert_eq!(pushed_to(&insert(store, 2).await, &worker), 0, "lapsed");
-    store
-        .task_offers_renew(&worker, StdDuration::from_secs(60))
-        .await
-        .unwrap();
-    assert_eq!(pushed_to(&insert(store, 2).await, &worker), 2, "renewed");
+    let tasks = insert(store, 2).await;
+    assert_eq!(pushed_to(&tasks, &other), 0, "listener gone");
+    assert_eq!(pushed_to(&tasks, &worker), 0, "lapsed");
+    store.task_offers_renew(&worker, minute).await.unwrap();
+    common::eventually(
+        "the renewal heard of",
+        StdDuration::from_secs(10),
+        || async {
+            let renewed = pushed_to(&insert(store, 1).await, &worker);
+            (renewed == 1).then_some(())
+        },
+    )
+    .await;
     store.task_offers_withdraw(&worker).await.unwrap();
     assert_eq!(pushed_to(&insert(store, 2).await, &worker), 0, "withdrawn");
+    hearing.stop().await;
 }
 
 /// Tasks the worker claims while its offer stands come off the offer, so
@@ -254,16 +276,19 @@ pub async fn an_offer_seats_nothing_without_a_listener_or_once_lapsed(store: &St
 pub async fn a_claim_takes_its_tasks_off_the_workers_offer(store: &Store, url: &str) {
     let worker = WorkerId("claimer".into());
     insert(store, 2).await;
+    let hearing = Hearing::start(store, &worker).await;
     let listener = Listener::connect(url).await;
     offer(store, &worker, 3, &kinds(&["sleep"]), listener.pid).await;
     let claimed = crate::suite::claim(store, "claimer", 5, t0() + Duration::seconds(1)).await;
     assert_eq!(claimed.len(), 2);
     assert_eq!(pushed_to(&insert(store, 3).await, &worker), 1, "3 - 2 left");
+    hearing.stop().await;
 }
 
 /// However many inserts come at once, an offer seats at most its slots.
 pub async fn concurrent_inserts_seat_no_more_than_offered(store: &Store, url: &str) {
     let worker = WorkerId("busy".into());
+    let hearing = Hearing::start(store, &worker).await;
     let listener = Listener::connect(url).await;
     offer(store, &worker, 5, &kinds(&["sleep"]), listener.pid).await;
     let inserts: Vec<_> = (0..12)
@@ -280,6 +305,7 @@ pub async fn concurrent_inserts_seat_no_more_than_offered(store: &Store, url: &s
     assert!((1..=5).contains(&pushed), "{pushed} pushed of 5 offered");
     let queued = tasks.iter().filter(|t| t.status == Status::Queued).count();
     assert_eq!(pushed + queued, 24);
+    hearing.stop().await;
 }
 
 /// The tasks pushed to a worker that it does not hold go back to the
@@ -289,6 +315,7 @@ pub async fn pushed_tasks_not_held_are_handed_back(store: &Store, url: &str) {
     let worker = WorkerId("forgetful".into());
     insert(store, 1).await;
     let mine = crate::suite::claim(store, "forgetful", 1, t0()).await;
+    let hearing = Hearing::start(store, &worker).await;
     let listener = Listener::connect(url).await;
     offer(store, &worker, 3, &kinds(&["sleep"]), listener.pid).await;
     let pushed = insert(store, 3).await;
@@ -320,4 +347,5 @@ pub async fn pushed_tasks_not_held_are_handed_back(store: &Store, url: &str) {
         [pushed[0].id],
         "the one no longer held; not those claimed elsewhere since"
     );
+    hearing.stop().await;
 }

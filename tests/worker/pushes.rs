@@ -10,9 +10,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use errand::tasks::Status;
+use errand::store::Push;
+use errand::tasks::{Status, WorkerId};
 use serde_json::json;
 use sqlx::{Connection as _, PgConnection};
+use tokio_util::sync::CancellationToken;
 
 use crate::common::{Client, Proc, TestDb, eventually, proc_env};
 use crate::{task, wait_status};
@@ -61,9 +63,21 @@ async fn api_client(env: &HashMap<String, String>) -> (Proc, Client) {
 async fn a_task_created_while_a_worker_idles_goes_straight_to_it_and_runs_once() {
     let db = TestDb::postgres().await;
     let env = env(&db);
-    let (_api, alice) = api_client(&env).await;
+    let mut api_env = env.clone();
+    api_env.insert(
+        "ERRAND__LOG__LEVEL".into(),
+        "info,errand::store::listener=debug".into(),
+    );
+    let (api, alice) = api_client(&api_env).await;
     let mut worker = Proc::spawn(&["worker", "--concurrency", "2"], &env);
     offer_of(&db, worker.pid()).await;
+    // The API seats tasks on offers it has heard of.
+    eventually(
+        "the API to hear the offer",
+        Duration::from_secs(10),
+        || async { (!api.events("an offer of idle slots heard").is_empty()).then_some(()) },
+    )
+    .await;
 
     let token = alice
         .create_ok(json!({"kind": "sleep", "payload": {"seconds": 0.2}}))
@@ -94,8 +108,33 @@ async fn a_worker_killed_while_idle_is_pushed_nothing_and_its_queue_runs_elsewhe
     let db = TestDb::postgres().await;
     let env = env(&db);
     let store = db.store();
+    // This process listens, as every errand process does: it hears of
+    // offers, so its inserts seat tasks on live ones.
+    let listening = CancellationToken::new();
+    let listener = {
+        let (store, stop) = (store.clone(), listening.clone());
+        tokio::spawn(async move { store.run_listener(stop).await })
+    };
+    let mut heard = store.pushes(&WorkerId("the test".into())).unwrap();
+    let connected = tokio::time::timeout(Duration::from_secs(10), heard.recv()).await;
+    assert!(matches!(connected, Ok(Some(Push::Listening { .. }))));
+
     let mut victim = Proc::spawn(&["worker"], &env);
-    let (_, listener) = offer_of(&db, victim.pid()).await;
+    let (victim_id, _) = offer_of(&db, victim.pid()).await;
+    eventually("the offer heard of", Duration::from_secs(10), || async {
+        store.heard_offer("default").then_some(())
+    })
+    .await;
+    let control = crate::insert_sleeps(&store, 1, 0.0, 1).await[0];
+    let pushed = task(&store, control).await;
+    assert_eq!(
+        pushed.worker_id.as_deref(),
+        Some(victim_id.as_str()),
+        "pushed while alive"
+    );
+    wait_status(&store, control, Status::Completed, Duration::from_secs(10)).await;
+
+    let (_, listener_pid) = offer_of(&db, victim.pid()).await;
     victim.kill();
     // Postgres sees the connection close; from then on its offer seats
     // nothing (until then a task would go to it, and run again after the
@@ -105,7 +144,7 @@ async fn a_worker_killed_while_idle_is_pushed_nothing_and_its_queue_runs_elsewhe
         Duration::from_secs(10),
         || async {
             let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_get_activity($1)")
-                .bind(listener)
+                .bind(listener_pid)
                 .fetch_one(&mut conn(&db).await)
                 .await
                 .unwrap();
@@ -128,6 +167,8 @@ async fn a_worker_killed_while_idle_is_pushed_nothing_and_its_queue_runs_elsewhe
         assert_eq!(done.attempt, 1);
         assert!(done.errors.is_empty(), "{:?}", done.errors);
     }
+    listening.cancel();
+    listener.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,12 +27,14 @@ pub(in crate::store) type Inserted = Result<Vec<Task>, (usize, Refused)>;
 shared_queries! {
     /// Inserts checked new tasks, all or none (see [`Self::tasks_insert_on`]).
     /// Plain ones (no parents, no input files, no key) take one statement
-    /// and no transaction.
+    /// and no transaction. Those of `seatable` queues may go straight to
+    /// an idle worker.
     pub(in crate::store) async fn tasks_insert(
         &self,
         tasks: &[NewTask],
         creator: &Scope,
         key: Option<&IdempotencyKey>,
+        seatable: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Inserted, StoreError> {
         let plain = |t: &NewTask| t.depends_on.is_empty() && t.inputs.is_empty();
         if key.is_none() && tasks.iter().all(plain) {
@@ -40,11 +42,11 @@ shared_queries! {
                 .iter()
                 .map(|t| InsertRow::new(t, t.status, 0, &[]))
                 .collect();
-            seat(&mut rows);
+            seat(&mut rows, seatable);
             return Ok(Ok(self.alone(async |c| Self::insert_rows(c, rows).await).await?));
         }
         let mut tx = D::begin_write(self.connection().await?).await?;
-        let inserted = Self::tasks_insert_on(&mut tx, tasks, creator, key, true).await?;
+        let inserted = Self::tasks_insert_on(&mut tx, tasks, creator, key, seatable).await?;
         if inserted.is_ok() {
             tx.commit().await?;
         }
@@ -58,14 +60,15 @@ shared_queries! {
     /// is written. Parents and files are read (and locked) and the tasks
     /// written in that transaction, so that no parent ends and no file goes
     /// unseen in between (see task_parents.sql, task_inputs.sql); `key`,
-    /// claimed before, gets its tasks there too. With `push`, tasks that may
-    /// start at once can go straight to an idle worker (see `rows::seat`).
+    /// claimed before, gets its tasks there too. Tasks of `seatable` queues
+    /// that may start at once can go straight to an idle worker (see
+    /// `rows::seat`).
     pub(in crate::store) async fn tasks_insert_on(
         conn: &mut <D::Db as Database>::Connection,
         tasks: &[NewTask],
         creator: &Scope,
         key: Option<&IdempotencyKey>,
-        push: bool,
+        seatable: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Inserted, StoreError> {
         let mut checked = Vec::with_capacity(tasks.len());
         for (i, task) in tasks.iter().enumerate() {
@@ -78,9 +81,7 @@ shared_queries! {
             .iter()
             .map(|c| InsertRow::new(c.task, c.status, c.pending, &c.inputs))
             .collect();
-        if push {
-            seat(&mut rows);
-        }
+        seat(&mut rows, seatable);
         let inserted = Self::insert_rows(&mut *conn, rows).await?;
         for (c, task) in checked.iter().zip(&inserted) {
             if !c.inputs.is_empty() {

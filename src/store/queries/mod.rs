@@ -16,7 +16,7 @@
 //!   pushed to a worker handed back;
 //! - `bench`: what `errand bench` asks beyond that;
 //! - `rows`: the typed rows that batched writes pass (as one JSON
-//!   parameter, or as the dialect binds them: `Dialect::bind_new_tasks`).
+//!   parameter, or as the dialect binds them: `Dialect::insert_new_tasks`).
 //!
 //! Uses `tasks` (the rows are domain types) and the dialect contract;
 //! nothing else.
@@ -280,7 +280,7 @@ shared_queries! {
         executor: impl sqlx::Executor<'c, Database = D::Db>,
         rows: Vec<InsertRow<'_>>,
     ) -> Result<Vec<Task>, StoreError> {
-        let inserted = D::bind_new_tasks(Self::sql(Query::TasksInsert), &rows)
+        let inserted = D::insert_new_tasks(&rows)
             .fetch_all(executor)
             .await?;
         let mut by_token: std::collections::HashMap<TaskToken, Task> =

@@ -14,7 +14,7 @@ use crate::store::TaskEnding;
 use crate::tasks::{ErrorEntry, NewTask, Progress, Status, TaskFile, TaskToken};
 
 /// A new task's row for `tasks_insert.sql`, which each dialect binds its
-/// own way (`Dialect::bind_new_tasks`): Postgres as one array per column,
+/// own way (`Dialect::insert_new_tasks`): Postgres as one array per column,
 /// SQLite as one JSON array of these (times as `time_text`).
 #[derive(Serialize)]
 pub(in crate::store) struct InsertRow<'t> {
@@ -88,15 +88,16 @@ impl<'t> InsertRow<'t> {
     }
 }
 
-/// Seats the rows that may start at once (queued and due), numbered per
-/// queue in the batch's order: only those can go straight to a worker
-/// that offered to take them. Rows of an insert that should not (one
-/// inside an application's own transaction, which may stay open longer
-/// than a lease) are left unseated.
-pub(super) fn seat(rows: &mut [InsertRow<'_>]) {
+/// Seats the rows of `seatable` queues that may start at once (queued and
+/// due), numbered per queue in the batch's order: only those can go
+/// straight to a worker that offered to take them. (An insert inside an
+/// application's own transaction, which may stay open longer than a
+/// lease, seats none.)
+pub(super) fn seat(rows: &mut [InsertRow<'_>], seatable: &(dyn Fn(&str) -> bool + Sync)) {
     let mut seated: HashMap<&str, i32> = HashMap::new();
     for row in rows {
-        if row.status == Status::Queued.as_str() && row.run_at <= row.created_at {
+        let due = row.status == Status::Queued.as_str() && row.run_at <= row.created_at;
+        if due && seatable(row.queue) {
             let n = seated.entry(row.queue).or_default();
             *n += 1;
             row.seat = Some(*n);
