@@ -1,11 +1,13 @@
 //! Pushes (Postgres): a new task handed to an idle worker in its insert's
 //! own commit, so that its handler starts without a claim statement and
 //! its commit. A worker whose queue ran dry offers its free slots
-//! ([`Store::task_offer`]); an insert seats new tasks on live offers,
-//! writing each running and leased to that worker (tasks_insert.sql); the
-//! insert's trigger sends the worker the row on `errand_pushed`, and this
-//! process's listener hands it to the worker as a [`Push`], in order, on
-//! a channel of its own that never drops one.
+//! ([`Store::task_offer`]), which every process hears of
+//! (`errand_offered`, [`OfferBoard`]); an insert of an offered queue seats
+//! new tasks on live offers, writing each running and leased to that
+//! worker, and sends the worker the row on `errand_pushed`
+//! (tasks_insert_seated.sql); this process's listener hands it to the
+//! worker as a [`Push`], in order, on a channel of its own that never
+//! drops one.
 //!
 //! A push whose notification is lost (the listener's connection dropped
 //! just then) leaves a task running on a worker that doesn't know it: the
