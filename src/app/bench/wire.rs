@@ -1,8 +1,8 @@
-//! A plain HTTP/1.1 keep-alive connection for the bench's polls
-//! ([`Connection`]), as `wrk` makes them: one request at a time on its own
-//! TCP connection, the whole response read before the next. A general
-//! client (reqwest) spent more of the shared CPUs, and added more latency,
-//! than the API it measured.
+//! A plain HTTP/1.1 keep-alive connection for the bench's polls and
+//! pickups ([`Connection`]), as `wrk` makes them: one request at a time on
+//! its own TCP connection, the whole response read before the next. A
+//! general client (reqwest) spent more of the shared CPUs, and added more
+//! latency, than the API it measured.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use super::BenchError;
 
 fn failed(e: impl std::fmt::Display) -> BenchError {
-    BenchError::Load(format!("a poll's connection: {e}"))
+    BenchError::Load(format!("the bench's connection: {e}"))
 }
 
 /// See the module.
@@ -36,10 +36,42 @@ impl Connection {
     /// `GET path` with a bearer token: the response's status, once its
     /// whole body has been read.
     pub(super) async fn get(&mut self, path: &str, bearer: &str) -> Result<u16, BenchError> {
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {bearer}\r\n\r\n",
+        let (status, _) = self.request("GET", path, bearer, None).await?;
+        Ok(status)
+    }
+
+    /// `POST path` of a JSON `body` with a bearer token: the response's
+    /// status and body.
+    pub(super) async fn post(
+        &mut self,
+        path: &str,
+        bearer: &str,
+        body: &str,
+    ) -> Result<(u16, Vec<u8>), BenchError> {
+        self.request("POST", path, bearer, Some(body)).await
+    }
+
+    /// Sends one request, written in one piece, and reads its whole
+    /// response: its status and body.
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: Option<&str>,
+    ) -> Result<(u16, Vec<u8>), BenchError> {
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {bearer}\r\n",
             self.host
         );
+        if let Some(body) = body {
+            request.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ));
+        } else {
+            request.push_str("\r\n");
+        }
         self.stream
             .write_all(request.as_bytes())
             .await
@@ -64,8 +96,9 @@ impl Connection {
         while self.buffer.len() < head_len + body_len {
             self.fill().await?;
         }
+        let body = self.buffer[head_len..head_len + body_len].to_vec();
         self.buffer.drain(..head_len + body_len);
-        Ok(status)
+        Ok((status, body))
     }
 
     /// Reads what has arrived onto the buffer.
