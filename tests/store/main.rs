@@ -129,6 +129,7 @@ on_postgres!(
     a_claim_takes_its_tasks_off_the_workers_offer,
     concurrent_inserts_seat_no_more_than_offered,
     pushed_tasks_not_held_are_handed_back,
+    lapsed_offers_are_pruned_with_silent_workers,
 );
 
 /// SQLite has no pushes: its workers only claim, and the push calls do

@@ -349,3 +349,31 @@ pub async fn pushed_tasks_not_held_are_handed_back(store: &Store, url: &str) {
     );
     hearing.stop().await;
 }
+
+/// The offers a worker killed outright leaves behind go with the workers
+/// maintenance forgets; standing offers stay.
+pub async fn lapsed_offers_are_pruned_with_silent_workers(store: &Store, url: &str) {
+    let listener = Listener::connect(url).await;
+    let sleep = kinds(&["sleep"]);
+    let (gone, alive) = (WorkerId("killed".into()), WorkerId("idle".into()));
+    offer_for(store, &gone, 2, &sleep, listener.pid, StdDuration::ZERO).await;
+    offer_for(
+        store,
+        &alive,
+        2,
+        &sleep,
+        listener.pid,
+        StdDuration::from_secs(60),
+    )
+    .await;
+    store
+        .worker_prune(chrono::Utc::now() + Duration::seconds(1))
+        .await
+        .unwrap();
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let left: Vec<String> = sqlx::query_scalar("SELECT worker_id FROM task_offers")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, ["idle"]);
+}
