@@ -3,9 +3,9 @@
 //! of this process (a task queued, a cancel asked, a watched task ended),
 //! and hands the tasks pushed to this process's workers to them
 //! ([`Push`], see `pushes`), and notes the queues that workers offered
-//! idle slots for (`pushes::OfferBoard`). It reconnects by itself; whatever was sent
-//! while it was not listening is missed, which it says (`Resync`,
-//! `Push::Lost` then `Push::Listening`).
+//! idle slots for (`pushes::OfferBoard`). It reconnects by itself;
+//! whatever was sent while it was not listening is missed, which it says
+//! (`Resync`, `Push::Lost` then `Push::Listening`).
 
 use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;

@@ -136,8 +136,9 @@ impl Api {
     }
 
     /// Creates one task every `every` for `seconds` (on a plain HTTP/1.1
-    /// connection), noting the time just before each POST; then finds when each one's handler started, as
-    /// the worker logging into `log` wrote it: the pickups, in milliseconds.
+    /// connection), noting the time just before each POST; then finds when
+    /// each one's handler started, as the worker logging into `log` wrote
+    /// it: the pickups, in milliseconds.
     pub(super) async fn pickups(
         &self,
         store: &Store,

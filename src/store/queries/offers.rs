@@ -1,14 +1,19 @@
 //! Pushes, on Postgres only: a worker's offers of free slots (made,
-//! renewed, withdrawn) and the hand-back of tasks pushed to it that it
-//! never heard of. The insert that seats new tasks on offers is
-//! `tasks_insert.sql`; the notification that hands a worker its task is
-//! the insert trigger of migration 0012.
+//! renewed, withdrawn, each announced on `errand_offered`) and the
+//! hand-back of tasks pushed to it that it never heard of. The insert that
+//! seats new tasks on offers, and sends each worker its row, is
+//! `tasks_insert_seated.sql`.
 
-use super::SqlStore;
+use super::{SqlStore, Statement};
 use crate::store::StoreError;
 use crate::store::params::TaskOffer;
 use crate::store::postgres::Pg;
 use crate::tasks::{TaskId, WorkerId};
+
+/// A Postgres-only statement, kept prepared where the dialect allows.
+fn statement(text: &'static str) -> Statement<Pg> {
+    sqlx::query(text).persistent(<Pg as crate::store::dialect::Dialect>::keeps_statements())
+}
 
 /// Milliseconds, as the statements take durations.
 fn ms(d: std::time::Duration) -> i64 {
@@ -17,8 +22,7 @@ fn ms(d: std::time::Duration) -> i64 {
 
 impl SqlStore<Pg> {
     pub(in crate::store) async fn task_offer(&self, o: &TaskOffer<'_>) -> Result<(), StoreError> {
-        let q = sqlx::query(pg_sql!("task_offer"))
-            .persistent(Self::keeps())
+        let q = statement(pg_sql!("task_offer"))
             .bind(o.worker.0.clone())
             .bind(o.queue.to_string())
             .bind(i32::try_from(o.slots).unwrap_or(i32::MAX))
@@ -35,8 +39,7 @@ impl SqlStore<Pg> {
         worker: &WorkerId,
         ttl: std::time::Duration,
     ) -> Result<(), StoreError> {
-        let q = sqlx::query(pg_sql!("task_offers_renew"))
-            .persistent(Self::keeps())
+        let q = statement(pg_sql!("task_offers_renew"))
             .bind(worker.0.clone())
             .bind(ms(ttl));
         self.execute(q).await?;
@@ -47,9 +50,7 @@ impl SqlStore<Pg> {
         &self,
         worker: &WorkerId,
     ) -> Result<(), StoreError> {
-        let q = sqlx::query(pg_sql!("task_offers_withdraw"))
-            .persistent(Self::keeps())
-            .bind(worker.0.clone());
+        let q = statement(pg_sql!("task_offers_withdraw")).bind(worker.0.clone());
         self.execute(q).await?;
         Ok(())
     }
@@ -60,17 +61,12 @@ impl SqlStore<Pg> {
         held: &[TaskId],
     ) -> Result<Vec<TaskId>, StoreError> {
         let held: Vec<i64> = held.iter().map(|id| id.0).collect();
-        let q = sqlx::query(pg_sql!("tasks_pushed_release"))
-            .persistent(Self::keeps())
+        let q = statement(pg_sql!("tasks_pushed_release"))
             .bind(worker.0.clone())
             .bind(held);
         let rows = self.fetch_all(q).await?;
         rows.iter()
             .map(|r| Ok(TaskId(sqlx::Row::try_get(r, "id")?)))
             .collect()
-    }
-
-    fn keeps() -> bool {
-        <Pg as crate::store::dialect::Dialect>::keeps_statements()
     }
 }

@@ -38,7 +38,7 @@ pub(in crate::store) struct InsertRow<'t> {
     pub(in crate::store) files: RowFiles<'t>,
     /// Its place among the tasks of its queue in this batch that may start
     /// at once (see [`seat`]); `None` for the others. Postgres hands seated
-    /// tasks to idle workers' offers (tasks_insert.sql).
+    /// tasks to idle workers' offers (tasks_insert_seated.sql).
     #[serde(skip)]
     pub(in crate::store) seat: Option<i32>,
 }
