@@ -5,6 +5,11 @@
 //! arrive while a write is in flight go together in the next one, so one
 //! commit serves many callers.
 //!
+//! A caller with a way of its own to write (a connection of its thread's)
+//! may write its item itself when nothing else is in flight
+//! ([`Batcher::submit_or_write`]): a lone item then skips the hop to a
+//! writer and back.
+//!
 //! [`PerThread`] keeps one value per thread (a batcher, a pool) made on that
 //! thread: a caller on a single-threaded runtime, such as an HTTP worker,
 //! then reaches the database without handing its work to another thread and
@@ -14,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::ThreadId;
 
@@ -46,6 +52,9 @@ struct Inner<T, R> {
     write: Arc<WriteFn<T, R>>,
     sender: OnceLock<mpsc::Sender<Item<T, R>>>,
     runtime: Option<tokio::runtime::Handle>,
+    /// Items handed over and not yet answered, and those being written by
+    /// their callers.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
@@ -64,6 +73,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                 write,
                 sender: OnceLock::new(),
                 runtime: tokio::runtime::Handle::try_current().ok(),
+                in_flight: Arc::default(),
             }),
         }
     }
@@ -72,8 +82,37 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// writer is gone (the runtime is shutting down).
     pub async fn submit(&self, item: T) -> Option<R> {
         let (reply, answer) = oneshot::channel();
-        self.sender().send((item, reply)).await.ok()?;
+        self.inner.in_flight.fetch_add(1, Ordering::SeqCst);
+        if let Err(unsent) = self.sender().send((item, reply)).await {
+            self.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+            drop(unsent);
+            return None;
+        }
         answer.await.ok()
+    }
+
+    /// Writes `item` with `write` (which answers one `R` per item, as the
+    /// batcher's own does) on the caller, if no other item is in flight;
+    /// else [`Batcher::submit`]s it. Items that arrive while it is written
+    /// go to the batcher's writers.
+    pub async fn submit_or_write<Fut>(
+        &self,
+        item: T,
+        write: impl FnOnce(Vec<T>) -> Fut,
+    ) -> Option<R>
+    where
+        Fut: Future<Output = Vec<R>>,
+    {
+        let in_flight = &self.inner.in_flight;
+        if in_flight
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return self.submit(item).await;
+        }
+        // Counted out however this ends, a caller that went away included.
+        let _done = Counted(in_flight.clone(), 1);
+        write(vec![item]).await.pop()
     }
 
     fn sender(&self) -> &mpsc::Sender<Item<T, R>> {
@@ -87,6 +126,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                     receiver.clone(),
                     self.inner.write.clone(),
                     self.inner.max,
+                    self.inner.in_flight.clone(),
                 ));
             }
             sender
@@ -100,18 +140,30 @@ async fn write_loop<T, R>(
     receiver: Arc<Mutex<mpsc::Receiver<Item<T, R>>>>,
     write: Arc<WriteFn<T, R>>,
     max: usize,
+    in_flight: Arc<AtomicUsize>,
 ) {
     let mut batch = Vec::with_capacity(max);
     loop {
-        if receiver.lock().await.recv_many(&mut batch, max).await == 0 {
+        let taken = receiver.lock().await.recv_many(&mut batch, max).await;
+        if taken == 0 {
             return;
         }
+        let _done = Counted(in_flight.clone(), taken);
         let (items, replies): (Vec<T>, Vec<oneshot::Sender<R>>) = batch.drain(..).unzip();
         let answers = write(items).await;
         for (reply, answer) in replies.into_iter().zip(answers) {
             // A caller that went away does not want its answer.
             let _ = reply.send(answer);
         }
+    }
+}
+
+/// Takes its count of items out of the count in flight when dropped.
+struct Counted(Arc<AtomicUsize>, usize);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Ordering::SeqCst);
     }
 }
 
@@ -140,6 +192,8 @@ impl<V: Clone> PerThread<V> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[tokio::test]
@@ -166,6 +220,53 @@ mod tests {
         let sizes = sizes.lock().unwrap();
         assert_eq!(sizes.iter().sum::<usize>(), 40);
         assert!(sizes.iter().all(|n| *n <= 8), "{sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_lone_item_is_written_by_its_caller_and_others_meanwhile_by_the_writers() {
+        let batcher = Batcher::new(8, 1, |items: Vec<u32>| async move {
+            items.into_iter().map(|i| (i, "writer")).collect::<Vec<_>>()
+        });
+        let by_caller = |items: Vec<u32>| async move {
+            items.into_iter().map(|i| (i, "caller")).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            batcher.submit_or_write(1, by_caller).await,
+            Some((1, "caller"))
+        );
+
+        // While a caller writes (until `go`), another item goes to the writers.
+        let (go, gate) = oneshot::channel::<()>();
+        let held = batcher.clone();
+        let first = tokio::spawn(async move {
+            held.submit_or_write(2, |items: Vec<u32>| async move {
+                gate.await.unwrap();
+                items.into_iter().map(|i| (i, "caller")).collect::<Vec<_>>()
+            })
+            .await
+        });
+        while batcher.inner.in_flight.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            batcher.submit_or_write(3, by_caller).await,
+            Some((3, "writer"))
+        );
+        go.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), Some((2, "caller")));
+
+        // A caller that goes away mid-write leaves nothing counted in flight.
+        let abandoned = batcher.submit_or_write(4, |_: Vec<u32>| std::future::pending());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(5), abandoned)
+                .await
+                .is_err()
+        );
+        assert_eq!(batcher.inner.in_flight.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            batcher.submit_or_write(5, by_caller).await,
+            Some((5, "caller"))
+        );
     }
 
     #[test]

@@ -85,7 +85,9 @@ pub struct Enqueuer {
     registry: Arc<Registry>,
     idempotency: IdempotencySettings,
     callbacks: CallbackSettings,
-    /// Writes concurrent plain creates together (`http.create_batch`).
+    /// Writes concurrent plain creates together (`http.create_batch`); one
+    /// arriving alone on a thread with its own connections is written
+    /// there (`Store::local`).
     inserter: Batcher<NewTask, Result<Result<Task, Refused>, StoreError>>,
 }
 
@@ -144,7 +146,19 @@ impl Enqueuer {
             // Nothing to check in the database: written with the creates
             // that arrive alongside, in one statement.
             let gone = || Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
-            let task = self.inserter.submit(new).await.unwrap_or_else(gone)??;
+            let task = match self.store.local() {
+                // Alone, on this thread's own connection.
+                Some(own) => {
+                    (self.inserter)
+                        .submit_or_write(
+                            new,
+                            |tasks| async move { insert_together(&own, tasks).await },
+                        )
+                        .await
+                }
+                None => self.inserter.submit(new).await,
+            };
+            let task = task.unwrap_or_else(gone)??;
             return Ok(Created {
                 task: created(vec![task]).tasks.swap_remove(0),
                 replayed: false,

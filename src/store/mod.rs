@@ -20,7 +20,7 @@
 //!
 //! The backend is chosen by the URL scheme; both pass the same conformance
 //! suite (`tests/store`). Uses `tasks` (the rows it reads and writes are
-//! domain types), `config` and `pacing`.
+//! domain types), `config`, `pacing` and `batching` (a thread's own store).
 
 /// The text of a Postgres-only query, `sql/postgres/<name>.sql`.
 macro_rules! pg_sql {
@@ -58,6 +58,7 @@ pub use params::{
 };
 pub use pushes::Push;
 
+use crate::batching::PerThread;
 use crate::config::DatabaseSettings;
 use crate::tasks::{
     FileId, IdempotencyKey, Principal, Progress, Status, Task, TaskId, TaskToken, TokenHash,
@@ -84,9 +85,8 @@ pub enum StoreEvent {
 pub struct Store {
     backend: Backend,
     events: broadcast::Sender<StoreEvent>,
-    /// How a thread's own store connects, if threads get one (see
-    /// [`Store::local`]).
-    local: Option<Arc<DatabaseSettings>>,
+    /// Each thread's own store, if threads get one (see [`Store::local`]).
+    local: Option<Arc<PerThread<Option<Store>>>>,
     /// The workers of this process that hear of tasks pushed to them.
     pushes: Arc<pushes::PushSinks>,
     /// The queues lately offered idle slots, whose tasks are worth seating.
@@ -139,38 +139,38 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(redact(url)));
         };
-        let (events, _) = broadcast::channel(1024);
-        let mut own = settings.clone();
-        own.max_connections = settings.thread_connections;
-        let postgres = matches!(backend, Backend::Postgres(_));
-        let local = (postgres && own.max_connections > 0).then(|| Arc::new(own));
-        Ok(Store {
+        let mut store = Store {
             backend,
-            events,
-            local,
+            events: broadcast::channel(1024).0,
+            local: None,
             pushes: Arc::default(),
             offers: Arc::default(),
-        })
+        };
+        let mut own = settings.clone();
+        own.max_connections = settings.thread_connections;
+        if matches!(store.backend, Backend::Postgres(_)) && own.max_connections > 0 {
+            let shared = store.clone();
+            store.local = Some(Arc::new(PerThread::new(move || {
+                Some(Store {
+                    backend: Backend::Postgres(postgres::PgStore::connect(&own).ok()?),
+                    ..shared.clone()
+                })
+            })));
+        }
+        Ok(store)
     }
 
-    /// A store of the calling thread's own (a pool of its own of
-    /// `database.thread_connections`, opened on first use), when the caller
-    /// runs on a single-threaded runtime, as HTTP workers do: its
-    /// statements are sent and answered on this thread, where the pool's
-    /// would wake another thread and wait for it twice. Each call makes a
-    /// new one: keep it, one per thread (`batching::PerThread`). Postgres
-    /// only; `None` otherwise, or when threads get none.
+    /// The calling thread's own store (a pool of its own of
+    /// `database.thread_connections`, opened on first use, and the same
+    /// at every call on this thread), when the caller runs on a
+    /// single-threaded runtime, as HTTP workers do: its statements are sent
+    /// and answered on this thread, where the pool's would wake another
+    /// thread and wait for it twice. Postgres only; `None` otherwise, or
+    /// when threads get none.
     pub fn local(&self) -> Option<Store> {
         let own_thread = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
-        let settings = self.local.as_ref().filter(|_| own_thread)?;
-        Some(Store {
-            backend: Backend::Postgres(postgres::PgStore::connect(settings).ok()?),
-            events: self.events.clone(),
-            local: None,
-            pushes: self.pushes.clone(),
-            offers: self.offers.clone(),
-        })
+        self.local.as_ref().filter(|_| own_thread)?.get()
     }
 
     /// Where the data lives, for people: the SQLite file, or the Postgres
