@@ -82,7 +82,13 @@ pub struct Report {
 
 /// The best drain settings found on a 2-CPU machine beside its database
 /// (connected without TLS: see docs/performance.md).
-const BEST: (usize, &[(&str, &str)]) = (32, &[("ERRAND__WORKER__CLAIM_BATCH", "500")]);
+const BEST: (usize, &[(&str, &str)]) = (
+    32,
+    &[
+        ("ERRAND__WORKER__CLAIM_BATCH", "500"),
+        ("ERRAND__WORKER__END_BATCH", "1000"),
+    ],
+);
 
 /// Runs every phase, saying each on stderr.
 pub async fn run(
