@@ -82,12 +82,11 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// writer is gone (the runtime is shutting down).
     pub async fn submit(&self, item: T) -> Option<R> {
         let (reply, answer) = oneshot::channel();
-        self.inner.in_flight.fetch_add(1, Ordering::SeqCst);
-        if let Err(unsent) = self.sender().send((item, reply)).await {
-            self.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
-            drop(unsent);
-            return None;
-        }
+        // Counted out by the writer once handed over, else here (a full
+        // channel's wait may be dropped with the caller).
+        let counted = Counted::add(&self.inner.in_flight, 1);
+        self.sender().send((item, reply)).await.ok()?;
+        counted.handed_over();
         answer.await.ok()
     }
 
@@ -111,7 +110,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             return self.submit(item).await;
         }
         // Counted out however this ends, a caller that went away included.
-        let _done = Counted(in_flight.clone(), 1);
+        let _done = Counted::taken(in_flight, 1);
         write(vec![item]).await.pop()
     }
 
@@ -148,7 +147,7 @@ async fn write_loop<T, R>(
         if taken == 0 {
             return;
         }
-        let _done = Counted(in_flight.clone(), taken);
+        let _done = Counted::taken(&in_flight, taken);
         let (items, replies): (Vec<T>, Vec<oneshot::Sender<R>>) = batch.drain(..).unzip();
         let answers = write(items).await;
         for (reply, answer) in replies.into_iter().zip(answers) {
@@ -158,12 +157,37 @@ async fn write_loop<T, R>(
     }
 }
 
-/// Takes its count of items out of the count in flight when dropped.
-struct Counted(Arc<AtomicUsize>, usize);
+/// Items counted in flight, counted out when this is dropped, unless
+/// handed over to whoever counts them out next.
+struct Counted {
+    count: Arc<AtomicUsize>,
+    items: usize,
+}
+
+impl Counted {
+    /// `items` counted in now.
+    fn add(count: &Arc<AtomicUsize>, items: usize) -> Counted {
+        count.fetch_add(items, Ordering::SeqCst);
+        Counted::taken(count, items)
+    }
+
+    /// `items` already counted in.
+    fn taken(count: &Arc<AtomicUsize>, items: usize) -> Counted {
+        Counted {
+            count: count.clone(),
+            items,
+        }
+    }
+
+    /// Someone else counts them out.
+    fn handed_over(mut self) {
+        self.items = 0;
+    }
+}
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.0.fetch_sub(self.1, Ordering::SeqCst);
+        self.count.fetch_sub(self.items, Ordering::SeqCst);
     }
 }
 
@@ -267,6 +291,29 @@ mod tests {
             batcher.submit_or_write(5, by_caller).await,
             Some((5, "caller"))
         );
+    }
+
+    #[tokio::test]
+    async fn an_item_whose_caller_left_before_it_was_handed_over_is_not_counted() {
+        // One writer, stuck on its first item; the channel holds two more.
+        let batcher = Batcher::new(1, 1, |_: Vec<u32>| std::future::pending::<Vec<u32>>());
+        let stuck: Vec<_> = (0..3)
+            .map(|i| {
+                let b = batcher.clone();
+                tokio::spawn(async move { b.submit(i).await })
+            })
+            .collect();
+        while batcher.inner.in_flight.load(Ordering::SeqCst) < 3 {
+            tokio::task::yield_now().await;
+        }
+        let waiting = batcher.submit(3);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(5), waiting)
+                .await
+                .is_err()
+        );
+        assert_eq!(batcher.inner.in_flight.load(Ordering::SeqCst), 3);
+        stuck.iter().for_each(|call| call.abort());
     }
 
     #[test]
