@@ -42,6 +42,12 @@ fn seated_queues(rows: &[InsertRow<'_>]) -> Vec<String> {
     queues
 }
 
+/// A Postgres-only statement (`pg_sql!`), kept prepared unless this
+/// process goes through a transaction pooler.
+pub(super) fn statement(text: &'static str) -> Statement<Pg> {
+    sqlx::query(text).persistent(Pg::keeps_statements())
+}
+
 /// What a statement carries at most over TLS: one TLS record with room
 /// for the message's framing.
 const TLS_STATEMENT_BYTES: usize = 15 * 1024;
@@ -90,7 +96,7 @@ impl Dialect for Pg {
         } else {
             Pg::sql(Query::TasksInsert)
         };
-        let query = sqlx::query(text).persistent(Pg::keeps_statements());
+        let query = statement(text);
         fn column<T>(rows: &[InsertRow<'_>], f: impl Fn(&InsertRow<'_>) -> T) -> Vec<T> {
             rows.iter().map(f).collect()
         }
@@ -175,8 +181,7 @@ impl Dialect for Pg {
         queue: &str,
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
         let mut tx = Transaction::begin(conn, None).await?;
-        sqlx::query(pg_sql!("queue_lock"))
-            .persistent(Pg::keeps_statements())
+        statement(pg_sql!("queue_lock"))
             .bind(queue)
             .execute(&mut *tx)
             .await?;
@@ -190,8 +195,7 @@ impl Dialect for Pg {
         timeout: Duration,
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
         let mut tx = Transaction::begin(conn, None).await?;
-        sqlx::query(pg_sql!("statement_timeout_set"))
-            .persistent(Pg::keeps_statements())
+        statement(pg_sql!("statement_timeout_set"))
             .bind(format!("{}ms", timeout.as_millis().max(1)))
             .execute(&mut *tx)
             .await?;
@@ -203,8 +207,7 @@ impl Dialect for Pg {
         conn: PoolConnection<Postgres>,
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
         let mut tx = Transaction::begin(conn, None).await?;
-        sqlx::query(pg_sql!("lock_wait"))
-            .persistent(Pg::keeps_statements())
+        statement(pg_sql!("lock_wait"))
             .bind(LOCK_TOKENS)
             .execute(&mut *tx)
             .await?;

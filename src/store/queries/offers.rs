@@ -4,16 +4,11 @@
 //! seats new tasks on offers, and sends each worker its row, is
 //! `tasks_insert_seated.sql`.
 
-use super::{SqlStore, Statement};
+use super::SqlStore;
 use crate::store::StoreError;
 use crate::store::params::TaskOffer;
-use crate::store::postgres::Pg;
+use crate::store::postgres::{Pg, statement};
 use crate::tasks::{TaskId, WorkerId};
-
-/// A Postgres-only statement, kept prepared where the dialect allows.
-fn statement(text: &'static str) -> Statement<Pg> {
-    sqlx::query(text).persistent(<Pg as crate::store::dialect::Dialect>::keeps_statements())
-}
 
 /// Milliseconds, as the statements take durations.
 fn ms(d: std::time::Duration) -> i64 {
