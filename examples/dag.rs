@@ -51,6 +51,8 @@ fn new_task(depends_on: Vec<TaskToken>) -> NewTask {
         depends_on,
         callback_url: None,
         inputs: vec![],
+        start_by: None,
+        tick: None,
     }
 }
 

@@ -1,13 +1,16 @@
 //! The writes of a task's life that announce what they changed to this
 //! process's waiting loops (see `Store::announce`): insert, claim,
-//! heartbeat, end, cancel, rescue, retry, callback deliveries.
+//! heartbeat, end, cancel, rescue, expiry, retry (one, or by filter), a
+//! resumed queue, a schedule's tick, callback deliveries.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
 use super::params::LeaseRenewal;
-use super::{Backend, CancelCount, Store, StoreError, StoreEvent, TaskClaim, TaskEnding};
+use super::{
+    Backend, CancelCount, ScheduleFire, Store, StoreError, StoreEvent, TaskClaim, TaskEnding,
+};
 use crate::tasks::{
     AttemptEnd, IdempotencyKey, NewTask, Refused, Scope, Status, Task, TaskFilter, TaskId, WorkerId,
 };
@@ -150,6 +153,19 @@ impl Store {
         Ok(rescued)
     }
 
+    /// The expirer: up to `limit` tasks whose start deadline passed before
+    /// `now` with no attempt counted end `expired` (their waiting children
+    /// are cancelled). Returns them.
+    pub async fn tasks_expire(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        let expired = dispatch!(self, b => b.tasks_expire(now, limit).await)?;
+        self.announce_changes(&expired);
+        Ok(expired)
+    }
+
     /// How many tasks there are in each status (statuses with none are left
     /// out).
     pub async fn task_count_by_status(&self) -> Result<HashMap<Status, i64>, StoreError> {
@@ -168,6 +184,54 @@ impl Store {
         let task = dispatch!(self, b => b.task_retry(seen, max_attempts, now).await)?;
         self.announce_changes(&task);
         Ok(task)
+    }
+
+    /// Re-queues every task in `scope` matching `filter` that ended
+    /// without a result (failed, cancelled, dropped, expired) for a new
+    /// attempt, from `now`; returns how many.
+    pub async fn task_retry_matching(
+        &self,
+        scope: &Scope,
+        filter: &TaskFilter,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut queues = dispatch!(self, b => b.task_retry_matching(scope, filter, now).await)?;
+        let count = queues.len() as u64;
+        queues.sort();
+        queues.dedup();
+        for queue in queues {
+            self.announce(StoreEvent::Queued { queue });
+        }
+        Ok(count)
+    }
+
+    /// Resumes a paused queue: its waiting tasks start again. False: it was
+    /// not paused.
+    pub async fn queue_resume(&self, name: &str) -> Result<bool, StoreError> {
+        let resumed = dispatch!(self, b => b.queue_resume(name).await)?;
+        if resumed {
+            self.announce(StoreEvent::Queued {
+                queue: name.to_string(),
+            });
+        }
+        Ok(resumed)
+    }
+
+    /// Fires a schedule's ticks: moves it on to `next_tick` and inserts
+    /// their tasks, in one transaction, unless another pass moved it since
+    /// this one read it (or it was paused): then `None`, and nothing is
+    /// written. With `unless_running`, the tasks are made only if the
+    /// schedule's latest task has ended. Tasks that already exist for a
+    /// tick are not made again.
+    pub async fn schedule_fire(
+        &self,
+        fire: &ScheduleFire<'_>,
+    ) -> Result<Option<Vec<Task>>, StoreError> {
+        let fired = dispatch!(self, b => b.schedule_fire(fire).await)?;
+        if let Some(tasks) = &fired {
+            self.announce_changes(tasks);
+        }
+        Ok(fired)
     }
 
     /// Cancels every task in `scope` matching `filter`: unstarted ones at

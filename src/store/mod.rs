@@ -54,15 +54,16 @@ pub use embedded::{idempotency_claim_in, task_insert_in};
 pub use error::{StoreError, Violation, redact};
 pub use params::{
     CancelCount, EndedCount, FileBytes, FileRow, FileRowId, KeyClaim, KeyClaimTerms, LeaseRenewal,
-    NewApiToken, NewFile, TaskClaim, TaskCount, TaskCounting, TaskEnding, TaskListing, TaskOffer,
+    NewApiToken, NewFile, ScheduleFire, TaskClaim, TaskCount, TaskCounting, TaskEnding,
+    TaskListing, TaskOffer,
 };
 pub use pushes::Push;
 
 use crate::batching::PerThread;
 use crate::config::DatabaseSettings;
 use crate::tasks::{
-    FileId, IdempotencyKey, Principal, Progress, Status, Task, TaskId, TaskToken, TokenHash,
-    WorkerId, WorkerInfo,
+    FileId, IdempotencyKey, Pause, Principal, Progress, ScheduleRecord, ScheduleSource, Status,
+    Task, TaskId, TaskToken, TokenHash, WorkerId, WorkerInfo,
 };
 
 /// Something another process (or this one) did that a waiting loop cares
@@ -261,6 +262,49 @@ impl Store {
         pub async fn task_throughput(&self, counting: &TaskCounting<'_>, interval_secs: i64) -> Result<Vec<EndedCount>, StoreError>;
         /// Counts of the tasks in `statuses`, by queue and status.
         pub async fn task_queue_depth(&self, statuses: &[Status]) -> Result<Vec<(String, Status, i64)>, StoreError>;
+        /// Per queue with tasks due by `now` and not started, when the one
+        /// due longest became due.
+        pub async fn task_queue_oldest(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
+        /// Pauses a queue (by `by`, at `now`): no worker starts its tasks
+        /// until it is resumed. Pausing a paused queue keeps the first
+        /// pause; the answer is the pause in effect.
+        pub async fn queue_pause(&self, name: &str, by: &str, now: DateTime<Utc>) -> Result<Pause, StoreError>;
+        /// The paused queues.
+        pub async fn queue_pauses(&self) -> Result<Vec<(String, Pause)>, StoreError>;
+        /// Stores a new schedule. False: one of that name exists.
+        pub async fn schedule_insert(&self, record: &ScheduleRecord) -> Result<bool, StoreError>;
+        /// Replaces an API schedule's definition and next tick (its pause
+        /// and creation stay). `None`: there is no such API schedule.
+        pub async fn schedule_update(&self, record: &ScheduleRecord) -> Result<Option<ScheduleRecord>, StoreError>;
+        /// Writes a schedule the configuration declares, over any of that
+        /// name; its pause stays, and its next tick unless its expression
+        /// or zone changed.
+        pub async fn schedule_upsert(&self, record: &ScheduleRecord) -> Result<ScheduleRecord, StoreError>;
+        /// Forgets the schedules the configuration declared before but not
+        /// among `keep`; returns their names.
+        pub async fn schedules_prune_config(&self, keep: &[String]) -> Result<Vec<String>, StoreError>;
+        /// The schedule of this name.
+        pub async fn schedule_get(&self, name: &str) -> Result<Option<ScheduleRecord>, StoreError>;
+        /// Every schedule, by name.
+        pub async fn schedule_list(&self) -> Result<Vec<ScheduleRecord>, StoreError>;
+        /// Deletes the schedule of this name if it comes from `source`
+        /// (its tasks stay). False: there was none.
+        pub async fn schedule_delete(&self, name: &str, source: ScheduleSource) -> Result<bool, StoreError>;
+        /// Pauses a schedule (by `by`, at `now`); pausing a paused one
+        /// keeps the first pause.
+        pub async fn schedule_pause(&self, name: &str, by: &str, now: DateTime<Utc>) -> Result<Option<ScheduleRecord>, StoreError>;
+        /// Resumes a schedule, its next tick `next_tick` (no task for the
+        /// ticks it was paused over). Resuming a running one changes
+        /// nothing.
+        pub async fn schedule_resume(&self, name: &str, next_tick: DateTime<Utc>) -> Result<Option<ScheduleRecord>, StoreError>;
+        /// The latest task (by tick) of each of these schedules that has
+        /// one.
+        pub async fn schedule_last_tasks(&self, names: &[String]) -> Result<Vec<Task>, StoreError>;
+        /// The schedulers' last promise to look again.
+        pub async fn schedule_clock(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+        /// A scheduler's promise to look again by `alive_until`, or `None`
+        /// from one that stops cleanly.
+        pub async fn schedule_clock_set(&self, alive_until: Option<DateTime<Utc>>) -> Result<(), StoreError>;
         /// Retention: deletes up to `limit` tasks that finished before the
         /// cut-off of their status; returns how many.
         pub async fn task_prune(&self, cutoffs: &[(Status, DateTime<Utc>)], limit: usize) -> Result<u64, StoreError>;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::tasks::{
-    AttemptEnd, FileId, IdempotencyKey, Role, Scope, Status, StoredFile, Task, TaskFilter, TaskId,
-    TokenHash, WorkerId,
+    AttemptEnd, FileId, IdempotencyKey, NewTask, Role, Scope, Status, StoredFile, Task, TaskFilter,
+    TaskId, TokenHash, WorkerId,
 };
 
 /// One renewed lease, as the heartbeat reports it.
@@ -187,4 +187,21 @@ pub struct FileRow {
     pub row: FileRowId,
     pub file: StoredFile,
     pub bytes: FileBytes,
+}
+
+/// One scheduler pass's firing of a schedule (see
+/// [`Store::schedule_fire`](super::Store::schedule_fire)).
+#[derive(Debug, Clone)]
+pub struct ScheduleFire<'a> {
+    pub name: &'a str,
+    /// The schedule's next tick as the pass read it: if another pass moved
+    /// it on since, that pass fired these ticks, and this one does nothing.
+    pub seen_next_tick: DateTime<Utc>,
+    /// Its next tick after this firing.
+    pub next_tick: DateTime<Utc>,
+    /// The tasks of the ticks fired, each with its tick.
+    pub tasks: &'a [NewTask],
+    /// Make them only if the schedule's latest task has ended
+    /// (`overlap = "skip"`).
+    pub unless_running: bool,
 }

@@ -119,7 +119,10 @@ impl Dialect for Pg {
             .bind(column(rows, |r| r.pending_parents))
             .bind(column(rows, |r| json(&r.depends_on)))
             .bind(column(rows, |r| r.callback_url.map(str::to_string)))
-            .bind(column(rows, |r| json(&r.files)));
+            .bind(column(rows, |r| json(&r.files)))
+            .bind(column(rows, |r| r.start_by))
+            .bind(column(rows, |r| r.schedule.map(str::to_string)))
+            .bind(column(rows, |r| r.scheduled_for));
         if seated {
             query
                 .bind(column(rows, |r| r.seat))
@@ -281,6 +284,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "pushes",
         include_str!("../../migrations/postgres/0012_pushes.sql"),
+    ),
+    (
+        13,
+        "control",
+        include_str!("../../migrations/postgres/0013_control.sql"),
     ),
 ];
 

@@ -193,6 +193,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lighter writes",
         include_str!("../../migrations/sqlite/0011_lighter_writes.sql"),
     ),
+    (
+        13,
+        "control",
+        include_str!("../../migrations/sqlite/0013_control.sql"),
+    ),
 ];
 
 impl LiteStore {

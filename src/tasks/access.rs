@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
-use super::Task;
+use super::{Schedule, Task};
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -154,6 +154,16 @@ impl Principal {
         }
     }
 
+    /// Whether the caller may see and steer `schedule` (superusers: every
+    /// one; product admins: their product's). One it may not is a 404.
+    pub fn can_manage(&self, schedule: &Schedule) -> bool {
+        match self.role {
+            Role::Superuser => true,
+            Role::Admin => self.product.is_some() && schedule.product == self.product,
+            Role::User => false,
+        }
+    }
+
     /// Whether the caller may cancel `task`, under the configured policy.
     pub fn can_cancel(&self, task: &Task, policy: CancelRole) -> bool {
         self.can_see(task)
@@ -219,6 +229,7 @@ mod tests {
                 progress: Progress::default(),
                 attempt: 0,
                 max_attempts: 3,
+                snoozes: 0,
                 owner: owner.into(),
                 product: product.map(Into::into),
                 payload: serde_json::json!({}),
@@ -228,6 +239,9 @@ mod tests {
                 depends_on: vec![],
                 created_at: now,
                 run_at: now,
+                start_by: None,
+                schedule: None,
+                scheduled_for: None,
                 started_at: None,
                 finished_at: None,
             },

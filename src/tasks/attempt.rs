@@ -1,14 +1,14 @@
 //! How an attempt ends: from what happened to it ([`AttemptOutcome`]) to the
-//! write to make ([`AttemptEnd`]): completed, re-queued with backoff, failed,
-//! cancelled or dropped. The worker, the rescuer and a shutting-down worker
-//! all decide here.
+//! write to make ([`AttemptEnd`]): completed, re-queued with backoff,
+//! snoozed, failed, cancelled or dropped. The worker, the rescuer and a
+//! shutting-down worker all decide here.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{ErrorEntry, Progress, Status, TaskFile};
+use super::{ErrorEntry, Progress, SnoozeLimits, Status, TaskFile};
 
 /// What happened to one attempt.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +18,10 @@ pub enum AttemptOutcome {
     /// The handler failed (or panicked, or timed out). A permanent failure
     /// is never retried.
     Failed { message: String, retryable: bool },
+    /// The handler said "not yet, look again after this": the task is
+    /// queued again without using up an attempt (see [`snooze`], which
+    /// turns one past the task's limits into a failure).
+    Snoozed(Duration),
     /// A requested cancel was honoured.
     Cancelled,
     /// The worker went away before the task could produce a result: it was
@@ -58,11 +62,34 @@ impl AttemptOutcome {
     }
 }
 
+/// What a handler's snooze comes to for a task that snoozed `snoozes`
+/// times before: the snooze, or, past `limits` (too many snoozes, or one
+/// too long), a permanent failure that says which.
+pub fn snooze(delay: Duration, snoozes: i32, limits: &SnoozeLimits) -> AttemptOutcome {
+    let failed = |message: String| AttemptOutcome::Failed {
+        message,
+        retryable: false,
+    };
+    if snoozes >= limits.max_snoozes {
+        failed(format!(
+            "snoozed {snoozes} times, the most tasks.max_snoozes allows; it asked to snooze again"
+        ))
+    } else if delay > limits.longest {
+        failed(format!(
+            "asked to snooze for {}, longer than tasks.snooze_limit ({})",
+            human(delay),
+            human(limits.longest)
+        ))
+    } else {
+        AttemptOutcome::Snoozed(delay)
+    }
+}
+
 /// The write that ends a running attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptEnd {
-    /// `completed`, `queued` (another attempt), `failed`, `cancelled` or
-    /// `dropped`.
+    /// `completed`, `queued` (another attempt, or a snooze), `failed`,
+    /// `cancelled` or `dropped`.
     pub status: Status,
     pub result: Option<Value>,
     /// Added to the error history, and becomes the task's `error`.
@@ -74,6 +101,9 @@ pub struct AttemptEnd {
     pub progress: Option<Progress>,
     /// The files a completed attempt made, which become the task's outputs.
     pub outputs: Vec<TaskFile>,
+    /// A snooze: queued again with the attempt not counted (`attempt - 1`)
+    /// and one more snooze counted.
+    pub snoozed: bool,
 }
 
 /// Retry delays: `base * 2^(attempt-1)` capped at `max`, with "equal jitter"
@@ -126,6 +156,7 @@ pub fn end_attempt(
         run_at: (status == Status::Queued).then(|| retry_at(false)),
         progress: None,
         outputs: Vec::new(),
+        snoozed: false,
     };
     match outcome {
         AttemptOutcome::Succeeded(result) => AttemptEnd {
@@ -135,6 +166,16 @@ pub fn end_attempt(
             run_at: None,
             progress: None,
             outputs: Vec::new(),
+            snoozed: false,
+        },
+        AttemptOutcome::Snoozed(delay) => AttemptEnd {
+            status: Status::Queued,
+            result: None,
+            error: None,
+            run_at: Some(now + chrono::Duration::from_std(delay).unwrap_or(chrono::TimeDelta::MAX)),
+            progress: None,
+            outputs: Vec::new(),
+            snoozed: true,
         },
         AttemptOutcome::Failed { message, retryable } => {
             let status = if retryable && attempts_left {
@@ -291,6 +332,35 @@ mod tests {
         let end = end_attempt(2, 2, AttemptOutcome::lease_expired(), &BACKOFF, 1.0, now());
         assert_eq!(end.status, Status::Dropped);
         assert_eq!(end.run_at, None);
+    }
+
+    #[test]
+    fn a_snooze_requeues_without_an_error_until_its_limits() {
+        let limits = SnoozeLimits {
+            max_snoozes: 3,
+            longest: Duration::from_secs(60),
+        };
+        let outcome = snooze(Duration::from_secs(5), 2, &limits);
+        assert_eq!(outcome, AttemptOutcome::Snoozed(Duration::from_secs(5)));
+        // On the last attempt too: a snooze uses none up.
+        let end = end_attempt(3, 3, outcome, &BACKOFF, 0.5, now());
+        assert_eq!(end.status, Status::Queued);
+        assert!(end.snoozed);
+        assert_eq!(end.error, None);
+        assert_eq!(end.run_at, Some(now() + chrono::Duration::seconds(5)));
+
+        let AttemptOutcome::Failed { message, retryable } =
+            snooze(Duration::from_secs(5), 3, &limits)
+        else {
+            panic!("a snooze past tasks.max_snoozes fails")
+        };
+        assert!(message.contains("tasks.max_snoozes"), "{message}");
+        assert!(!retryable);
+        let AttemptOutcome::Failed { message, .. } = snooze(Duration::from_secs(61), 0, &limits)
+        else {
+            panic!("a snooze past tasks.snooze_limit fails")
+        };
+        assert!(message.contains("tasks.snooze_limit (1 min)"), "{message}");
     }
 
     #[test]

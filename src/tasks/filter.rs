@@ -37,6 +37,10 @@ pub struct TaskFilter {
     #[serde(default, deserialize_with = "one_or_many")]
     #[param(explode = true)]
     pub product: Vec<String>,
+    /// Made by any of these schedules.
+    #[serde(default, deserialize_with = "one_or_many")]
+    #[param(explode = true)]
+    pub schedule: Vec<String>,
     /// Created at or after (RFC 3339).
     #[serde(default, deserialize_with = "one")]
     #[param(value_type = Option<String>, format = DateTime)]
@@ -143,6 +147,11 @@ impl TaskFilter {
                     .product
                     .as_ref()
                     .is_some_and(|p| self.product.contains(p)))
+            && (self.schedule.is_empty()
+                || task
+                    .schedule
+                    .as_ref()
+                    .is_some_and(|s| self.schedule.contains(s)))
             && self.created_after.is_none_or(|t| task.created_at >= t)
             && self.created_before.is_none_or(|t| task.created_at < t)
             && self

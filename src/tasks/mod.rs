@@ -1,6 +1,7 @@
 //! The domain: what a task is, its statuses and their transitions, the
-//! validation of a new task, how an attempt ends (retry, backoff, drop), and
-//! who may see or cancel what.
+//! validation of a new task, how an attempt ends (retry, backoff, snooze,
+//! drop), who may see or cancel what, and schedules (when a cron
+//! expression fires, which ticks a pass fires).
 //!
 //! Pure: no I/O, no sqlx, no actix, nothing else from the crate. The API,
 //! the store and the worker all come here for a rule, so each rule lives once.
@@ -8,12 +9,14 @@
 mod access;
 mod attempt;
 mod callback;
+mod cron;
 mod files;
 mod filter;
 mod idempotency;
 mod new;
 mod polling;
 mod references;
+mod schedule;
 mod status;
 mod task;
 mod view;
@@ -27,17 +30,24 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use access::{ApiToken, CancelReach, CancelRole, Principal, Role, TokenHash, UnknownRole};
-pub use attempt::{AttemptEnd, AttemptOutcome, Backoff, end_attempt};
+pub use attempt::{AttemptEnd, AttemptOutcome, Backoff, end_attempt, snooze};
 pub use callback::{WebhookSecret, check_callback_url, forbidden_address};
+pub use cron::Cron;
 pub use files::{
     FileId, FileView, StoredFile, TaskFile, TaskFileView, TaskFiles, TaskFilesView,
     validate_file_name,
 };
 pub use filter::{BadCursor, Cursor, Scope, TaskFilter};
 pub use idempotency::IdempotencyKey;
-pub use new::{Invalid, KindPolicy, NewTask, TaskDraft, validate_queue_name};
+pub use new::{
+    Invalid, KindPolicy, NewTask, ScheduleTick, SnoozeLimits, TaskDraft, validate_queue_name,
+};
 pub use polling::PollPace;
 pub use references::Refused;
+pub use schedule::{
+    Firing, Liveness, Missed, Overlap, Pause, Schedule, ScheduleDraft, ScheduleRecord,
+    ScheduleSource, plan, validate_schedule_name,
+};
 pub use status::{CancelAction, Status, UnknownStatus};
 pub use task::{Task, TaskRecord};
 pub use view::{Links, TaskView};

@@ -68,6 +68,17 @@ pub struct TaskDraft {
     #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub files: Option<BTreeMap<String, FileId>>,
+    /// A start deadline (RFC 3339, in the future, not before `run_at`): a
+    /// task not started by then never starts, and ends `expired`. Not with
+    /// `expires_in`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_by: Option<DateTime<Utc>>,
+    /// A start deadline this many seconds after the task is due (its
+    /// `run_at`: now, unless delayed). Default: the kind's `expires_in`,
+    /// if it has one. Not with `start_by`.
+    #[schema(exclusive_minimum = 0)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<f64>,
 }
 
 fn empty_object() -> Value {
@@ -89,6 +100,8 @@ impl TaskDraft {
             depends_on: None,
             callback_url: None,
             files: None,
+            start_by: None,
+            expires_in: None,
         }
     }
 }
@@ -113,6 +126,21 @@ pub struct KindPolicy {
     pub max_dependencies: usize,
     /// Most input files a task may take.
     pub max_files: usize,
+    /// The start deadline its tasks get unless a request sets one: this
+    /// long after they are due.
+    pub expires_in: Option<Duration>,
+    /// How its handler may snooze.
+    pub snooze: SnoozeLimits,
+}
+
+/// How often, and for how long, a handler may answer "not yet, look again
+/// later" (`tasks.max_snoozes`, `tasks.snooze_limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnoozeLimits {
+    /// Snoozes a task may take in all; one more fails it.
+    pub max_snoozes: i32,
+    /// The longest one snooze may be.
+    pub longest: Duration,
 }
 
 /// A checked task, ready to insert.
@@ -139,6 +167,18 @@ pub struct NewTask {
     /// Input files: (name, file), names checked. The store checks the files
     /// (see [`NewTask::check_inputs`]).
     pub inputs: Vec<(String, FileId)>,
+    /// Not started by then, it never starts (see [`Status::Expired`]).
+    pub start_by: Option<DateTime<Utc>>,
+    /// The schedule and tick that made it, if a schedule did.
+    pub tick: Option<ScheduleTick>,
+}
+
+/// The schedule tick a task was made for: at most one task per tick, which
+/// the database enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleTick {
+    pub schedule: String,
+    pub at: DateTime<Utc>,
 }
 
 /// A create request that can't be accepted, and which field is at fault.
@@ -181,6 +221,7 @@ impl TaskDraft {
             }
             None => policy.queue.clone(),
         };
+        let run_at = self.run_at(now)?;
         Ok(NewTask {
             token: TaskToken::generate(),
             queue,
@@ -191,7 +232,9 @@ impl TaskDraft {
             owner: owner.name.clone(),
             product: owner.product.clone(),
             created_at: now,
-            run_at: self.run_at(now)?,
+            start_by: self.start_by(policy, run_at, now)?,
+            run_at,
+            tick: None,
             depends_on: self.parents(policy)?,
             inputs: self.inputs(policy)?,
             callback_url,
@@ -232,6 +275,45 @@ impl TaskDraft {
                     .ok_or_else(|| Invalid::new("delay", "is too far in the future"))
             }
             (None, None) => Ok(now),
+        }
+    }
+
+    /// The start deadline: `start_by` (in the future, and not before the
+    /// task is due), or `expires_in` (or the kind's) after it is due.
+    fn start_by(
+        &self,
+        policy: &KindPolicy,
+        run_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, Invalid> {
+        let after_due = |field, span: Duration| {
+            chrono::Duration::from_std(span)
+                .ok()
+                .and_then(|d| run_at.checked_add_signed(d))
+                .map(Some)
+                .ok_or_else(|| Invalid::new(field, "is too far in the future"))
+        };
+        match (self.start_by, self.expires_in) {
+            (Some(_), Some(_)) => Err(Invalid::new(
+                "expires_in",
+                "give start_by or expires_in, not both",
+            )),
+            (Some(at), None) if at <= now => Err(Invalid::new(
+                "start_by",
+                "is not in the future: the task would never start",
+            )),
+            (Some(at), None) if at < run_at => Err(Invalid::new(
+                "start_by",
+                "is before the task is due (run_at or delay): it would never start",
+            )),
+            (Some(at), None) => Ok(Some(at)),
+            (None, Some(secs)) => {
+                after_due("expires_in", seconds("expires_in", secs, None, false)?)
+            }
+            (None, None) => match policy.expires_in {
+                Some(span) => after_due("expires_in", span),
+                None => Ok(None),
+            },
         }
     }
 
@@ -336,6 +418,11 @@ mod tests {
             timeout_limit: Duration::from_secs(3600),
             max_dependencies: 3,
             max_files: 2,
+            expires_in: None,
+            snooze: SnoozeLimits {
+                max_snoozes: 100,
+                longest: Duration::from_secs(3600),
+            },
         }
     }
 
@@ -407,6 +494,25 @@ mod tests {
             (json!({"kind": "sleep", "timeout": 0}), "timeout"),
             (json!({"kind": "sleep", "timeout": 7200}), "timeout"),
             (json!({"kind": "sleep", "queue": "no spaces"}), "queue"),
+            (
+                json!({"kind": "sleep", "start_by": "2025-12-31T23:59:59Z"}),
+                "start_by",
+            ),
+            (
+                json!({"kind": "sleep", "start_by": "2026-01-01T00:00:00Z"}),
+                "start_by",
+            ),
+            (
+                json!({"kind": "sleep", "delay": 60, "start_by": "2026-01-01T00:00:30Z"}),
+                "start_by",
+            ),
+            (json!({"kind": "sleep", "expires_in": 0}), "expires_in"),
+            (json!({"kind": "sleep", "expires_in": -5}), "expires_in"),
+            (json!({"kind": "sleep", "expires_in": 1e300}), "expires_in"),
+            (
+                json!({"kind": "sleep", "expires_in": 5, "start_by": "2026-01-01T01:00:00Z"}),
+                "expires_in",
+            ),
             (json!({"kind": "sleep", "queue": ""}), "queue"),
             (
                 json!({"kind": "sleep", "depends_on": (0..4).map(|_| TaskToken::generate()).collect::<Vec<_>>()}),
@@ -431,6 +537,37 @@ mod tests {
                 .unwrap_err();
             assert_eq!(err.field, field, "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn a_start_deadline_is_given_or_counted_from_when_the_task_is_due() {
+        let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
+        let t = draft(json!({"kind": "sleep", "start_by": "2026-01-01T00:10:00Z"}))
+            .validate(&policy(), &alice(), now())
+            .unwrap();
+        assert_eq!(t.start_by, Some(at("2026-01-01T00:10:00Z")));
+        let t = draft(json!({"kind": "sleep", "delay": 60, "expires_in": 30}))
+            .validate(&policy(), &alice(), now())
+            .unwrap();
+        assert_eq!(t.start_by, Some(at("2026-01-01T00:01:30Z")));
+        let plain = draft(json!({"kind": "sleep"}));
+        assert_eq!(
+            plain
+                .clone()
+                .validate(&policy(), &alice(), now())
+                .unwrap()
+                .start_by,
+            None
+        );
+        // The kind's default, after the task is due; a request's own wins.
+        let mut kind = policy();
+        kind.expires_in = Some(Duration::from_secs(300));
+        let t = plain.validate(&kind, &alice(), now()).unwrap();
+        assert_eq!(t.start_by, Some(at("2026-01-01T00:05:00Z")));
+        let t = draft(json!({"kind": "sleep", "expires_in": 1}))
+            .validate(&kind, &alice(), now())
+            .unwrap();
+        assert_eq!(t.start_by, Some(at("2026-01-01T00:00:01Z")));
     }
 
     #[test]

@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 /// ```text
 ///             depends_on unmet
 ///   create ──► waiting ──► queued ──claim──► running ──► completed
-///                │           ▲                 │  ├────► failed
-///                │           └──retry/backoff──┘  ├────► cancelled
-///                └─► cancelled                    └────► dropped
+///                │           ▲ │               │  ├────► failed
+///                │           │ │  retry/backoff│  ├────► cancelled
+///                │           └─┼──────snooze───┘  └────► dropped
+///                ├─► cancelled │
+///                └─────────────┴─► expired (its start deadline passed)
 /// ```
 ///
 /// | from | to | who |
@@ -22,13 +24,14 @@ use serde::{Deserialize, Serialize};
 /// | (create) | `running` | the insert itself, on Postgres, when a worker offered an idle slot and the task may start now: pushed to it (attempt 1, leased to it), with no claim |
 /// | `waiting` | `queued` | a parent's completion, in the same transaction |
 /// | `waiting`, `queued` | `cancelled` | a cancel request, at once; a parent ending badly |
+/// | `waiting`, `queued` | `expired` | the expirer (maintenance), once the task's `start_by` has passed and no attempt has counted (`attempt = 0`); a claim never takes such a task |
 /// | `queued` | `running` | a worker's claim (`attempt + 1`, lease taken) |
 /// | `running` | `completed` | the worker holding the attempt, when the handler returns a result |
-/// | `running` | `queued` | the worker, after a retryable failure or timeout with attempts left (`run_at` = now + backoff); the rescuer, for a lost worker; a shutting-down worker, releasing its task; a worker handing back a pushed task it never heard of (back to attempt 0: it never started) |
+/// | `running` | `queued` | the worker, when the handler snoozes (`run_at` = now + the snooze, `snoozes + 1`, and the attempt is not counted: `attempt - 1`); the worker, after a retryable failure or timeout with attempts left (`run_at` = now + backoff); the rescuer, for a lost worker; a shutting-down worker, releasing its task; a worker handing back a pushed task it never heard of (back to attempt 0: it never started) |
 /// | `running` | `failed` | the worker, after a permanent failure or the last attempt's failure |
 /// | `running` | `cancelled` | the worker, when a requested cancel is honoured |
 /// | `running` | `dropped` | the rescuer or a shutting-down worker, when the worker was lost with no attempts left |
-/// | `failed`, `cancelled`, `dropped` | `queued` | only an explicit superuser retry, for a new attempt (keeping its history) |
+/// | `failed`, `cancelled`, `dropped`, `expired` | `queued` | only an explicit superuser retry (one task, or by filter), for a new attempt (keeping its history; the start deadline is lifted) |
 ///
 /// Every write about a running task is fenced by `status = 'running' AND
 /// attempt = n`, so only the current attempt moves it.
@@ -49,11 +52,13 @@ pub enum Status {
     Cancelled,
     /// Its worker was lost with no attempt left.
     Dropped,
+    /// Its start deadline (`start_by`) passed before it started.
+    Expired,
 }
 
 impl Status {
     /// Every status, in lifecycle order.
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 8] = [
         Status::Waiting,
         Status::Queued,
         Status::Running,
@@ -61,6 +66,7 @@ impl Status {
         Status::Failed,
         Status::Cancelled,
         Status::Dropped,
+        Status::Expired,
     ];
 
     /// The name used in the database and the API.
@@ -73,6 +79,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Cancelled => "cancelled",
             Status::Dropped => "dropped",
+            Status::Expired => "expired",
         }
     }
 
@@ -80,14 +87,26 @@ impl Status {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Status::Completed | Status::Failed | Status::Cancelled | Status::Dropped
+            Status::Completed
+                | Status::Failed
+                | Status::Cancelled
+                | Status::Dropped
+                | Status::Expired
         )
     }
 
     /// Whether a superuser may retry a task in this status: one that ended
-    /// without a result (failed, cancelled or dropped).
+    /// without a result (failed, cancelled, dropped or expired).
     pub fn can_retry(self) -> bool {
-        matches!(self, Status::Failed | Status::Cancelled | Status::Dropped)
+        matches!(
+            self,
+            Status::Failed | Status::Cancelled | Status::Dropped | Status::Expired
+        )
+    }
+
+    /// The statuses a superuser may retry, in lifecycle order.
+    pub fn retryable() -> impl Iterator<Item = Status> {
+        Status::ALL.into_iter().filter(|s| s.can_retry())
     }
 
     /// The statuses a cancel request acts on, and how (for cancelling many
@@ -107,7 +126,9 @@ impl Status {
             Status::Waiting | Status::Queued => CancelAction::CancelNow,
             Status::Running => CancelAction::RequestStop,
             Status::Cancelled => CancelAction::AlreadyCancelled,
-            Status::Completed | Status::Failed | Status::Dropped => CancelAction::AlreadyFinished,
+            Status::Completed | Status::Failed | Status::Dropped | Status::Expired => {
+                CancelAction::AlreadyFinished
+            }
         }
     }
 }
@@ -135,7 +156,7 @@ impl fmt::Display for Status {
 /// A status name that is not one of [`Status::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown status {0:?} (one of waiting, queued, running, completed, failed, cancelled, dropped)"
+    "unknown status {0:?} (one of waiting, queued, running, completed, failed, cancelled, dropped, expired)"
 )]
 pub struct UnknownStatus(pub String);
 
@@ -167,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn terminal_statuses_are_the_four_endings() {
+    fn terminal_statuses_are_the_five_endings() {
         let terminal: Vec<_> = Status::ALL
             .into_iter()
             .filter(|s| s.is_terminal())
@@ -178,7 +199,18 @@ mod tests {
                 Status::Completed,
                 Status::Failed,
                 Status::Cancelled,
-                Status::Dropped
+                Status::Dropped,
+                Status::Expired
+            ]
+        );
+        let retryable: Vec<_> = Status::retryable().collect();
+        assert_eq!(
+            retryable,
+            [
+                Status::Failed,
+                Status::Cancelled,
+                Status::Dropped,
+                Status::Expired
             ]
         );
     }
@@ -192,7 +224,12 @@ mod tests {
             Status::Cancelled.cancel_action(),
             CancelAction::AlreadyCancelled
         );
-        for s in [Status::Completed, Status::Failed, Status::Dropped] {
+        for s in [
+            Status::Completed,
+            Status::Failed,
+            Status::Dropped,
+            Status::Expired,
+        ] {
             assert_eq!(s.cancel_action(), CancelAction::AlreadyFinished);
         }
     }

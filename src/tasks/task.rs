@@ -31,6 +31,9 @@ pub struct TaskRecord {
     pub attempt: i32,
     /// Attempts it gets in all.
     pub max_attempts: i32,
+    /// How often its handler said "not yet" and it was queued again
+    /// without using up an attempt (at most `tasks.max_snoozes`).
+    pub snoozes: i32,
     /// The name of the token that created it.
     pub owner: String,
     /// The product of the token that created it.
@@ -48,8 +51,15 @@ pub struct TaskRecord {
     pub depends_on: Vec<TaskToken>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
-    /// Not before then: the delay asked for, or a retry's backoff.
+    /// Not before then: the delay asked for, a retry's backoff, or a snooze.
     pub run_at: DateTime<Utc>,
+    /// Its start deadline: not started by then (no attempt counted), it
+    /// never starts, and ends `expired`.
+    pub start_by: Option<DateTime<Utc>>,
+    /// The schedule that made it, if one did.
+    pub schedule: Option<String>,
+    /// The schedule's tick it was made for.
+    pub scheduled_for: Option<DateTime<Utc>>,
     /// When its latest attempt started.
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.

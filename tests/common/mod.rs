@@ -355,6 +355,8 @@ pub fn new_task(kind: &str, payload: Value, max_attempts: i32) -> errand::tasks:
         depends_on: vec![],
         callback_url: None,
         inputs: vec![],
+        start_by: None,
+        tick: None,
     }
 }
 

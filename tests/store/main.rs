@@ -6,9 +6,12 @@
 #[macro_use]
 mod common;
 mod connections;
+mod control;
 mod files;
 mod inserts;
+mod migrations;
 mod pushes;
+mod schedules;
 
 use chrono::{DateTime, Duration, Utc};
 use errand::store::{Store, StoreError, TaskClaim, TaskListing, Violation};
@@ -93,6 +96,18 @@ conformance!(
     global_limit_caps_running_tasks_across_workers,
     a_file_is_visible_only_once_written_and_reads_back_whole,
     files_go_only_unused_expired_and_not_being_made,
+    a_task_past_its_start_deadline_is_never_claimed_and_expires,
+    a_deadline_holds_only_until_an_attempt_counts,
+    a_snooze_requeues_without_counting_the_attempt,
+    a_paused_queue_gives_no_task_until_resumed,
+    retry_by_filter_requeues_only_matching_tasks_that_ended_badly,
+    each_queue_tells_how_long_its_oldest_due_task_waited,
+    a_listing_filters_by_schedule,
+    a_schedule_reads_back_as_written_and_pauses_and_resumes,
+    the_configuration_writes_its_schedules_over_the_database,
+    a_tick_is_fired_by_one_pass_however_many_try,
+    overlap_skip_makes_no_task_while_the_last_one_runs,
+    the_schedulers_clock_keeps_the_last_promise,
 );
 
 /// Stamps out each push test (Postgres only: SQLite has no pushes) for a
@@ -204,8 +219,10 @@ fn worker(name: &str) -> WorkerId {
 
 mod suite {
     use super::*;
+    pub use crate::control::*;
     pub use crate::files::*;
     pub use crate::inserts::*;
+    pub use crate::schedules::*;
 
     pub(crate) async fn insert(store: &Store, n: usize) -> Vec<TaskId> {
         let mut ids = Vec::new();
@@ -1168,6 +1185,18 @@ mod schema {
             (
                 "UPDATE tasks SET status = 'waiting' WHERE id = ?1",
                 "tasks_waiting_has_pending_parents",
+            ),
+            (
+                "UPDATE tasks SET status = 'expired' WHERE id = ?1",
+                "tasks_finished_iff_terminal",
+            ),
+            (
+                "UPDATE tasks SET snoozes = -1 WHERE id = ?1",
+                "tasks_snoozes_valid",
+            ),
+            (
+                "UPDATE tasks SET schedule = 'nightly' WHERE id = ?1",
+                "tasks_scheduled_with_tick",
             ),
             (
                 "UPDATE tasks SET token = (SELECT token FROM tasks WHERE id = ?1) WHERE id <> ?1",

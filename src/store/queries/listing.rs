@@ -1,5 +1,6 @@
 //! What operators ask for: a page of a listing, stats, counts by status and
-//! queue, and cancelling what a filter matches. The caller's scope and the
+//! queue (and how long each queue's oldest task has waited), and
+//! cancelling or retrying what a filter matches. The caller's scope and the
 //! filter travel as one JSON parameter (`$1`), read by the dialect's
 //! `task_filter.sql`.
 
@@ -132,5 +133,32 @@ shared_queries! {
             }
         }
         Ok(tally)
+    }
+
+    pub(in crate::store) async fn task_queue_oldest(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let rows = self.fetch_all(Self::sql(Query::TaskQueueOldest).bind(D::time(now))).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("queue")?, Self::time(r, "oldest")?)))
+            .collect()
+    }
+
+    /// The queues of the tasks re-queued.
+    pub(in crate::store) async fn task_retry_matching(
+        &self,
+        scope: &Scope,
+        filter: &TaskFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let retryable: Vec<Status> = Status::retryable().collect();
+        let rows = self.fetch_all(Self::sql(Query::TaskRetryMatching)
+            .bind(filter_param(scope, filter))
+            .bind(D::time(now))
+            .bind(json!(retryable))
+            )
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("queue")?)).collect()
     }
 }

@@ -9,9 +9,12 @@
 //! - `tasks`: a task's life: read, claim, heartbeat, progress, end,
 //!   cancel, retry;
 //! - `listing`: what operators ask for: listings, stats, counts, bulk
-//!   cancel (all through one filter parameter);
-//! - `upkeep`: what maintenance does: rescue, retention, the callback outbox;
+//!   cancel and retry (all through one filter parameter);
+//! - `upkeep`: what maintenance does: rescue, expiry, retention, the
+//!   callback outbox;
 //! - `keys`: idempotency keys; `accounts`: API tokens and workers;
+//! - `schedules`: schedules, the firing of their ticks, the schedulers'
+//!   clock; `queues`: paused queues;
 //! - `offers`: Postgres only: workers' offers of free slots, and tasks
 //!   pushed to a worker handed back;
 //! - `bench`: what `errand bench` asks beyond that;
@@ -28,7 +31,9 @@ mod inserts;
 mod keys;
 mod listing;
 mod offers;
+mod queues;
 mod rows;
+mod schedules;
 mod tasks;
 mod upkeep;
 
@@ -113,6 +118,7 @@ fn filter_param(scope: &Scope, f: &TaskFilter) -> Value {
     put("queue", list(f.queue.clone()));
     put("owner", list(f.owner.clone()));
     put("product", list(f.product.clone()));
+    put("schedule", list(f.schedule.clone()));
     put("created_after", time(f.created_after));
     put("created_before", time(f.created_before));
     put("finished_after", time(f.finished_after));
@@ -182,12 +188,15 @@ shared_queries! {
         let migrations = D::migrations()
             .iter()
             .map(|(version, description, sql)| {
+                // As sqlx's own migration files mark it: a migration that
+                // runs its own transactions (see sqlite/0013_control.sql).
+                let no_tx = sql.starts_with("-- no-transaction");
                 Migration::new(
                     *version,
                     Cow::Borrowed(*description),
                     MigrationType::Simple,
                     sql.into_sql_str(),
-                    false,
+                    no_tx,
                 )
             })
             .collect();
@@ -223,6 +232,7 @@ shared_queries! {
             },
             attempt: row.try_get("attempt")?,
             max_attempts: row.try_get("max_attempts")?,
+            snoozes: row.try_get("snoozes")?,
             owner: row.try_get("owner")?,
             product: row.try_get("product")?,
             payload: row.try_get("payload")?,
@@ -232,6 +242,9 @@ shared_queries! {
             depends_on: Self::json::<Vec<TaskToken>>(row, "depends_on")?,
             created_at: Self::time(row, "created_at")?,
             run_at: Self::time(row, "run_at")?,
+            start_by: Self::maybe_time(row, "start_by")?,
+            schedule: row.try_get("schedule")?,
+            scheduled_for: Self::maybe_time(row, "scheduled_for")?,
             started_at: Self::maybe_time(row, "started_at")?,
             finished_at: Self::maybe_time(row, "finished_at")?,
         };

@@ -36,6 +36,11 @@ pub(in crate::store) struct InsertRow<'t> {
     pub(in crate::store) depends_on: &'t [TaskToken],
     pub(in crate::store) callback_url: Option<&'t str>,
     pub(in crate::store) files: RowFiles<'t>,
+    #[serde(serialize_with = "as_maybe_time_text")]
+    pub(in crate::store) start_by: Option<DateTime<Utc>>,
+    pub(in crate::store) schedule: Option<&'t str>,
+    #[serde(serialize_with = "as_maybe_time_text")]
+    pub(in crate::store) scheduled_for: Option<DateTime<Utc>>,
     /// Its place among the tasks of its queue in this batch that may start
     /// at once (see [`seat`]); `None` for the others. Postgres hands seated
     /// tasks to idle workers' offers (tasks_insert_seated.sql).
@@ -52,6 +57,16 @@ pub(in crate::store) struct RowFiles<'t> {
 
 fn as_time_text<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&time_text(*t))
+}
+
+fn as_maybe_time_text<S: serde::Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&time_text(*t)),
+        None => s.serialize_none(),
+    }
 }
 
 impl<'t> InsertRow<'t> {
@@ -83,6 +98,9 @@ impl<'t> InsertRow<'t> {
                 inputs,
                 outputs: [],
             },
+            start_by: t.start_by,
+            schedule: t.tick.as_ref().map(|tick| tick.schedule.as_str()),
+            scheduled_for: t.tick.as_ref().map(|tick| tick.at),
             seat: None,
         }
     }
@@ -126,6 +144,8 @@ struct EndRow<'e> {
     progress_message: Option<&'e str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     outputs: &'e [TaskFile],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    snoozed: bool,
 }
 
 impl<'e> EndRow<'e> {
@@ -148,6 +168,7 @@ impl<'e> EndRow<'e> {
             progress_fraction: e.progress.as_ref().map(|p: &Progress| p.fraction),
             progress_message: e.progress.as_ref().and_then(|p| p.message.as_deref()),
             outputs: &e.outputs,
+            snoozed: e.snoozed,
         }
     }
 }
@@ -210,6 +231,7 @@ mod tests {
                 run_at: None,
                 progress: None,
                 outputs: Vec::new(),
+                snoozed: false,
             },
         }
     }

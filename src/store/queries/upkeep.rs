@@ -1,6 +1,6 @@
-//! What maintenance does: rescue attempts whose lease expired, delete what
-//! retention no longer keeps, and queue callback deliveries (the task row
-//! as outbox).
+//! What maintenance does: rescue attempts whose lease expired, end the
+//! tasks whose start deadline passed, delete what retention no longer
+//! keeps, and queue callback deliveries (the task row as outbox).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -41,6 +41,20 @@ shared_queries! {
         }
         tx.commit().await?;
         Ok(rescued)
+    }
+
+    pub(in crate::store) async fn tasks_expire(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        let rows = self.fetch_all(Self::sql(Query::TasksExpire)
+            .bind(D::time(now))
+            .bind(count(limit))
+            .bind("not started by its start deadline (start_by)".to_string())
+            )
+            .await?;
+        Self::tasks_from_rows(&rows)
     }
 
     pub(in crate::store) async fn task_prune(

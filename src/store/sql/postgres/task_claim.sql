@@ -14,6 +14,9 @@
 -- plans this statement once per connection instead of at every claim (its
 -- generic plan costs no more than a custom one).
 --
+-- A paused queue (queues, migration 0013) gives nothing; a task whose
+-- start deadline passed before any attempt counted is left to the expirer.
+--
 -- If this worker offered slots of this queue (task_offers, migration
 -- 0012), the tasks it claims now take as many of them: an insert can't
 -- seat more tasks on it than it has room for.
@@ -23,7 +26,9 @@ WITH picked AS (
       -- A queued task always has an attempt left; this only keeps a row that
       -- broke that rule from failing every claim of its queue.
       AND attempt < max_attempts
+      AND (start_by IS NULL OR start_by > $2 OR attempt > 0)
       AND ($6::jsonb IS NULL OR kind IN (SELECT jsonb_array_elements_text($6::jsonb)))
+      AND NOT EXISTS (SELECT FROM queues q WHERE q.name = $1 AND q.paused_at IS NOT NULL)
     ORDER BY priority DESC, run_at, id
     LIMIT $3
     FOR UPDATE SKIP LOCKED

@@ -5,14 +5,18 @@
 -- touches tasks whose lease really expired, never one that just ended or
 -- renewed. An attempt that made files brings `outputs`, which become the
 -- task's (task_files rows follow in the same transaction). An error joins
--- the history with the attempt's start.
+-- the history with the attempt's start. A snooze (`snoozed`) queues the
+-- task again without counting the attempt: `attempt - 1` (back to no
+-- start time when that is 0), `snoozes + 1`; a task pushed to its worker
+-- is then a claimed one like any other.
 -- Rows are locked in id order first, as task_heartbeat.sql locks them, so
 -- that a batch of ends and a heartbeat never deadlock.
 WITH e AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb)
          AS e(id bigint, attempt integer, status text, result jsonb, error jsonb,
               run_at timestamptz, finished_at timestamptz,
-              progress_fraction double precision, progress_message text, outputs jsonb)
+              progress_fraction double precision, progress_message text, outputs jsonb,
+              snoozed boolean)
 ), locked AS (
     SELECT t.id FROM tasks t JOIN e ON t.id = e.id AND t.attempt = e.attempt
     WHERE t.status = 'running'
@@ -23,7 +27,7 @@ WITH e AS (
 UPDATE tasks t
 SET status = e.status,
     result = e.result,
-    error = e.error ->> 'message',
+    error = CASE WHEN e.snoozed THEN t.error ELSE e.error ->> 'message' END,
     errors = CASE WHEN e.error IS NULL THEN t.errors
                   ELSE t.errors || jsonb_build_array(e.error || jsonb_build_object('started_at', t.started_at)) END,
     run_at = COALESCE(e.run_at, t.run_at),
@@ -34,7 +38,11 @@ SET status = e.status,
     files = CASE WHEN e.outputs IS NULL THEN t.files
                  ELSE jsonb_set(t.files, '{outputs}', e.outputs) END,
     worker_id = NULL,
-    lease_expires_at = NULL
+    lease_expires_at = NULL,
+    attempt = CASE WHEN e.snoozed THEN t.attempt - 1 ELSE t.attempt END,
+    started_at = CASE WHEN e.snoozed AND t.attempt = 1 THEN NULL ELSE t.started_at END,
+    snoozes = CASE WHEN e.snoozed THEN t.snoozes + 1 ELSE t.snoozes END,
+    pushed = t.pushed AND e.snoozed IS NOT TRUE
 FROM e, locked
 -- Locked, the rows are as `locked` found them: found by primary key here.
 WHERE t.id = locked.id AND e.id = locked.id

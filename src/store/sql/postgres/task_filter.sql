@@ -2,7 +2,7 @@
 -- matches everything): what task_list, task_cancel_matching and task_stats
 -- put where they write the marker task_filter. Scope: scope_owner and
 -- scope_product (both absent: every task). Filter: status, kind, queue,
--- owner, product (lists: any of them), created_after, created_before,
+-- owner, product, schedule (lists: any of them), created_after, created_before,
 -- finished_after, finished_before (times; after inclusive, before
 -- exclusive), cancel_requested (a boolean).
 ((($1::jsonb ->> 'scope_owner') IS NULL AND ($1::jsonb ->> 'scope_product') IS NULL)
@@ -17,6 +17,8 @@ AND ($1::jsonb -> 'owner' IS NULL
      OR owner IN (SELECT jsonb_array_elements_text($1::jsonb -> 'owner')))
 AND ($1::jsonb -> 'product' IS NULL
      OR product IN (SELECT jsonb_array_elements_text($1::jsonb -> 'product')))
+AND ($1::jsonb -> 'schedule' IS NULL
+     OR schedule IN (SELECT jsonb_array_elements_text($1::jsonb -> 'schedule')))
 AND ($1::jsonb ->> 'created_after' IS NULL
      OR created_at >= ($1::jsonb ->> 'created_after')::timestamptz)
 AND ($1::jsonb ->> 'created_before' IS NULL

@@ -10,6 +10,9 @@
 -- A queue with a global limit (no more than that many of its tasks running
 -- at once across all workers) is claimed after task_running_count.sql,
 -- inside BEGIN IMMEDIATE, with ?3 at most the room left.
+--
+-- A paused queue (queues, migration 0013) gives nothing; a task whose
+-- start deadline passed before any attempt counted is left to the expirer.
 UPDATE tasks
 SET status = 'running',
     attempt = attempt + 1,
@@ -24,7 +27,9 @@ WHERE id IN (
       -- A queued task always has an attempt left; this only keeps a row that
       -- broke that rule from failing every claim of its queue.
       AND attempt < max_attempts
+      AND (start_by IS NULL OR start_by > ?2 OR attempt > 0)
       AND (?6 IS NULL OR kind IN (SELECT value FROM json_each(?6)))
+      AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = ?1 AND q.paused_at IS NOT NULL)
     ORDER BY priority DESC, run_at, id
     LIMIT ?3
 )

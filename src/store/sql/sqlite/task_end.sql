@@ -5,11 +5,14 @@
 -- touches tasks whose lease really expired, never one that just ended or
 -- renewed. An attempt that made files brings `outputs`, which become the
 -- task's (task_files rows follow in the same transaction). An error joins
--- the history with the attempt's start. (`->>` yields SQL NULL for a JSON null; `->` yields JSON text.)
+-- the history with the attempt's start. A snooze (`snoozed`) queues the
+-- task again without counting the attempt: `attempt - 1` (back to no
+-- start time when that is 0), `snoozes + 1`. (`->>` yields SQL NULL for a
+-- JSON null; `->` yields JSON text.)
 UPDATE tasks AS t
 SET status = e.value ->> '$.status',
     result = CASE WHEN e.value ->> '$.result' IS NULL THEN NULL ELSE e.value -> '$.result' END,
-    error = e.value ->> '$.error.message',
+    error = CASE WHEN e.value ->> '$.snoozed' THEN t.error ELSE e.value ->> '$.error.message' END,
     errors = CASE WHEN e.value ->> '$.error' IS NULL THEN t.errors
                   ELSE json_insert(t.errors, '$[#]',
                                    json_set(json(e.value -> '$.error'), '$.started_at', t.started_at)) END,
@@ -21,7 +24,11 @@ SET status = e.value ->> '$.status',
     files = CASE WHEN e.value ->> '$.outputs' IS NULL THEN t.files
                  ELSE json_set(t.files, '$.outputs', json(e.value -> '$.outputs')) END,
     worker_id = NULL,
-    lease_expires_at = NULL
+    lease_expires_at = NULL,
+    attempt = CASE WHEN e.value ->> '$.snoozed' THEN t.attempt - 1 ELSE t.attempt END,
+    started_at = CASE WHEN e.value ->> '$.snoozed' AND t.attempt = 1 THEN NULL
+                      ELSE t.started_at END,
+    snoozes = CASE WHEN e.value ->> '$.snoozed' THEN t.snoozes + 1 ELSE t.snoozes END
 FROM json_each(?1) AS e
 WHERE t.id = e.value ->> '$.id' AND t.status = 'running' AND t.attempt = e.value ->> '$.attempt'
   AND (?2 IS NULL OR t.lease_expires_at < ?2)

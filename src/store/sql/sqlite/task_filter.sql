@@ -2,7 +2,7 @@
 -- matches everything): what task_list, task_cancel_matching and task_stats
 -- put where they write the marker task_filter. Scope: scope_owner and
 -- scope_product (both absent: every task). Filter: status, kind, queue,
--- owner, product (lists: any of them), created_after, created_before,
+-- owner, product, schedule (lists: any of them), created_after, created_before,
 -- finished_after, finished_before (times, as text in the stored form;
 -- after inclusive, before exclusive), cancel_requested (a boolean).
 ((json_extract(?1, '$.scope_owner') IS NULL AND json_extract(?1, '$.scope_product') IS NULL)
@@ -17,6 +17,8 @@ AND (json_extract(?1, '$.owner') IS NULL
      OR owner IN (SELECT value FROM json_each(?1, '$.owner')))
 AND (json_extract(?1, '$.product') IS NULL
      OR product IN (SELECT value FROM json_each(?1, '$.product')))
+AND (json_extract(?1, '$.schedule') IS NULL
+     OR schedule IN (SELECT value FROM json_each(?1, '$.schedule')))
 AND (json_extract(?1, '$.created_after') IS NULL
      OR created_at >= json_extract(?1, '$.created_after'))
 AND (json_extract(?1, '$.created_before') IS NULL

@@ -1,0 +1,11 @@
+-- Re-queue every task the filter matches (?1, see task_filter.sql) that
+-- ended without a result (a status of ?3): each gets a new attempt (at
+-- least one more than it used), keeps its history, and runs from ?2; a
+-- start deadline no longer holds. Returns each re-queued row's queue.
+UPDATE tasks
+SET status = 'queued', run_at = ?2, max_attempts = max(max_attempts, attempt + 1),
+    finished_at = NULL, result = NULL, cancel_requested_at = NULL,
+    callback_enqueued_at = NULL, start_by = NULL
+WHERE /*task_filter*/
+  AND status IN (SELECT value FROM json_each(?3))
+RETURNING queue

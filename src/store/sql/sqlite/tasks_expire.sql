@@ -1,0 +1,16 @@
+-- The expirer: up to ?2 tasks not started by their deadline (status
+-- waiting or queued, no attempt counted, start_by before ?1) end `expired`
+-- at ?1, with error ?3. Their waiting children are cancelled by the
+-- dependency trigger, as for any bad end.
+UPDATE tasks
+SET status = 'expired',
+    finished_at = ?1,
+    error = ?3,
+    errors = json_insert(errors, '$[#]', json_object('attempt', attempt, 'message', ?3, 'at', ?1))
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE start_by < ?1 AND status IN ('waiting', 'queued') AND attempt = 0
+    ORDER BY start_by
+    LIMIT ?2
+)
+RETURNING *
