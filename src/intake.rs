@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::batching::Batcher;
 use crate::config::{CallbackSettings, IdempotencySettings, Settings};
-use crate::kinds::{KindError, Registry, resolve_destination};
+use crate::kinds::{DraftError, KindError, Registry, resolve_destination};
 use crate::store::{self, KeyClaim, KeyClaimTerms, Store, StoreError};
 use crate::tasks::{IdempotencyKey, Invalid, NewTask, Principal, Refused, Scope, Task, TaskDraft};
 
@@ -47,6 +47,15 @@ pub enum EnqueueError {
     /// The database failed (unreachable: try again).
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<DraftError> for EnqueueError {
+    fn from(e: DraftError) -> EnqueueError {
+        match e {
+            DraftError::Kind(e) => EnqueueError::Kind(e),
+            DraftError::Invalid(e) => EnqueueError::Invalid(e),
+        }
+    }
 }
 
 /// A created task, or (`replayed`) the one an earlier request with the
@@ -278,8 +287,7 @@ impl Enqueuer {
         creator: &Principal,
         now: DateTime<Utc>,
     ) -> Result<NewTask, EnqueueError> {
-        let policy = self.registry.check(&draft.kind, &draft.payload)?;
-        let new = draft.validate(policy, creator, now)?;
+        let new = self.registry.prepare(draft, creator, now)?;
         if let Some(url) = &new.callback_url {
             self.check_callback_destination(url).await?;
         }

@@ -84,7 +84,7 @@ pub mod worker;
 pub use app::{App, AppError, Builder, Mode};
 pub use config::Settings;
 pub use intake::{Created, EnqueueError, Enqueuer};
-pub use kinds::{Kind, TaskContext, TaskError};
+pub use kinds::{Kind, Outcome, TaskContext, TaskError};
 /// The sqlx errand is built with: an application's transaction handed to
 /// [`Enqueuer::create_in`] must come from this version.
 pub use sqlx;

@@ -130,6 +130,19 @@ pub fn queue_depth(queue: &str, status: &str, n: i64) {
     .set(n as f64);
 }
 
+/// A schedule's tick made its task.
+pub fn schedule_fired(schedule: &str) {
+    ::metrics::counter!("errand_schedule_ticks_total", "schedule" => schedule.to_string())
+        .increment(1);
+}
+
+/// How long the task of `queue` that has waited longest since it became
+/// due has waited (sampled from the database): 0 when none waits.
+pub fn queue_oldest_queued(queue: &str, waited: Duration) {
+    ::metrics::gauge!("errand_queue_oldest_queued_seconds", "queue" => queue.to_string())
+        .set(waited.as_secs_f64());
+}
+
 /// An HTTP request was answered.
 pub fn http_request(route: &str, method: &str, status: u16, took: Duration) {
     let labels = [

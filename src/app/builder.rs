@@ -98,6 +98,7 @@ impl Builder {
         if mode.runs_workers() {
             registry.check_runnable()?;
         }
+        let schedules = super::schedules::configured(&settings, &registry)?;
         crate::telemetry::init_metrics();
         let api = ApiSettings {
             http: settings.http.clone(),
@@ -105,6 +106,9 @@ impl Builder {
             cancel_role: settings.auth.cancel_role.parse()?,
             metrics: settings.metrics.expose,
             worker_lease: settings.worker.lease,
+            queue_limits: (settings.queues.iter())
+                .map(|(name, q)| (name.clone(), q.global_limit))
+                .collect(),
         };
         let listener = if mode.serves_http() && !self.mounted {
             let bind = &settings.http.bind;
@@ -133,6 +137,7 @@ impl Builder {
             state: self.state,
             listener,
             stopping: tokio_util::sync::CancellationToken::new(),
+            schedules,
         })
     }
 }

@@ -9,6 +9,7 @@
 pub mod bench;
 mod builder;
 mod commands;
+mod schedules;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -28,8 +29,11 @@ use crate::intake::Enqueuer;
 use crate::kinds::{Callback, Kind as _, Registry, RegistryError, State};
 use crate::pacing::{Retry, pause};
 use crate::store::{Store, StoreError};
+use crate::tasks::Schedule;
 use crate::tasks::UnknownRole;
-use crate::worker::{CallbackOutbox, Pruner, Rescuer, ServedQueue, Worker, WorkerParts, drive};
+use crate::worker::{
+    CallbackOutbox, Expirer, Pruner, Rescuer, Scheduler, ServedQueue, Worker, WorkerParts, drive,
+};
 
 /// What a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +112,8 @@ pub struct App {
     listener: Option<TcpListener>,
     /// Cancelled when shutdown begins: requests waiting on a task answer.
     stopping: CancellationToken,
+    /// The schedules the configuration declares, checked.
+    schedules: Vec<Schedule>,
 }
 
 /// How long in-flight HTTP requests may take to finish on shutdown.
@@ -178,6 +184,9 @@ impl App {
             && !migrate_when_reachable(&store, &shutdown).await?
         {
             return Ok(());
+        }
+        if self.mode.runs_workers() {
+            schedules::write(&store, &self.schedules).await?;
         }
         let data = store.location(&self.settings.database);
         tracing::info!(database = %data, "tasks are kept in the database");
@@ -291,9 +300,13 @@ impl App {
             settings.callbacks.outbox_interval,
             settings.callbacks.outbox_batch,
         );
+        let expirer = Expirer::new(self.store.clone(), w.rescue_interval, w.rescue_batch);
+        let scheduler = Scheduler::new(self.store.clone(), self.registry.clone(), w.poll_interval);
         loops.spawn(drive(rescuer, shutdown.clone()));
         loops.spawn(drive(pruner, shutdown.clone()));
         loops.spawn(drive(outbox, shutdown.clone()));
+        loops.spawn(drive(expirer, shutdown.clone()));
+        loops.spawn(drive(scheduler, shutdown.clone()));
         Ok(())
     }
 }

@@ -23,6 +23,10 @@ pub struct KindSettings {
     pub backoff_max: Option<Duration>,
     #[serde(default, with = "duration::option")]
     pub timeout: Option<Duration>,
+    /// Its tasks' start deadline unless a request sets one: this long
+    /// after each is due.
+    #[serde(default, with = "duration::option")]
+    pub expires_in: Option<Duration>,
     /// A JSON Schema for the payload, inline.
     pub schema: Option<serde_json::Value>,
     /// A JSON Schema for the payload, in a file (relative to

@@ -16,6 +16,7 @@ mod files;
 mod kinds;
 mod origins;
 mod queues;
+mod schedules;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ pub use files::FilesSettings;
 pub use kinds::{CommandSettings, KindSettings};
 pub use origins::CorsOrigins;
 pub use queues::{QueueSpec, parse_queues};
+pub use schedules::ScheduleSettings;
 
 /// The defaults, compiled in so that the binary runs from an empty folder.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -50,6 +52,9 @@ pub struct Settings {
     pub queues: BTreeMap<String, QueueSettings>,
     #[serde(default)]
     pub kinds: BTreeMap<String, KindSettings>,
+    /// `[schedules.NAME]`: tasks made at every tick of a cron expression.
+    #[serde(default)]
+    pub schedules: BTreeMap<String, ScheduleSettings>,
     pub commands: CommandSettings,
     pub files: FilesSettings,
     pub log: LogSettings,
@@ -125,7 +130,7 @@ pub struct CallbackSettings {
 pub struct RetentionSettings {
     #[serde(with = "duration")]
     pub completed: Duration,
-    /// For failed, cancelled and dropped tasks.
+    /// For failed, cancelled, dropped and expired tasks.
     #[serde(with = "duration")]
     pub failed: Duration,
     #[serde(with = "duration")]
@@ -214,6 +219,11 @@ pub struct TaskSettings {
     #[serde(with = "duration")]
     pub timeout_limit: Duration,
     pub max_dependencies: usize,
+    /// Snoozes a task may take in all; one more fails it.
+    pub max_snoozes: u32,
+    /// The longest one snooze may be.
+    #[serde(with = "duration")]
+    pub snooze_limit: Duration,
 }
 
 /// `[queues.NAME]`: one queue's settings.

@@ -18,13 +18,14 @@ mod schema;
 mod sleep;
 
 use std::future::Future;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use callback::{Callback, CallbackPayload, Destination, resolve_destination};
 pub use context::{FileAccess, FileStream, State, TaskContext};
-pub use registry::{HandlerFuture, KindError, RegisteredKind, Registry, RegistryError};
+pub use registry::{DraftError, HandlerFuture, KindError, RegisteredKind, Registry, RegistryError};
 pub use schema::PayloadSchema;
 pub use sleep::{Sleep, SleepPayload};
 
@@ -54,6 +55,29 @@ pub use sleep::{Sleep, SleepPayload};
 ///         Ok(json!({ "thumbnail": format!("{}?w=128", p.url) }))
 ///     }
 /// }
+/// ```
+///
+/// A handler whose input is not ready yet answers "not yet, look again
+/// later" with [`Outcome::Snooze`]: the task is queued again after that
+/// long without using up an attempt (`snoozes` counts the times, at most
+/// `tasks.max_snoozes`):
+///
+/// ```
+/// # use errand::kinds::{Kind, Outcome, TaskContext, TaskError};
+/// # use serde_json::{Value, json};
+/// # use std::time::Duration;
+/// # struct Export;
+/// # fn ready() -> bool { false }
+/// # impl Kind for Export {
+/// #     const NAME: &'static str = "export";
+/// #     type Payload = Value;
+/// async fn run(&self, _: Value, _: &TaskContext) -> Result<Value, TaskError> {
+///     if !ready() {
+///         return Err(Outcome::Snooze(Duration::from_secs(30)).into());
+///     }
+///     Ok(json!({"exported": true}))
+/// }
+/// # }
 /// ```
 pub trait Kind: Send + Sync + 'static {
     /// What clients write as `kind`.
@@ -86,7 +110,8 @@ pub trait Kind: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Value, TaskError>> + Send;
 }
 
-/// Why an attempt did not produce a result.
+/// Why an attempt did not produce a result: it failed, or (see
+/// [`Outcome`]) it asked to be run again later.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct TaskError {
@@ -94,6 +119,32 @@ pub struct TaskError {
     pub message: String,
     /// False: retrying can't help (a payload that can never work, say).
     pub retryable: bool,
+    /// Not a failure: look again after this long.
+    snooze: Option<Duration>,
+}
+
+/// How a handler ends an attempt other than with a result or a failure:
+/// return it as the error (`Err(Outcome::Snooze(…).into())`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// "Not yet: look again in this long." The task goes back to `queued`
+    /// with its `run_at` that far ahead; the attempt is not counted (its
+    /// `attempt` stays as it was) and its `snoozes` goes up by one. Past
+    /// `tasks.max_snoozes` snoozes, or for longer than
+    /// `tasks.snooze_limit`, the task fails instead, saying so.
+    Snooze(Duration),
+}
+
+impl From<Outcome> for TaskError {
+    fn from(outcome: Outcome) -> TaskError {
+        match outcome {
+            Outcome::Snooze(after) => TaskError {
+                message: format!("snoozed for {after:?}"),
+                retryable: true,
+                snooze: Some(after),
+            },
+        }
+    }
 }
 
 impl TaskError {
@@ -102,6 +153,7 @@ impl TaskError {
         TaskError {
             message: message.into(),
             retryable: true,
+            snooze: None,
         }
     }
 
@@ -110,7 +162,13 @@ impl TaskError {
         TaskError {
             message: message.into(),
             retryable: false,
+            snooze: None,
         }
+    }
+
+    /// The snooze asked for, if this is one (see [`Outcome::Snooze`]).
+    pub fn snoozed(&self) -> Option<Duration> {
+        self.snooze
     }
 
     /// The handler stopped because it was asked to.

@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize as _;
 use serde_json::Value;
 
@@ -18,7 +19,10 @@ use super::schema::PayloadSchema;
 use super::sleep::Sleep;
 use super::{Kind, TaskContext, TaskError};
 use crate::config::{KindSettings, Settings};
-use crate::tasks::{Backoff, KindPolicy, WebhookSecret, validate_queue_name};
+use crate::tasks::{
+    Backoff, Invalid, KindPolicy, NewTask, Principal, SnoozeLimits, TaskDraft, WebhookSecret,
+    validate_queue_name,
+};
 
 /// A running handler.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, TaskError>> + Send>>;
@@ -176,6 +180,11 @@ impl Registry {
             timeout_limit: t.timeout_limit,
             max_dependencies: t.max_dependencies,
             max_files: settings.files.max_per_task,
+            expires_in: None,
+            snooze: SnoozeLimits {
+                max_snoozes: to_i32(t.max_snoozes),
+                longest: t.snooze_limit,
+            },
         };
         Registry {
             kinds: BTreeMap::new(),
@@ -278,6 +287,15 @@ impl Registry {
         }
         if let Some(d) = over.backoff_max {
             policy.backoff.max = d;
+        }
+        if let Some(d) = over.expires_in {
+            if d.is_zero() {
+                return Err(RegistryError::new(
+                    format!("kinds.{name}.expires_in"),
+                    "must be more than 0",
+                ));
+            }
+            policy.expires_in = Some(d);
         }
         Ok(policy)
     }
@@ -397,4 +415,29 @@ impl Registry {
         registered.handler.check(payload).map_err(bad)?;
         Ok(&registered.policy)
     }
+
+    /// A create request checked (its kind and payload, then every field,
+    /// under the kind's policy) and made into the row to insert, for
+    /// `creator`, at `now`. (Where a `callback_url` points is checked
+    /// apart, by resolving it.)
+    pub fn prepare(
+        &self,
+        draft: TaskDraft,
+        creator: &Principal,
+        now: DateTime<Utc>,
+    ) -> Result<NewTask, DraftError> {
+        let policy = self.check(&draft.kind, &draft.payload)?;
+        Ok(draft.validate(policy, creator, now)?)
+    }
+}
+
+/// Why a create request can't become a task (nothing was written).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DraftError {
+    /// An unknown kind, or a payload it refuses.
+    #[error(transparent)]
+    Kind(#[from] KindError),
+    /// A field that can't be accepted (named).
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
 }

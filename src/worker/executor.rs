@@ -17,7 +17,9 @@ use super::{Shared, Stop, StopReason, jitter};
 use crate::kinds::{TaskContext, TaskError};
 use crate::pacing::Retry;
 use crate::store::{StoreError, TaskEnding};
-use crate::tasks::{AttemptEnd, AttemptOutcome, Progress, Status, Task, TaskFile, end_attempt};
+use crate::tasks::{
+    AttemptEnd, AttemptOutcome, Progress, Status, Task, TaskFile, end_attempt, snooze,
+};
 use crate::telemetry;
 
 /// Starts a task this worker now holds (claimed, or pushed to it), leased
@@ -250,6 +252,7 @@ fn outcome(
             Some(AttemptOutcome::timed_out(timeout, detail))
         }
         (Some(StopReason::Shutdown), _) => Some(AttemptOutcome::shut_down()),
+        (None, Ok(Err(e))) if e.snoozed().is_some() => e.snoozed().map(AttemptOutcome::Snoozed),
         (None, Ok(Err(e))) => Some(AttemptOutcome::Failed {
             message: e.message,
             retryable: e.retryable,
@@ -293,6 +296,11 @@ async fn write_progress(shared: &Shared, task: &Task, stop: &Stop, progress: &Pr
 /// after that the rescuer takes over.
 async fn record(shared: &Shared, task: &Task, ran: Ran, took: std::time::Duration) {
     let policy = shared.registry.policy(&task.kind);
+    let outcome = match ran.outcome {
+        // Within the task's limits, or a failure that says which it passed.
+        AttemptOutcome::Snoozed(after) => snooze(after, task.snoozes, &policy.snooze),
+        outcome => outcome,
+    };
     let mut retry = Retry::default();
     loop {
         let now = Utc::now();
@@ -301,7 +309,7 @@ async fn record(shared: &Shared, task: &Task, ran: Ran, took: std::time::Duratio
             ..end_attempt(
                 task.attempt,
                 task.max_attempts,
-                ran.outcome.clone(),
+                outcome.clone(),
                 &policy.backoff,
                 jitter(),
                 now,

@@ -1,6 +1,7 @@
 //! The worker: claims tasks, runs them, keeps their leases alive, and hands
 //! them back on shutdown ([`Worker`]); and the maintenance services that
-//! run beside it ([`Rescuer`], [`Pruner`], [`CallbackOutbox`]).
+//! run beside it ([`Rescuer`], [`Pruner`], [`CallbackOutbox`], [`Expirer`],
+//! [`Scheduler`]).
 //!
 //! - `claim`: per queue, a loop that waits for a free slot and a wake-up
 //!   (NOTIFY, or the poll fallback), then claims a batch in one statement,
@@ -12,7 +13,8 @@
 //! - `push`: on Postgres, a queue that ran dry offers its idle slots, and
 //!   new tasks come straight to them from their insert (no claim); pushes
 //!   this worker never heard of are handed back.
-//! - `maintenance`: the rescuer, the pruner, the callback outbox.
+//! - `maintenance`: the rescuer, the pruner, the callback outbox, the
+//!   expirer, the scheduler.
 //!
 //! Uses `store`, `tasks`, `kinds`, `config` and `pacing`. Every loop has the
 //! same shape: wait for its event or deadline (`pacing::wait`), one bounded
@@ -43,7 +45,7 @@ use crate::store::Store;
 use crate::tasks::{TaskId, WorkerId, WorkerInfo};
 use pace::Pace;
 
-pub use maintenance::{CallbackOutbox, Pruner, Rescuer, Service, drive};
+pub use maintenance::{CallbackOutbox, Expirer, Pruner, Rescuer, Scheduler, Service, drive};
 
 /// Why a running attempt is being stopped. The first reason given wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

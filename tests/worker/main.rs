@@ -10,6 +10,8 @@ mod bench;
 mod files;
 mod kinds;
 mod pushes;
+mod schedules;
+mod snoozes;
 
 use std::collections::HashMap;
 use std::sync::Arc;

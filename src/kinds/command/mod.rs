@@ -18,8 +18,10 @@
 //! - **stdout** is the result: JSON; text that is not JSON becomes a JSON
 //!   string; no output is `null`.
 //! - **Exit code** 0 completes the task; 65 (`EX_DATAERR`) fails it for
-//!   good; any other code, or death by a signal, fails the attempt and it is
-//!   retried while attempts remain.
+//!   good; 75 (`EX_TEMPFAIL`) with `{"snooze": N}` on stdout snoozes it:
+//!   "not yet, look again in N seconds", queued again without using up an
+//!   attempt (see `Outcome::Snooze`); any other code, or death by a signal,
+//!   fails the attempt and it is retried while attempts remain.
 //! - **Stopping**: on cancel, timeout or shutdown, SIGTERM goes to the
 //!   program's whole process group, and SIGKILL to what is left of it after
 //!   `kill_grace`. Whatever it leaves running when it exits is killed too.
@@ -41,7 +43,10 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-use self::output::{Exceeded, LogTail, Reading, failure, read_stderr, read_stdout, result_of};
+use self::output::{
+    Exceeded, LogTail, Reading, SNOOZE_EXIT_CODE, failure, read_stderr, read_stdout, result_of,
+    snooze_of,
+};
 use self::process::ProcessGroup;
 use self::spec::CommandSpec;
 use super::registry::{Handler, HandlerFuture};
@@ -240,9 +245,10 @@ fn outcome(
         ))),
         (_, Err(Exceeded), _) => Err(too_much("stdout")),
         (_, _, Err(Exceeded)) | (End::Overflowed, _, _) => Err(too_much("stderr")),
-        (End::Exited(status), Ok(out), Ok(log)) => match status.success() {
-            true => result_of(out),
-            false => Err(failure(status, &log)),
+        (End::Exited(status), Ok(out), Ok(log)) => match status.code() {
+            Some(0) => result_of(out),
+            Some(SNOOZE_EXIT_CODE) => Err(snooze_of(out, &log)),
+            _ => Err(failure(status, &log)),
         },
     }
 }

@@ -13,12 +13,17 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio_util::sync::CancellationToken;
 
-use crate::kinds::TaskError;
+use crate::kinds::{Outcome, TaskError};
 use crate::tasks::Progress;
 
 /// The exit code that means "do not retry": EX_DATAERR from sysexits.h,
 /// "the input data was incorrect".
 pub(super) const PERMANENT_EXIT_CODE: i32 = 65;
+
+/// The exit code that means "not yet: look again later", with
+/// `{"snooze": seconds}` on stdout: EX_TEMPFAIL from sysexits.h, "a
+/// temporary failure; the user is invited to retry".
+pub(super) const SNOOZE_EXIT_CODE: i32 = 75;
 
 /// Longest stderr line handled whole; the rest of a longer one is dropped.
 const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -182,6 +187,33 @@ pub(super) fn result_of(stdout: Vec<u8>) -> Result<Value, TaskError> {
         .unwrap_or_else(|_| Value::String(text.trim_end_matches(['\n', '\r']).to_string())))
 }
 
+/// The snooze a program that exited 75 asks for: `{"snooze": N}` on its
+/// stdout, N seconds (0 or more). Anything else there is a permanent
+/// failure that says what was wrong (the worker holds a snooze to
+/// `tasks.snooze_limit`).
+pub(super) fn snooze_of(stdout: Vec<u8>, tail: &LogTail) -> TaskError {
+    let asked = serde_json::from_slice::<Value>(&stdout)
+        .ok()
+        .and_then(|v| v.get("snooze").cloned());
+    let seconds = match asked {
+        Some(Value::Number(n)) => n.as_f64(),
+        _ => {
+            return TaskError::permanent(format!(
+                "the program exited with code {SNOOZE_EXIT_CODE} (snooze) but its stdout is not \
+                 {{\"snooze\": seconds}}{}",
+                tail.suffix()
+            ));
+        }
+    };
+    match seconds.and_then(|s| Duration::try_from_secs_f64(s).ok()) {
+        Some(after) => Outcome::Snooze(after).into(),
+        None => TaskError::permanent(format!(
+            "the program asked to snooze for {} seconds: a snooze is 0 seconds or more",
+            seconds.unwrap_or(f64::NAN)
+        )),
+    }
+}
+
 /// The failure of a program that did not exit 0: its exit code (65 is
 /// permanent, any other retryable) or the signal that killed it
 /// (retryable), and its log's tail.
@@ -231,6 +263,27 @@ mod tests {
         );
         assert_eq!(result_of(b" \n".to_vec()).unwrap(), Value::Null);
         assert!(!result_of(vec![0xff, 0xfe]).unwrap_err().retryable);
+    }
+
+    #[test]
+    fn exit_75_snoozes_for_the_seconds_stdout_gives() {
+        let tail = LogTail::default();
+        let snooze = snooze_of(b"{\"snooze\": 2.5}\n".to_vec(), &tail);
+        assert_eq!(
+            snooze.snoozed(),
+            Some(std::time::Duration::from_millis(2500))
+        );
+        for bad in [
+            &b"{\"snooze\": -1}"[..],
+            b"{\"snooze\": \"soon\"}",
+            b"later",
+            b"",
+        ] {
+            let e = snooze_of(bad.to_vec(), &tail);
+            assert_eq!(e.snoozed(), None, "{e}");
+            assert!(!e.retryable, "{e}");
+            assert!(e.message.contains("snooze"), "{e}");
+        }
     }
 
     #[tokio::test]

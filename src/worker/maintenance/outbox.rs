@@ -88,6 +88,8 @@ impl CallbackOutbox {
             depends_on: Vec::new(),
             callback_url: None,
             inputs: Vec::new(),
+            start_by: None,
+            tick: None,
         }
     }
 }
@@ -96,7 +98,7 @@ impl Service for CallbackOutbox {
     const NAME: &'static str = "callback outbox";
     type Error = StoreError;
 
-    async fn run_once(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn run_once(&mut self, now: DateTime<Utc>) -> Result<bool, StoreError> {
         Ok(self.queue(now).await?.len() >= self.batch)
     }
 

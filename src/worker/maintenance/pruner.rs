@@ -91,7 +91,7 @@ impl Service for Pruner {
     const NAME: &'static str = "pruner";
     type Error = FilesError;
 
-    async fn run_once(&self, now: DateTime<Utc>) -> Result<bool, FilesError> {
+    async fn run_once(&mut self, now: DateTime<Utc>) -> Result<bool, FilesError> {
         let pruned = self.prune(now).await?;
         let full = self.retention.batch as u64;
         Ok(pruned.tasks >= full || pruned.keys >= full || pruned.files >= full)

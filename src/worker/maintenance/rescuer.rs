@@ -69,7 +69,7 @@ impl Service for Rescuer {
     const NAME: &'static str = "rescuer";
     type Error = StoreError;
 
-    async fn run_once(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn run_once(&mut self, now: DateTime<Utc>) -> Result<bool, StoreError> {
         Ok(self.rescue(now).await?.len() >= self.batch)
     }
 

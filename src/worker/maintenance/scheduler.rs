@@ -1,0 +1,204 @@
+//! The scheduler: on every process that runs workers, a pass at each due
+//! tick (and at least every `worker.poll_interval`, to see schedules made
+//! or changed meanwhile) fires every schedule's due ticks, one task per
+//! tick.
+//!
+//! Exactly once however many processes run: a pass reads a schedule's next
+//! tick, and moves it on in the transaction that inserts the ticks' tasks
+//! only if no other pass moved it first (`Store::schedule_fire`); the
+//! database's unique key on (schedule, tick) refuses a second task for a
+//! tick all the same. A process killed mid-pass leaves its transaction
+//! undone, and the next pass (its own after a restart, or another
+//! process's) fires the tick.
+//!
+//! Which ticks were missed (every process down): each pass promises, in
+//! the store's clock, to look again within `PROMISE`; a tick after the last
+//! promise and before this scheduler started passed with none alive (see
+//! `tasks::plan`). A scheduler that stops cleanly says so, so the ticks
+//! after it are known missed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::Service;
+use crate::kinds::{DraftError, Registry};
+use crate::pacing::pause;
+use crate::store::{ScheduleFire, Store, StoreError};
+use crate::tasks::{Firing, Liveness, NewTask, Overlap, ScheduleRecord, ScheduleTick, plan};
+
+/// Most ticks of one schedule a pass fires; the rest are the next pass's,
+/// which follows at once.
+const TICKS_PER_PASS: usize = 100;
+
+/// Fires schedules' ticks.
+pub struct Scheduler {
+    store: Store,
+    /// Checks each tick's task as a create is checked.
+    registry: Arc<Registry>,
+    /// When this scheduler started: every tick since had one alive.
+    started: DateTime<Utc>,
+    /// Longest between passes.
+    interval: Duration,
+    /// The soonest next tick the last pass saw.
+    next_due: Option<DateTime<Utc>>,
+}
+
+impl Scheduler {
+    /// A scheduler that looks at least every `interval`.
+    pub fn new(store: Store, registry: Arc<Registry>, interval: Duration) -> Scheduler {
+        let started = Utc::now();
+        tracing::info!(since = %started.to_rfc3339(), "scheduler started");
+        Scheduler {
+            store,
+            registry,
+            started,
+            interval,
+            next_due: None,
+        }
+    }
+
+    /// How far ahead a pass promises to look again: past the next pass,
+    /// however late it comes on a loaded machine.
+    fn promise(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.interval * 2 + Duration::from_secs(1))
+            .unwrap_or(chrono::TimeDelta::MAX)
+    }
+
+    /// One pass as of `now`: each schedule's due ticks fired. Whether a
+    /// schedule had more due than one pass fires.
+    pub async fn fire_due(&mut self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let liveness = Liveness {
+            started: self.started,
+            alive_until: self.store.schedule_clock().await?,
+        };
+        let schedules = self.store.schedule_list().await?;
+        let (mut more, mut soonest) = (false, None::<DateTime<Utc>>);
+        for record in schedules.iter().filter(|r| r.paused.is_none()) {
+            let next = match plan(
+                &record.schedule,
+                record.next_tick,
+                now,
+                liveness,
+                TICKS_PER_PASS,
+            ) {
+                Some(firing) => {
+                    more |= firing.ticks.len() >= TICKS_PER_PASS;
+                    let next = firing.next_tick;
+                    self.fire(record, firing, now).await?;
+                    next
+                }
+                None => record.next_tick,
+            };
+            soonest = Some(soonest.map_or(next, |s| s.min(next)));
+        }
+        // Only after the pass: the promise before it told which ticks
+        // this pass found missed.
+        self.store
+            .schedule_clock_set(Some(now + self.promise()))
+            .await?;
+        self.next_due = soonest;
+        Ok(more)
+    }
+
+    /// Fires one schedule's ticks (see `Store::schedule_fire`).
+    async fn fire(
+        &self,
+        record: &ScheduleRecord,
+        firing: Firing,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let s = &record.schedule;
+        if firing.skipped {
+            tracing::info!(
+                schedule = s.name,
+                missed = ?s.missed,
+                "ticks passed while no scheduler was running"
+            );
+        }
+        let mut tasks = Vec::with_capacity(firing.ticks.len());
+        for tick in &firing.ticks {
+            match self.task_at(record, *tick, now) {
+                Ok(task) => tasks.push(task),
+                Err(e) => tracing::warn!(
+                    schedule = s.name,
+                    tick = %tick,
+                    error = %e,
+                    "the schedule's task can't be made; the tick passes without one"
+                ),
+            }
+        }
+        let fire = ScheduleFire {
+            name: &s.name,
+            seen_next_tick: record.next_tick,
+            next_tick: firing.next_tick,
+            tasks: &tasks,
+            unless_running: s.overlap == Overlap::Skip,
+        };
+        let Some(made) = self.store.schedule_fire(&fire).await? else {
+            return Ok(()); // another process's pass fired these ticks
+        };
+        if made.is_empty() && !tasks.is_empty() {
+            tracing::info!(
+                schedule = s.name,
+                "the schedule's last task has not ended: the tick passes (overlap = skip)"
+            );
+        }
+        for task in &made {
+            crate::telemetry::schedule_fired(&s.name);
+            crate::telemetry::task_created(&task.kind);
+            tracing::info!(
+                schedule = s.name,
+                task.token = %task.token,
+                task.kind = %task.kind,
+                scheduled_for = ?task.scheduled_for,
+                "schedule fired"
+            );
+        }
+        Ok(())
+    }
+
+    /// The task a schedule makes at `tick`, checked as a create is.
+    fn task_at(
+        &self,
+        record: &ScheduleRecord,
+        tick: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<NewTask, DraftError> {
+        let s = &record.schedule;
+        let mut task = self.registry.prepare(s.draft(), &s.creator(), now)?;
+        task.tick = Some(ScheduleTick {
+            schedule: s.name.clone(),
+            at: tick,
+        });
+        Ok(task)
+    }
+}
+
+impl Service for Scheduler {
+    const NAME: &'static str = "scheduler";
+    type Error = StoreError;
+
+    async fn run_once(&mut self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.fire_due(now).await
+    }
+
+    async fn next_pass(&mut self, shutdown: &CancellationToken) -> bool {
+        let now = Utc::now();
+        let until_due = self
+            .next_due
+            .and_then(|due| (due - now).to_std().ok())
+            .unwrap_or(Duration::ZERO);
+        pause(until_due.min(self.interval), shutdown).await
+    }
+
+    /// Says that this scheduler stopped now: the ticks after are missed
+    /// unless another one is running.
+    async fn stopped(&mut self) {
+        if let Err(e) = self.store.schedule_clock_set(Some(Utc::now())).await {
+            tracing::warn!(error = %e, "could not record that the scheduler stopped");
+        }
+    }
+}
