@@ -4,13 +4,14 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::body::read_json;
 use super::error::CommonProblems;
+use super::query::Matching;
 use super::respond::{task_response, visible_task};
 use super::{ApiError, ApiState, Caller, Problem};
-use crate::tasks::{CancelAction, Scope, TaskFilter, TaskView};
+use crate::tasks::{CancelAction, Scope, TaskView};
 
 /// `POST /v1/tasks/{token}/cancel`: a task that has not started ends
 /// `cancelled` at once (200); a running one is asked to stop (202) and ends
@@ -77,17 +78,6 @@ pub async fn cancel_task(
     ))
 }
 
-/// The body of `POST /v1/tasks/cancel`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CancelMatching {
-    #[serde(flatten)]
-    pub filter: TaskFilter,
-    /// Required to cancel with an empty filter: every task.
-    #[serde(default)]
-    pub all: bool,
-}
-
 /// `POST /v1/tasks/cancel` answers this.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CancelledCount {
@@ -102,7 +92,7 @@ pub struct CancelledCount {
 /// refused unless `"all": true` says that every task is meant.
 #[utoipa::path(
     post, path = "/v1/tasks/cancel", tag = "operators",
-    request_body = CancelMatching,
+    request_body = Matching,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "How many were cancelled, and how many asked to stop", body = CancelledCount),
@@ -124,16 +114,10 @@ pub async fn cancel_tasks(
             "only superusers may cancel by filter".into(),
         ));
     }
-    let body: CancelMatching = read_json(&req, payload, state.max_body_bytes).await?;
-    if body.filter.is_empty() && !body.all {
-        return Err(ApiError::Unprocessable(
-            "the filter is empty, which would cancel every task; send \"all\": true if that is meant"
-                .into(),
-        ));
-    }
+    let body: Matching = read_json(&req, payload, state.max_body_bytes).await?;
     let count = state
         .store
-        .task_cancel_matching(&Scope::everything(), &body.filter, Utc::now())
+        .task_cancel_matching(&Scope::everything(), body.filter("cancel")?, Utc::now())
         .await?;
     tracing::info!(
         cancelled = count.cancelled,

@@ -27,12 +27,18 @@ pub struct Me {
 pub struct Abilities {
     /// Which of the tasks it sees it may cancel (`auth.cancel_role`).
     pub cancel: CancelReach,
-    /// Retry ended tasks, and cancel by filter (superusers).
+    /// Retry ended tasks, and cancel and retry by filter (superusers).
     pub retry: bool,
     pub cancel_matching: bool,
-    /// Read stats and the workers (admins, superusers).
+    pub retry_matching: bool,
+    /// Read stats, the workers and the queues (admins, superusers).
     pub stats: bool,
     pub workers: bool,
+    pub queues: bool,
+    /// Pause and resume queues (superusers).
+    pub pause_queues: bool,
+    /// See and steer schedules (superusers; admins, their product's).
+    pub schedules: bool,
 }
 
 /// `GET /v1/me` (anyone with a token): the token's name, role and product,
@@ -54,8 +60,12 @@ pub async fn get_me(
             cancel: caller.cancel_reach(state.cancel_role),
             retry: caller.is_superuser(),
             cancel_matching: caller.is_superuser(),
+            retry_matching: caller.is_superuser(),
             stats: caller.is_operator(),
             workers: caller.is_operator(),
+            queues: caller.is_operator(),
+            pause_queues: caller.is_superuser(),
+            schedules: caller.is_operator(),
         },
     };
     Ok(HttpResponse::Ok()

@@ -3,9 +3,10 @@
 //! of them:
 //!
 //! - `create` (`POST /v1/tasks`, JSON or multipart), `get`
-//!   (`GET /v1/tasks/{token}`), `list` (`GET /v1/tasks`), `cancel` (one
-//!   task, or by filter), `retry`, `stats`; `upload` (`POST /v1/files`),
-//!   `download` (a task's file);
+//!   (`GET /v1/tasks/{token}`), `list` (`GET /v1/tasks`), `cancel` and
+//!   `retry` (one task, or by filter), `stats`; `upload` (`POST /v1/files`),
+//!   `download` (a task's file); `queues` (`/v1/queues`: pause, resume),
+//!   `schedules` (`/v1/schedules`);
 //!   `operations` (workers, kinds, metrics), `me` (who the caller is),
 //!   `health`, `openapi`, `ui` (the dashboard's files);
 //! - `reads` (polls read together), `respond` (a task the caller may see, as JSON with its ETag),
@@ -36,14 +37,16 @@ mod multipart;
 mod openapi;
 mod operations;
 mod query;
+mod queues;
 mod reads;
 mod respond;
 mod retry;
+mod schedules;
 mod stats;
 mod ui;
 mod upload;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -76,6 +79,8 @@ pub struct ApiSettings {
     pub metrics: MetricsExposure,
     /// A worker not heard from for this long is not shown (`worker.lease`).
     pub worker_lease: Duration,
+    /// The configured queues (`[queues.NAME]`), with their global limits.
+    pub queue_limits: BTreeMap<String, Option<usize>>,
 }
 
 /// What every handler shares.
@@ -105,8 +110,12 @@ pub struct ApiState {
     pub metrics: MetricsExposure,
     /// A worker not heard from for this long is not shown.
     pub worker_lease: Duration,
+    /// The configured queues, with their global limits.
+    pub queue_limits: BTreeMap<String, Option<usize>>,
     /// Queue-depth gauges already set, so that emptied ones go back to 0.
     pub depth_gauges: Mutex<HashSet<(String, String)>>,
+    /// Queues whose oldest-queued gauge is set, likewise.
+    pub oldest_gauges: Mutex<HashSet<String>>,
     /// Cancelled when the process starts shutting down: a request waiting
     /// for a task answers with the task as it is.
     pub stopping: CancellationToken,
@@ -141,7 +150,9 @@ impl ApiState {
             query_timeout: http.query_timeout,
             metrics: settings.metrics,
             worker_lease: settings.worker_lease,
+            queue_limits: settings.queue_limits.clone(),
             depth_gauges: Mutex::new(HashSet::new()),
+            oldest_gauges: Mutex::new(HashSet::new()),
             stopping,
         }
     }
@@ -161,6 +172,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/v1/tasks/batch", "POST").route(web::post().to(batch::create_batch)))
     .service(resource("/v1/tasks/stats", "GET").route(web::get().to(stats::task_stats)))
     .service(resource("/v1/tasks/cancel", "POST").route(web::post().to(cancel::cancel_tasks)))
+    .service(resource("/v1/tasks/retry", "POST").route(web::post().to(retry::retry_tasks)))
     .service(resource("/v1/tasks/{token}", "GET").route(web::get().to(get::get_task)))
     .service(
         resource("/v1/tasks/{token}/cancel", "POST").route(web::post().to(cancel::cancel_task)),
@@ -173,6 +185,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(download::download_file)),
     )
     .service(resource("/v1/workers", "GET").route(web::get().to(operations::list_workers)))
+    .service(resource("/v1/queues", "GET").route(web::get().to(queues::list_queues)))
+    .service(resource("/v1/queues/{name}/pause", "POST").route(web::post().to(queues::pause_queue)))
+    .service(
+        resource("/v1/queues/{name}/resume", "POST").route(web::post().to(queues::resume_queue)),
+    )
+    .service(
+        resource("/v1/schedules", "GET, POST")
+            .route(web::get().to(schedules::list_schedules))
+            .route(web::post().to(schedules::create_schedule)),
+    )
+    .service(
+        resource("/v1/schedules/{name}", "GET, PATCH, DELETE")
+            .route(web::get().to(schedules::get_schedule))
+            .route(web::patch().to(schedules::update_schedule))
+            .route(web::delete().to(schedules::delete_schedule)),
+    )
+    .service(
+        resource("/v1/schedules/{name}/pause", "POST")
+            .route(web::post().to(schedules::pause_schedule)),
+    )
+    .service(
+        resource("/v1/schedules/{name}/resume", "POST")
+            .route(web::post().to(schedules::resume_schedule)),
+    )
     .service(resource("/v1/kinds", "GET").route(web::get().to(operations::list_kinds)))
     .service(resource("/v1/me", "GET").route(web::get().to(me::get_me)))
     .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))

@@ -10,8 +10,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    batch, cancel, create, download, error, get, health, list, me, operations, retry, stats, ui,
-    upload,
+    batch, cancel, create, download, error, get, health, list, me, operations, queues, retry,
+    schedules, stats, ui, upload,
 };
 
 #[derive(OpenApi)]
@@ -29,9 +29,20 @@ use super::{
         retry::retry_task,
         stats::task_stats,
         cancel::cancel_tasks,
+        retry::retry_tasks,
         upload::upload_file,
         download::download_file,
         operations::list_workers,
+        queues::list_queues,
+        queues::pause_queue,
+        queues::resume_queue,
+        schedules::create_schedule,
+        schedules::list_schedules,
+        schedules::get_schedule,
+        schedules::update_schedule,
+        schedules::delete_schedule,
+        schedules::pause_schedule,
+        schedules::resume_schedule,
         operations::list_kinds,
         me::get_me,
         operations::metrics,
@@ -47,6 +58,7 @@ use super::{
         (name = "tasks", description = "Create, poll and cancel tasks"),
         (name = "files", description = "Upload files for tasks, download tasks' files"),
         (name = "operators", description = "For admins and superusers"),
+        (name = "schedules", description = "Tasks made at every tick of a cron expression (superusers; product admins, their product's)"),
         (name = "service", description = "Health, readiness, metrics, this description"),
     )
 )]

@@ -143,9 +143,38 @@ pub async fn metrics(
         MetricsExposure::Public => {}
     }
     sample_queue_depth(&state).await;
+    sample_queue_oldest(&state).await;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(crate::telemetry::render_metrics()))
+}
+
+/// Sets `errand_queue_oldest_queued_seconds` from the database (0 for a
+/// queue none waits in any more); a failure leaves the gauges as they
+/// were (and is logged).
+async fn sample_queue_oldest(state: &ApiState) {
+    let now = Utc::now();
+    let oldest = match state.store.task_queue_oldest(now).await {
+        Ok(oldest) => oldest,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not sample the oldest queued tasks");
+            return;
+        }
+    };
+    let mut seen = state
+        .oldest_gauges
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let waiting: std::collections::HashSet<String> =
+        oldest.iter().map(|(q, _)| q.clone()).collect();
+    for queue in seen.difference(&waiting) {
+        crate::telemetry::queue_oldest_queued(queue, Duration::ZERO);
+    }
+    for (queue, since) in &oldest {
+        let waited = (now - *since).to_std().unwrap_or_default();
+        crate::telemetry::queue_oldest_queued(queue, waited);
+    }
+    *seen = waiting;
 }
 
 /// Sets the queue-depth gauges from the database; a failure leaves them as

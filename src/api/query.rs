@@ -1,12 +1,39 @@
 //! Query strings that carry a task filter beside keys of their own (a
 //! listing's paging, the stats' interval): each part is read by its own
 //! derive, so that one type serves the handler and the OpenAPI document,
-//! and a bad value is a 400 naming its key.
+//! and a bad value is a 400 naming its key. And the body that names the
+//! tasks a bulk action (cancel, retry) acts on ([`Matching`]).
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
 use crate::tasks::TaskFilter;
+
+/// The body of a bulk action (`POST /v1/tasks/cancel`, `/v1/tasks/retry`):
+/// the tasks a filter matches (the keys of `GET /v1/tasks`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Matching {
+    #[serde(flatten)]
+    pub filter: TaskFilter,
+    /// Required with an empty filter: every task is meant.
+    #[serde(default)]
+    pub all: bool,
+}
+
+impl Matching {
+    /// The filter, unless it is empty without `"all": true` (which would
+    /// `act` on every task): 422.
+    pub(super) fn filter(&self, act: &str) -> Result<&TaskFilter, ApiError> {
+        if self.filter.is_empty() && !self.all {
+            return Err(ApiError::Unprocessable(format!(
+                "the filter is empty, which would {act} every task; send \"all\": true if that is meant"
+            )));
+        }
+        Ok(&self.filter)
+    }
+}
 
 /// Reads `query` as the keys `own_keys` (into `O`) and a [`TaskFilter`]
 /// (every other key; the filter refuses keys it does not know).

@@ -1,17 +1,23 @@
-//! `POST /v1/tasks/{token}/retry` (superusers): a failed, cancelled or
-//! dropped task gets a new attempt.
+//! Retrying (superusers): a task that ended without a result (failed,
+//! cancelled, dropped or expired) gets a new attempt; one
+//! (`POST /v1/tasks/{token}/retry`), or every one a filter matches
+//! (`POST /v1/tasks/retry`).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
+use serde::Serialize;
 
+use super::body::read_json;
 use super::error::CommonProblems;
+use super::query::Matching;
 use super::respond::{accepted, visible_task};
 use super::{ApiError, ApiState, Caller, Problem};
-use crate::tasks::TaskView;
+use crate::tasks::{Scope, TaskView};
 
 /// `POST /v1/tasks/{token}/retry` (superusers): re-queues a failed,
-/// cancelled or dropped task for a new attempt, keeping its history; any
-/// other task is 409.
+/// cancelled, dropped or expired task for a new attempt, keeping its
+/// history (an expired one's start deadline no longer holds); any other
+/// task is 409.
 #[utoipa::path(
     post, path = "/v1/tasks/{token}/retry", tag = "operators",
     params(("token" = String, Path, description = "The task's token")),
@@ -21,7 +27,7 @@ use crate::tasks::TaskView;
         CommonProblems,
         (status = 403, description = "Not a superuser", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task, or one you may not see", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The task is not failed, cancelled or dropped", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The task is not failed, cancelled, dropped or expired", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn retry_task(
@@ -38,7 +44,7 @@ pub async fn retry_task(
         }
         if !task.status.can_retry() {
             return Err(ApiError::Conflict(format!(
-                "only failed, cancelled or dropped tasks can be retried; this one is {}",
+                "only failed, cancelled, dropped or expired tasks can be retried; this one is {}",
                 task.status
             )));
         }
@@ -54,4 +60,49 @@ pub async fn retry_task(
     Err(ApiError::Conflict(
         "the task kept changing while it was being retried; try again".into(),
     ))
+}
+
+/// `POST /v1/tasks/retry` answers this.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RetriedCount {
+    /// Tasks re-queued for a new attempt.
+    pub retried: u64,
+}
+
+/// `POST /v1/tasks/retry` (superusers): re-queues every task matching the
+/// filter in the body (the fields of `GET /v1/tasks`) that ended without a
+/// result (failed, cancelled, dropped or expired), each for a new attempt
+/// (keeping its history); others are left as they are. An empty filter is
+/// refused unless `"all": true` says that every task is meant.
+#[utoipa::path(
+    post, path = "/v1/tasks/retry", tag = "operators",
+    request_body = Matching,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "How many were re-queued", body = RetriedCount),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        CommonProblems,
+        (status = 403, description = "Not a superuser", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over `http.max_body_bytes`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad filter value (named), or an empty filter without `all: true`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn retry_tasks(
+    req: HttpRequest,
+    Caller(caller): Caller,
+    state: web::Data<ApiState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    if !caller.is_superuser() {
+        return Err(ApiError::Forbidden(
+            "only superusers may retry by filter".into(),
+        ));
+    }
+    let body: Matching = read_json(&req, payload, state.max_body_bytes).await?;
+    let retried = state
+        .store
+        .task_retry_matching(&Scope::everything(), body.filter("retry")?, Utc::now())
+        .await?;
+    tracing::info!(retried, by = %caller.name, "retried by filter");
+    Ok(HttpResponse::Ok().json(RetriedCount { retried }))
 }

@@ -40,16 +40,22 @@ async fn me_says_who_the_token_is_and_what_it_may_do(backend: Backend) {
         me,
         json!({"name": "alice", "role": "user", "product": "shop",
                "may": {"cancel": "own", "retry": false, "cancel_matching": false,
-                       "stats": false, "workers": false}})
+                       "retry_matching": false, "stats": false, "workers": false,
+                       "queues": false, "pause_queues": false, "schedules": false}})
     );
     let me = admin.get_json("/v1/me").await;
     assert_eq!(me["may"]["cancel"], "seen");
     assert_eq!(me["may"]["stats"], true);
     assert_eq!(me["may"]["retry"], false);
+    assert_eq!(me["may"]["queues"], true);
+    assert_eq!(me["may"]["pause_queues"], false);
+    assert_eq!(me["may"]["schedules"], true);
     let me = root.get_json("/v1/me").await;
     assert_eq!(me["role"], "superuser");
     assert_eq!(me["may"]["retry"], true);
     assert_eq!(me["may"]["cancel_matching"], true);
+    assert_eq!(me["may"]["retry_matching"], true);
+    assert_eq!(me["may"]["pause_queues"], true);
     let nobody = Client::new(&app.base, "errand_not_a_token");
     assert_eq!(get(&nobody, "/v1/me").await.status(), 401);
 

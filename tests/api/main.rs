@@ -6,10 +6,12 @@
 mod common;
 mod batch;
 mod callbacks;
+mod control;
 mod dashboard;
 mod files;
 mod library;
 mod operators;
+mod schedules;
 mod workflows;
 
 use std::time::{Duration, Instant};
@@ -192,6 +194,7 @@ async fn task_json_has_exactly_the_documented_fields(backend: Backend) {
         "progress",
         "attempt",
         "max_attempts",
+        "snoozes",
         "owner",
         "product",
         "payload",
@@ -203,6 +206,9 @@ async fn task_json_has_exactly_the_documented_fields(backend: Backend) {
         "depends_on",
         "created_at",
         "run_at",
+        "start_by",
+        "schedule",
+        "scheduled_for",
         "started_at",
         "finished_at",
         "files",

@@ -107,7 +107,7 @@ async fn every_route_answers_every_role_as_the_access_table_says(backend: Backen
     // One row per route: the expected status for each of `who`, in order.
     // "task" routes act on a fresh task of alice's; "own" ones on a fresh
     // task of the caller's own.
-    let table: [(&str, &str, &str, [u16; 6]); 15] = [
+    let table: [(&str, &str, &str, [u16; 6]); 20] = [
         (
             "GET",
             "/v1/tasks/{task}",
@@ -159,7 +159,27 @@ async fn every_route_answers_every_role_as_the_access_table_says(backend: Backen
             "",
             [401, 403, 403, 403, 403, 200],
         ),
+        (
+            "POST",
+            "/v1/tasks/retry",
+            "",
+            [401, 403, 403, 403, 403, 200],
+        ),
         ("GET", "/v1/workers", "", [401, 403, 403, 200, 200, 200]),
+        ("GET", "/v1/queues", "", [401, 403, 403, 200, 200, 200]),
+        (
+            "POST",
+            "/v1/queues/default/pause",
+            "",
+            [401, 403, 403, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/v1/queues/default/resume",
+            "",
+            [401, 403, 403, 403, 403, 200],
+        ),
+        ("GET", "/v1/schedules", "", [401, 403, 403, 200, 200, 200]),
         ("GET", "/v1/kinds", "", [401, 200, 200, 200, 200, 200]),
         ("GET", "/v1/me", "", [401, 200, 200, 200, 200, 200]),
         ("GET", "/readyz", "", [200, 200, 200, 200, 200, 200]),
@@ -183,7 +203,9 @@ async fn every_route_answers_every_role_as_the_access_table_says(backend: Backen
             let body = match (method, route) {
                 ("POST", "/v1/tasks") => Some(parked()),
                 ("POST", "/v1/tasks/batch") => Some(json!({"tasks": [parked(), parked()]})),
-                ("POST", "/v1/tasks/cancel") => Some(json!({"kind": "no-such-kind"})),
+                ("POST", "/v1/tasks/cancel" | "/v1/tasks/retry") => {
+                    Some(json!({"kind": "no-such-kind"}))
+                }
                 _ => None,
             };
             let r = send(client, method, &path, body).await;
@@ -838,6 +860,17 @@ async fn openapi_describes_every_route_and_docs_need_no_internet() {
         "POST /v1/tasks/{token}/retry",
         "GET /v1/tasks/stats",
         "POST /v1/tasks/cancel",
+        "POST /v1/tasks/retry",
+        "GET /v1/queues",
+        "POST /v1/queues/{name}/pause",
+        "POST /v1/queues/{name}/resume",
+        "POST /v1/schedules",
+        "GET /v1/schedules",
+        "GET /v1/schedules/{name}",
+        "PATCH /v1/schedules/{name}",
+        "DELETE /v1/schedules/{name}",
+        "POST /v1/schedules/{name}/pause",
+        "POST /v1/schedules/{name}/resume",
         "POST /v1/files",
         "GET /v1/tasks/{token}/files/{name}",
         "GET /v1/workers",
@@ -872,8 +905,24 @@ async fn openapi_describes_every_route_and_docs_need_no_internet() {
         "TaskFilter",
         "WorkerInfo",
         "Status",
+        "Matching",
+        "QueueView",
+        "ScheduleDraft",
+        "ScheduleView",
     ] {
         assert!(schemas.contains_key(name), "schema {name}");
+    }
+    // The status enum and the create body know what this release added.
+    let statuses = &schemas["Status"]["enum"];
+    assert!(
+        statuses.as_array().unwrap().contains(&json!("expired")),
+        "{statuses}"
+    );
+    for field in ["start_by", "expires_in"] {
+        assert!(
+            schemas["TaskDraft"]["properties"].get(field).is_some(),
+            "TaskDraft.{field}"
+        );
     }
     assert_eq!(
         spec["components"]["securitySchemes"]["bearer"]["scheme"],
