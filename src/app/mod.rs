@@ -181,12 +181,20 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
         let store = self.store.clone();
         if self.settings.database.migrate_on_start
-            && !migrate_when_reachable(&store, &shutdown).await?
+            && when_reachable(&shutdown, async || store.migrate().await)
+                .await?
+                .is_none()
         {
             return Ok(());
         }
-        if self.mode.runs_workers() {
-            schedules::write(&store, &self.schedules).await?;
+        if self.mode.runs_workers()
+            && when_reachable(&shutdown, async || {
+                schedules::write(&store, &self.schedules).await
+            })
+            .await?
+            .is_none()
+        {
+            return Ok(());
         }
         let data = store.location(&self.settings.database);
         tracing::info!(database = %data, "tasks are kept in the database");
@@ -330,21 +338,22 @@ async fn stop(http: Option<Http>, loops: &TaskTracker) {
     }
 }
 
-/// Applies migrations, waiting for the database if it is not up yet (as
-/// when errand and Postgres start together). False if shut down first.
-async fn migrate_when_reachable(
-    store: &Store,
+/// Runs `op` (what a process does at start: migrate, write the
+/// configured schedules), waiting for the database while it is not up yet
+/// (as when errand and Postgres start together). `None` if shut down first.
+async fn when_reachable<T>(
     shutdown: &CancellationToken,
-) -> Result<bool, AppError> {
+    mut op: impl AsyncFnMut() -> Result<T, StoreError>,
+) -> Result<Option<T>, AppError> {
     let mut retry = Retry::default();
     loop {
-        match store.migrate().await {
-            Ok(()) => return Ok(true),
+        match op().await {
+            Ok(done) => return Ok(Some(done)),
             Err(e) if e.is_transient() => {
                 let delay = retry.failed();
                 tracing::warn!(error = %e, retry_in = ?delay, "database unreachable; waiting for it");
                 if !pause(delay, shutdown).await {
-                    return Ok(false);
+                    return Ok(None);
                 }
             }
             Err(e) => return Err(e.into()),

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::AppError;
 use crate::config::{ConfigError, ScheduleSettings, Settings};
 use crate::kinds::{DraftError, Registry};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::tasks::{
     Invalid, Principal, Role, Schedule, ScheduleDraft, ScheduleRecord, ScheduleSource,
 };
@@ -79,7 +79,7 @@ fn draft(name: &str, s: &ScheduleSettings) -> Result<ScheduleDraft, Invalid> {
 
 /// Writes the configured schedules over the database's, and forgets those
 /// the configuration no longer declares.
-pub(super) async fn write(store: &Store, schedules: &[Schedule]) -> Result<(), AppError> {
+pub(super) async fn write(store: &Store, schedules: &[Schedule]) -> Result<(), StoreError> {
     let now = Utc::now();
     for schedule in schedules {
         store
