@@ -1,7 +1,8 @@
 //! Request bodies: JSON of bounded size (413 past `http.max_body_bytes`,
 //! checked before reading and while reading), refused with 400 if it is not
 //! JSON or holds a NUL character anywhere (no database text can hold one),
-//! and with 422 naming the field if it has the wrong shape.
+//! and with 422 naming the field if it has the wrong shape; and JSON merge
+//! patches (RFC 7396) applied.
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -83,6 +84,27 @@ pub(super) fn json_into<T: DeserializeOwned>(value: serde_json::Value) -> Result
     })
 }
 
+/// Applies a JSON merge patch (RFC 7396) to `target`.
+pub(super) fn merge_patch(target: &mut Value, patch: Value) {
+    let Value::Object(changes) = patch else {
+        *target = patch;
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    let Value::Object(fields) = target else {
+        return;
+    };
+    for (key, value) in changes {
+        if value.is_null() {
+            fields.remove(&key);
+        } else {
+            merge_patch(fields.entry(key).or_insert(Value::Null), value);
+        }
+    }
+}
+
 /// Where the first NUL character in `value` is (in a key or a string), as
 /// a JSON pointer, if there is one.
 fn nul_at(value: &Value) -> Option<String> {
@@ -121,5 +143,18 @@ mod tests {
         let deep = json!({"payload": {"a/b": ["ok", {"c": "\u{0}"}]}});
         assert_eq!(nul_at(&deep).as_deref(), Some("/payload/a~1b/1/c"));
         assert_eq!(nul_at(&json!({"x\u{0}": 1})).as_deref(), Some("/x\u{0}"));
+    }
+
+    #[test]
+    fn a_merge_patch_sets_changes_and_removes_nulls() {
+        let mut target = json!({"cron": "* * * * *", "queue": "a", "payload": {"x": 1, "y": 2}});
+        merge_patch(
+            &mut target,
+            json!({"cron": "0 * * * *", "queue": null, "payload": {"y": null, "z": 3}}),
+        );
+        assert_eq!(
+            target,
+            json!({"cron": "0 * * * *", "payload": {"x": 1, "z": 3}})
+        );
     }
 }

@@ -10,66 +10,15 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 
-use super::body::{json_into, read_json_value};
+use super::body::{json_into, merge_patch, read_json_value};
 use super::error::CommonProblems;
 use super::{ApiError, ApiState, Caller, Problem};
 use crate::intake::EnqueueError;
 use crate::tasks::{
-    Principal, ScheduleDraft, ScheduleRecord, ScheduleSource, Status, Task, TaskView,
+    Principal, ScheduleDraft, ScheduleRecord, ScheduleSource, ScheduleView, Task,
     validate_schedule_name,
 };
-
-/// How many of a schedule's next ticks its view shows.
-const NEXT_TICKS: usize = 5;
-
-/// A schedule, as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ScheduleView {
-    #[serde(flatten)]
-    pub definition: ScheduleDraft,
-    /// Whose its tasks are (the token that made it, or the configuration's
-    /// `owner`), and their product.
-    pub owner: String,
-    pub product: Option<String>,
-    /// `config` (only pause and resume here) or `api`.
-    pub source: ScheduleSource,
-    /// While paused, its ticks make no task.
-    pub paused: bool,
-    pub paused_at: Option<DateTime<Utc>>,
-    /// The name of the token that paused it.
-    pub paused_by: Option<String>,
-    /// Its next ticks (those it would fire from now if it is paused).
-    pub next_ticks: Vec<DateTime<Utc>>,
-    /// The task of its latest tick that made one, if it still exists.
-    pub last_task: Option<LastTask>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub links: ScheduleLinks,
-}
-
-/// A schedule's latest task, in short.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct LastTask {
-    #[schema(value_type = String)]
-    pub token: crate::tasks::TaskToken,
-    pub status: Status,
-    pub scheduled_for: Option<DateTime<Utc>>,
-    /// The task: `/v1/tasks/{token}`.
-    #[serde(rename = "self")]
-    pub self_: String,
-}
-
-/// Where to find a schedule and its tasks.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ScheduleLinks {
-    /// `/v1/schedules/{name}`.
-    #[serde(rename = "self")]
-    pub self_: String,
-    /// Its tasks: `/v1/tasks?schedule={name}`.
-    pub tasks: String,
-}
 
 /// `GET /v1/schedules` answers this.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -118,8 +67,8 @@ pub async fn create_schedule(
         )));
     }
     tracing::info!(schedule = record.schedule.name, by = %caller.name, "schedule made");
-    let location = path_of(&record.schedule.name);
-    let view = view(record, None, now);
+    let location = ScheduleView::path(&record.schedule.name);
+    let view = ScheduleView::new(record, None, now);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
         .json(view))
@@ -155,7 +104,7 @@ pub async fn list_schedules(
         .into_iter()
         .map(|r| {
             let last = last.remove(&r.schedule.name);
-            view(r, last, now)
+            ScheduleView::new(r, last, now)
         })
         .collect();
     Ok(HttpResponse::Ok()
@@ -223,7 +172,7 @@ pub async fn update_schedule(
         ));
     }
     let mut merged = serde_json::to_value(record.schedule.as_draft()).unwrap_or_default();
-    merge(&mut merged, patch);
+    merge_patch(&mut merged, patch);
     let draft: ScheduleDraft = json_into(merged)?;
     let now = Utc::now();
     let schedule = draft
@@ -401,82 +350,5 @@ async fn answer(
         .next();
     Ok(HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .json(view(record, last, Utc::now())))
-}
-
-fn path_of(name: &str) -> String {
-    format!("/v1/schedules/{name}")
-}
-
-/// A schedule as the API shows it, at `now`.
-fn view(record: ScheduleRecord, last: Option<Task>, now: DateTime<Utc>) -> ScheduleView {
-    let s = &record.schedule;
-    let next_ticks = match &record.paused {
-        None => std::iter::once(record.next_tick)
-            .chain(s.cron.upcoming(record.next_tick, NEXT_TICKS - 1))
-            .collect(),
-        Some(_) => s.cron.upcoming(now, NEXT_TICKS),
-    };
-    ScheduleView {
-        definition: s.as_draft(),
-        owner: s.owner.clone(),
-        product: s.product.clone(),
-        source: s.source,
-        paused: record.paused.is_some(),
-        paused_at: record.paused.as_ref().map(|p| p.at),
-        paused_by: record.paused.as_ref().map(|p| p.by.clone()),
-        next_ticks,
-        last_task: last.map(|t| LastTask {
-            self_: TaskView::path(t.token),
-            token: t.token,
-            status: t.status,
-            scheduled_for: t.scheduled_for,
-        }),
-        created_at: record.created_at,
-        updated_at: record.updated_at,
-        links: ScheduleLinks {
-            self_: path_of(&s.name),
-            tasks: format!("/v1/tasks?schedule={}", s.name),
-        },
-    }
-}
-
-/// Applies a JSON merge patch (RFC 7396) to `target`.
-fn merge(target: &mut Value, patch: Value) {
-    let Value::Object(changes) = patch else {
-        *target = patch;
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Default::default());
-    }
-    let Value::Object(fields) = target else {
-        return;
-    };
-    for (key, value) in changes {
-        if value.is_null() {
-            fields.remove(&key);
-        } else {
-            merge(fields.entry(key).or_insert(Value::Null), value);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn a_merge_patch_sets_changes_and_removes_nulls() {
-        let mut target = json!({"cron": "* * * * *", "queue": "a", "payload": {"x": 1, "y": 2}});
-        merge(
-            &mut target,
-            json!({"cron": "0 * * * *", "queue": null, "payload": {"y": null, "z": 3}}),
-        );
-        assert_eq!(
-            target,
-            json!({"cron": "0 * * * *", "payload": {"x": 1, "z": 3}})
-        );
-    }
+        .json(ScheduleView::new(record, last, Utc::now())))
 }

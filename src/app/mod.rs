@@ -181,18 +181,16 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
         let store = self.store.clone();
         if self.settings.database.migrate_on_start
-            && when_reachable(&shutdown, async || store.migrate().await)
+            && when_reachable(&shutdown, || store.migrate())
                 .await?
                 .is_none()
         {
             return Ok(());
         }
         if self.mode.runs_workers()
-            && when_reachable(&shutdown, async || {
-                schedules::write(&store, &self.schedules).await
-            })
-            .await?
-            .is_none()
+            && when_reachable(&shutdown, || schedules::write(&store, &self.schedules))
+                .await?
+                .is_none()
         {
             return Ok(());
         }
@@ -341,10 +339,13 @@ async fn stop(http: Option<Http>, loops: &TaskTracker) {
 /// Runs `op` (what a process does at start: migrate, write the
 /// configured schedules), waiting for the database while it is not up yet
 /// (as when errand and Postgres start together). `None` if shut down first.
-async fn when_reachable<T>(
+async fn when_reachable<T, F>(
     shutdown: &CancellationToken,
-    mut op: impl AsyncFnMut() -> Result<T, StoreError>,
-) -> Result<Option<T>, AppError> {
+    mut op: impl FnMut() -> F,
+) -> Result<Option<T>, AppError>
+where
+    F: std::future::Future<Output = Result<T, StoreError>>,
+{
     let mut retry = Retry::default();
     loop {
         match op().await {

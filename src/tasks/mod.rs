@@ -12,6 +12,7 @@ mod callback;
 mod cron;
 mod files;
 mod filter;
+mod firing;
 mod idempotency;
 mod new;
 mod polling;
@@ -38,6 +39,7 @@ pub use files::{
     validate_file_name,
 };
 pub use filter::{BadCursor, Cursor, Scope, TaskFilter};
+pub use firing::{Firing, Liveness, plan};
 pub use idempotency::IdempotencyKey;
 pub use new::{
     Invalid, KindPolicy, NewTask, ScheduleTick, SnoozeLimits, TaskDraft, validate_queue_name,
@@ -45,12 +47,12 @@ pub use new::{
 pub use polling::PollPace;
 pub use references::Refused;
 pub use schedule::{
-    Firing, Liveness, Missed, Overlap, Pause, Schedule, ScheduleDraft, ScheduleRecord,
-    ScheduleSource, plan, validate_schedule_name,
+    Missed, Overlap, Pause, Schedule, ScheduleDraft, ScheduleRecord, ScheduleSource,
+    validate_schedule_name,
 };
 pub use status::{CancelAction, Status, UnknownStatus};
 pub use task::{Task, TaskRecord};
-pub use view::{Links, TaskView};
+pub use view::{LastTask, Links, ScheduleLinks, ScheduleView, TaskView};
 
 /// The internal row id of a task. Never leaves the server: clients see the
 /// [`TaskToken`].
