@@ -1,15 +1,17 @@
 // errand's dashboard: the tasks a token may see, filtered and paged, with
 // their details; cancel and retry where the token may; for operators, the
-// counts, the throughput of the last hour and the live workers. Plain DOM,
-// no build step; it talks to errand through errand's own JavaScript client.
+// counts, the throughput of the last hour, the live workers, the queues
+// (paused and resumed by superusers) and the schedules (`?view=schedules`).
+// Plain DOM, no build step; it talks to errand through errand's own
+// JavaScript client.
 import { createClient, ProblemError } from '/ui/client.js';
 
 const TOKEN_KEY = 'errand.token';
 const REFRESH_MS = 5000;
 const PAGE = 50;
-const FILTER_KEYS = ['status', 'kind', 'queue', 'owner'];
-const ENDED = ['completed', 'failed', 'cancelled', 'dropped'];
-const RETRYABLE = ['failed', 'cancelled', 'dropped'];
+const FILTER_KEYS = ['status', 'kind', 'queue', 'owner', 'schedule'];
+const ENDED = ['completed', 'failed', 'cancelled', 'dropped', 'expired'];
+const RETRYABLE = ['failed', 'cancelled', 'dropped', 'expired'];
 const STATUSES = ['waiting', 'queued', 'running', ...ENDED];
 
 const $ = (selector) => document.querySelector(selector);
@@ -17,6 +19,8 @@ const $ = (selector) => document.querySelector(selector);
 const view = {
   client: null,
   me: null,
+  /** `tasks` or `schedules`: which view the board shows. */
+  page: 'tasks',
   filter: {},
   /** How many rows are shown: a refresh reloads them all. */
   shown: PAGE,
@@ -24,6 +28,8 @@ const view = {
   detail: null,
   timer: null,
   busy: false,
+  /** A refresh was asked for while one ran: another follows at once. */
+  again: false,
 };
 
 // ---- small DOM helpers ----
@@ -37,7 +43,7 @@ function el(tag, attrs = {}, ...children) {
     else if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
     else node.setAttribute(name, value === true ? '' : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child !== null && child !== undefined) node.append(child);
   }
   return node;
@@ -50,7 +56,41 @@ function svg(tag, attrs = {}, ...children) {
   return node;
 }
 
-const short = (token) => token.slice(0, 8);
+// A token is a UUIDv7: its first characters are its creation time, the
+// same for every task of a minute; its last ones are random.
+const short = (token) => token.slice(-8);
+
+/** Sets `row`'s cells from `cells` ([version, render] each), redrawing only those whose version changed. */
+function syncCells(row, cells) {
+  cells.forEach(([version, render], index) => {
+    const old = row.children[index];
+    if (old && old.dataset.version === version) return;
+    const cell = render();
+    cell.dataset.version = version;
+    if (!old) return row.append(cell);
+    // Focus in a redrawn cell moves to its counterpart (a Pause that became Resume).
+    const focused = old.contains(document.activeElement);
+    old.replaceWith(cell);
+    if (focused) cell.querySelector('button, a')?.focus();
+  });
+}
+
+/** Keeps `body`'s rows in step with `items`, in order: one row each, keyed by its `attr`. */
+function syncRows(body, items, attr, key, cells) {
+  const rows = new Map([...body.children].map((row) => [row.getAttribute(attr), row]));
+  const wanted = items.map((item) => {
+    const row = rows.get(key(item)) ?? el('tr', { [attr]: key(item) });
+    syncCells(row, cells(item));
+    return row;
+  });
+  const keep = new Set(wanted);
+  for (const row of rows.values()) if (!keep.has(row)) row.remove();
+  let at = body.firstElementChild;
+  for (const row of wanted) {
+    if (row !== at) body.insertBefore(row, at);
+    else at = at.nextElementSibling;
+  }
+}
 
 // ---- time ----
 
@@ -62,6 +102,23 @@ function timeAgo(iso) {
   if (!iso) return el('span', { class: 'muted', text: '—' });
   const at = new Date(iso);
   return el('time', { datetime: iso, title: exact.format(at), text: ago(at) });
+}
+
+/** A wait in seconds, for people: "42 s", "3 min", "2 h 5 min", "3 d 4 h". */
+function duration(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  const [h, m] = [Math.floor(s / 3600), Math.floor((s % 3600) / 60)];
+  if (s < 86400) return m ? `${h} h ${m} min` : `${h} h`;
+  const [d, hh] = [Math.floor(s / 86400), Math.floor((s % 86400) / 3600)];
+  return hh ? `${d} d ${hh} h` : `${d} d`;
+}
+
+/** A moment as its exact time, with how far off it is on hover. */
+function timeAt(iso) {
+  const at = new Date(iso);
+  return el('time', { datetime: iso, title: ago(at), text: exact.format(at) });
 }
 
 function ago(at) {
@@ -100,6 +157,14 @@ function boot() {
   $('#clear-filters').addEventListener('click', () => applyFilters({}));
   $('#older').addEventListener('click', older);
   $('#cancel-matching').addEventListener('click', cancelMatching);
+  $('#retry-matching').addEventListener('click', retryMatching);
+  for (const link of document.querySelectorAll('#views a')) {
+    link.addEventListener('click', (event) => {
+      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      goTo(link.dataset.view);
+    });
+  }
   $('#detail-close').addEventListener('click', () => openDetail(null));
   document.addEventListener('keydown', (event) => {
     if (event.key === 'Escape' && view.detail && !$('#confirm').open) openDetail(null);
@@ -116,6 +181,7 @@ function boot() {
 
 function showSignIn(error) {
   $('#board').hidden = true;
+  $('#views').hidden = true;
   $('#who').hidden = true;
   $('#detail').hidden = true;
   $('#sign-in').hidden = false;
@@ -143,8 +209,13 @@ async function signIn(token) {
   const { name, role, product } = view.me;
   $('#who-name').textContent = `${name} · ${role}${product ? ` of ${product}` : ''}`;
   $('#board').hidden = false;
-  $('#overview').hidden = !view.me.may.stats;
-  $('#cancel-matching').hidden = !view.me.may.cancel_matching;
+  const { may } = view.me;
+  $('#overview').hidden = !may.stats;
+  // The queues panel has the counts by queue, and more.
+  $('#stats-queues').hidden = Boolean(may.queues);
+  $('#cancel-matching').hidden = !may.cancel_matching;
+  $('#retry-matching').hidden = !may.retry_matching;
+  $('#views').hidden = !may.schedules;
   readUrl();
   await refresh();
 }
@@ -154,14 +225,15 @@ function signOut() {
   clearTimeout(view.timer);
   view.client = null;
   view.me = null;
-  $('#tasks tbody').replaceChildren();
+  for (const body of document.querySelectorAll('#tasks tbody, #queues tbody, #schedules tbody')) body.replaceChildren();
   showSignIn();
 }
 
-// ---- the URL holds the filters and the open task ----
+// ---- the URL holds the view, the filters and the open task ----
 
 function readUrl() {
   const query = new URLSearchParams(location.search);
+  view.page = query.get('view') === 'schedules' && view.me?.may.schedules ? 'schedules' : 'tasks';
   view.filter = {};
   for (const key of FILTER_KEYS) {
     const value = query.get(key);
@@ -171,13 +243,37 @@ function readUrl() {
   const form = $('#filters');
   for (const key of FILTER_KEYS) form.elements[key].value = view.filter[key] ?? '';
   view.shown = PAGE;
+  showPage();
 }
 
 function writeUrl() {
-  const query = new URLSearchParams(view.filter);
+  // The schedules view has no filters; they are kept for going back.
+  const query = new URLSearchParams(view.page === 'schedules' ? { view: 'schedules' } : view.filter);
   if (view.detail) query.set('task', view.detail);
   const text = query.toString();
   history.pushState(null, '', `${location.pathname}${text ? `?${text}` : ''}`);
+}
+
+/** Shows the board's view `page` (`tasks` or `schedules`). */
+function showPage() {
+  const schedules = view.page === 'schedules';
+  $('#tasks-view').hidden = schedules;
+  $('#schedules-view').hidden = !schedules;
+  $('#queues-panel').hidden = schedules || !view.me?.may.queues;
+  for (const link of document.querySelectorAll('#views a')) {
+    if (link.dataset.view === view.page) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  document.title = schedules ? 'Schedules · errand' : 'errand';
+}
+
+/** Goes to a view of the board, keeping the open task. */
+function goTo(page) {
+  if (page === view.page) return;
+  view.page = page;
+  writeUrl();
+  showPage();
+  refresh();
 }
 
 function readFilterForm() {
@@ -191,6 +287,8 @@ function readFilterForm() {
 }
 
 function applyFilters(filter) {
+  view.page = 'tasks';
+  showPage();
   view.filter = filter;
   view.shown = PAGE;
   const form = $('#filters');
@@ -203,30 +301,45 @@ function applyFilters(filter) {
 // ---- loading ----
 
 async function refresh() {
-  if (!view.client || view.busy) return;
+  if (!view.client) return;
+  if (view.busy) {
+    view.again = true;
+    return;
+  }
   view.busy = true;
+  view.again = false;
   clearTimeout(view.timer);
   try {
-    const work = [loadTasks()];
-    if (view.me.may.stats) work.push(loadStats());
-    if (view.me.may.workers) work.push(loadWorkers());
+    const { may } = view.me;
+    const work = [];
+    if (view.page === 'schedules') {
+      work.push(loadSchedules());
+    } else {
+      work.push(loadTasks());
+      if (may.stats) work.push(loadStats());
+      if (may.workers) work.push(loadWorkers());
+      if (may.queues) work.push(loadQueues());
+    }
     if (view.detail) work.push(loadDetail());
     await Promise.all(work);
     showLoadError(null);
-    $('#refreshed').textContent = `updated ${new Date().toLocaleTimeString()}`;
+    const updated = `updated ${new Date().toLocaleTimeString()}`;
+    $(view.page === 'schedules' ? '#schedules-refreshed' : '#refreshed').textContent = updated;
   } catch (error) {
     if (error instanceof ProblemError && error.status === 401) return signOut();
     showLoadError(error);
   } finally {
     view.busy = false;
-    if (view.client) view.timer = setTimeout(refresh, REFRESH_MS);
+    if (view.client) view.timer = setTimeout(refresh, view.again ? 0 : REFRESH_MS);
   }
 }
 
 function showLoadError(error) {
-  const box = $('#load-error');
-  box.hidden = !error;
-  box.textContent = error ? `Could not load: ${error.message}` : '';
+  for (const id of ['#load-error', '#schedules-error']) {
+    const box = $(id);
+    box.hidden = !error;
+    box.textContent = error ? `Could not load: ${error.message}` : '';
+  }
 }
 
 async function loadTasks() {
@@ -351,10 +464,12 @@ function actionButtons(task) {
 
 // ---- actions, each confirmed first ----
 
-function confirmAction(title, text) {
+/** Asks first; resolves true if confirmed. `danger: false` for an action that undoes nothing. */
+function confirmAction(title, text, { danger = true } = {}) {
   const dialog = $('#confirm');
   $('#confirm-title').textContent = title;
   $('#confirm-text').textContent = text;
+  $('#confirm-yes').className = danger ? 'danger' : '';
   dialog.returnValue = '';
   dialog.showModal();
   return new Promise((resolve) => {
@@ -382,10 +497,16 @@ async function cancelTask(task) {
   if (ok) await act(() => view.client.cancel(task.token));
 }
 
+const ENDED_HOW = {
+  dropped: 'was dropped',
+  expired: 'expired (it was not started by its start deadline)',
+};
+
 async function retryTask(task) {
   const ok = await confirmAction(
     `Retry ${task.kind} ${short(task.token)}?`,
-    `It ${task.status === 'dropped' ? 'was dropped' : `is ${task.status}`}: it will be queued to run once more.`,
+    `It ${ENDED_HOW[task.status] ?? `is ${task.status}`}: it will be queued to run once more.`,
+    { danger: false },
   );
   if (ok) await act(() => view.client.retry(task.token));
 }
@@ -409,6 +530,28 @@ async function cancelMatching() {
       : `No task ${what} is waiting, queued or running.`,
   );
   if (ok && total) await act(() => view.client.cancelMatching({ ...view.filter, all: !filtered }));
+}
+
+async function retryMatching() {
+  let stats;
+  try {
+    stats = await view.client.stats(view.filter);
+  } catch (error) {
+    return showLoadError(error);
+  }
+  const counts = RETRYABLE.map((s) => [s, stats.by_status[s] ?? 0]);
+  const total = counts.reduce((sum, [, n]) => sum + n, 0);
+  const filtered = Object.keys(view.filter).length > 0;
+  const what = filtered ? 'matching the filters' : 'of every kind, in every queue';
+  const detail = counts.filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s}`).join(', ');
+  const ok = await confirmAction(
+    `Retry ${total} ${total === 1 ? 'task' : 'tasks'}?`,
+    total
+      ? `Every task ${what} that ended without a result: ${detail}. Each is queued to run once more, keeping its history.`
+      : `No task ${what} has failed, been cancelled, dropped or expired.`,
+    { danger: false },
+  );
+  if (ok && total) await act(() => view.client.retryMatching({ ...view.filter, all: !filtered }));
 }
 
 // ---- the detail view ----
@@ -457,6 +600,16 @@ function detailParts(task) {
     ['Attempt', `${task.attempt} of ${task.max_attempts}`],
     ['Progress', progressBar(task)],
   ];
+  if (task.snoozes > 0) {
+    facts.push(['Snoozes', `${task.snoozes} · queued again without using an attempt`]);
+  }
+  if (task.start_by) {
+    facts.push(['Start by', [timeAt(task.start_by), el('span', { class: 'muted', text: ` · ${ago(new Date(task.start_by))}` })]]);
+  }
+  if (task.schedule) {
+    facts.push(['Schedule', [scheduleLink(task.schedule),
+      task.scheduled_for ? [' · tick ', timeAt(task.scheduled_for)] : null]]);
+  }
   const parts = [
     el('div', { class: 'detail-actions' }, actionButtons(task)),
     el('dl', { class: 'facts' }, facts.flatMap(([name, value]) => [el('dt', { text: name }), el('dd', {}, value)])),
@@ -471,7 +624,8 @@ function detailParts(task) {
   }
   if (task.errors.length) {
     parts.push(el('h3', { text: 'Errors' }), el('ol', { class: 'errors' }, task.errors.map((e) =>
-      el('li', {}, el('strong', { text: `Attempt ${e.attempt}` }), ' ', timeAgo(e.at), el('pre', { text: e.message })))));
+      el('li', {}, el('strong', { text: e.attempt ? `Attempt ${e.attempt}` : 'Before any attempt' }), ' ', timeAgo(e.at),
+        el('pre', { text: e.message })))));
   }
   if (task.depends_on.length) {
     parts.push(el('h3', { text: 'Depends on' }), el('ul', { class: 'plain' }, task.depends_on.map((parent) =>
@@ -495,12 +649,17 @@ function timeline(task) {
     events.push([task.run_at, 'due']);
   }
   for (const e of task.errors) {
+    // Attempt 0: an end before any attempt (an expiry), told by the end itself.
+    if (e.attempt === 0) continue;
     if (e.started_at) events.push([e.started_at, `attempt ${e.attempt} started`]);
     events.push([e.at, `attempt ${e.attempt} ended`, e.message]);
   }
   const recorded = task.errors.some((e) => e.attempt === task.attempt);
   if (task.started_at && !recorded) events.push([task.started_at, `attempt ${task.attempt} started`]);
-  if (task.finished_at) events.push([task.finished_at, task.status]);
+  if (task.finished_at) {
+    const note = task.status === 'expired' ? (task.error ?? 'not started by its start deadline') : null;
+    events.push([task.finished_at, task.status, note]);
+  }
   return events.sort((a, b) => new Date(a[0]) - new Date(b[0]));
 }
 
@@ -532,7 +691,7 @@ async function download(file) {
 
 // ---- operators: counts, throughput, workers ----
 
-const COLOURS = { completed: 'c-completed', failed: 'c-failed', cancelled: 'c-cancelled', dropped: 'c-dropped' };
+const COLOURS = Object.fromEntries(ENDED.map((s) => [s, `c-${s}`]));
 
 async function loadStats() {
   const stats = await view.client.stats({ interval: '1m' });
@@ -615,6 +774,179 @@ async function loadWorkers() {
         `${w.running} of ${w.concurrency} running · `,
         Object.entries(w.queues).map(([q, n]) => `${q}=${n}`).join(', ')),
       el('div', { class: 'small muted' }, 'heartbeat ', timeAgo(w.heartbeat_at)))));
+}
+
+// ---- operators: queues, paused and resumed by superusers ----
+
+async function loadQueues() {
+  const { queues } = await view.client.queues();
+  syncRows($('#queues tbody'), queues, 'data-queue', (q) => q.name, queueCells);
+}
+
+function queueCells(queue) {
+  const { counts } = queue;
+  const waited = queue.oldest_queued_seconds;
+  const limit = queue.global_limit === null ? '' : `at most ${queue.global_limit} at once`;
+  const state = JSON.stringify([queue.paused, queue.paused_by, queue.paused_at && ago(new Date(queue.paused_at))]);
+  return [
+    [JSON.stringify([queue.name, limit]), () =>
+      el('th', { scope: 'row', 'data-label': 'Queue' },
+        el('span', { class: 'name', text: queue.name }),
+        limit ? el('div', { class: 'muted small', text: limit }) : null)],
+    [state, () => el('td', { 'data-label': 'State' }, pausedState(queue))],
+    [String(counts.queued), () => el('td', { class: 'num', 'data-label': 'Queued', text: String(counts.queued ?? 0) })],
+    [String(counts.running), () => el('td', { class: 'num', 'data-label': 'Running', text: String(counts.running ?? 0) })],
+    [String(counts.waiting), () => el('td', { class: 'num', 'data-label': 'Waiting', text: String(counts.waiting ?? 0) })],
+    [waited === null ? '' : duration(waited), () => el('td', { 'data-label': 'Oldest queued' },
+      waited === null
+        ? el('span', { class: 'muted', text: '—' })
+        : el('span', { title: `The task due longest ago has waited ${waited.toFixed(1)} s`, text: duration(waited) }))],
+    [JSON.stringify([queue.paused, view.me.may.pause_queues]), () =>
+      el('td', { class: 'actions' }, view.me.may.pause_queues ? pauseButton('queue', queue, () => toggleQueue(queue)) : null)],
+  ];
+}
+
+/** "paused since 3 min ago by root", or "active". */
+function pausedState(thing) {
+  if (!thing.paused) return el('span', { class: 'state s-active', text: 'active' });
+  return [
+    el('span', { class: 'state s-paused', text: 'paused' }),
+    el('div', { class: 'muted small' }, thing.paused_by ? `by ${thing.paused_by} · ` : '', timeAgo(thing.paused_at)),
+  ];
+}
+
+/** A Pause or Resume button for a queue or a schedule. */
+function pauseButton(what, thing, onclick) {
+  const verb = thing.paused ? 'Resume' : 'Pause';
+  return el('button', {
+    type: 'button',
+    class: thing.paused ? 'small' : 'danger small',
+    'aria-label': `${verb} ${what} ${thing.name}`,
+    onclick,
+  }, verb);
+}
+
+async function toggleQueue(queue) {
+  const { name, counts } = queue;
+  const waiting = `${counts.queued} queued, ${counts.running} running, ${counts.waiting} waiting now`;
+  if (queue.paused) {
+    const ok = await confirmAction(`Resume queue ${name}?`, `Workers start its tasks again (${waiting}).`, { danger: false });
+    if (ok) await act(() => view.client.resumeQueue(name));
+  } else {
+    const ok = await confirmAction(
+      `Pause queue ${name}?`,
+      `No worker starts its tasks until it is resumed; running ones finish, and new ones are accepted and wait (${waiting}).`,
+    );
+    if (ok) await act(() => view.client.pauseQueue(name));
+  }
+}
+
+// ---- schedules (`?view=schedules`) ----
+
+async function loadSchedules() {
+  const { schedules } = await view.client.schedules();
+  syncRows($('#schedules tbody'), schedules, 'data-schedule', (s) => s.name, scheduleCells);
+  $('#schedules-empty').hidden = schedules.length > 0;
+}
+
+function scheduleCells(schedule) {
+  const s = schedule;
+  const who = [s.owner, s.product, s.source === 'config' ? 'configured' : null].filter(Boolean).join(' · ');
+  const makes = [s.kind, s.queue ? `queue ${s.queue}` : null, s.priority ? `priority ${s.priority}` : null];
+  const state = JSON.stringify([s.paused, s.paused_by, s.paused_at && ago(new Date(s.paused_at))]);
+  const last = s.last_task;
+  return [
+    [JSON.stringify([s.name, who]), () =>
+      el('th', { scope: 'row', 'data-label': 'Schedule' },
+        el('span', { class: 'name', text: s.name }),
+        el('div', { class: 'muted small', text: who }))],
+    [JSON.stringify([s.cron, s.timezone, s.missed, s.overlap]), () =>
+      el('td', { 'data-label': 'When' },
+        el('code', { text: s.cron }),
+        el('div', { class: 'muted small', text: [s.timezone,
+          s.missed === 'once' ? 'missed ticks: once' : null,
+          s.overlap === 'skip' ? 'no overlap' : null].filter(Boolean).join(' · ') }))],
+    [JSON.stringify(makes), () =>
+      el('td', { 'data-label': 'Makes' },
+        el('span', { text: makes.filter(Boolean).join(' · ') }),
+        el('div', { class: 'small' }, el('a', {
+          href: `/ui?schedule=${encodeURIComponent(s.name)}`,
+          onclick: (event) => {
+            event.preventDefault();
+            applyFilters({ schedule: s.name });
+          },
+        }, 'its tasks')))],
+    [state, () => el('td', { 'data-label': 'State' }, pausedState(s))],
+    [JSON.stringify([s.next_ticks, s.timezone, s.paused]), () =>
+      el('td', { 'data-label': 'Next ticks' }, nextTicks(s))],
+    [JSON.stringify(last), () => el('td', { 'data-label': 'Last task' }, lastTask(last))],
+    [String(s.paused), () =>
+      el('td', { class: 'actions' }, pauseButton('schedule', s, () => toggleSchedule(s)))],
+  ];
+}
+
+/** The next ticks, each in the schedule's time zone (the viewer's exact time on hover). */
+function nextTicks(schedule) {
+  const seconds = schedule.next_ticks.some((t) => new Date(t).getUTCSeconds() !== 0);
+  const options = { weekday: 'short', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
+  if (seconds) options.second = '2-digit';
+  let format;
+  try {
+    format = new Intl.DateTimeFormat('en', { ...options, timeZone: schedule.timezone });
+  } catch {
+    format = new Intl.DateTimeFormat('en', options);
+  }
+  return el('ol', {
+    class: `ticks${schedule.paused ? ' paused' : ''}`,
+    'aria-label': `Next ticks of ${schedule.name}${schedule.paused ? ' (if resumed)' : ''}`,
+  }, schedule.next_ticks.map((tick) => {
+    const at = new Date(tick);
+    return el('li', {}, el('time', { datetime: tick, title: `${exact.format(at)}, your time`, text: format.format(at) }));
+  }));
+}
+
+function lastTask(last) {
+  if (!last) return el('span', { class: 'muted', text: 'none yet' });
+  return [
+    el('a', {
+      href: `/ui?task=${encodeURIComponent(last.token)}`,
+      class: 'task-link',
+      title: `Details of ${last.token}`,
+      onclick: (event) => {
+        event.preventDefault();
+        openDetail(last.token);
+      },
+    }, el('span', { class: `status s-${last.status}`, text: last.status }), el('span', { class: 'token', text: ` ${short(last.token)}` })),
+    last.scheduled_for ? el('div', { class: 'muted small' }, 'tick ', timeAgo(last.scheduled_for)) : null,
+  ];
+}
+
+async function toggleSchedule(schedule) {
+  const { name } = schedule;
+  if (schedule.paused) {
+    const ok = await confirmAction(
+      `Resume schedule ${name}?`,
+      'It fires again from its next tick; the ticks it was paused over make no task.',
+      { danger: false },
+    );
+    if (ok) await act(() => view.client.resumeSchedule(name));
+  } else {
+    const ok = await confirmAction(`Pause schedule ${name}?`, 'Its ticks make no task until it is resumed.');
+    if (ok) await act(() => view.client.pauseSchedule(name));
+  }
+}
+
+/** A task's schedule: a link to the schedules for those who may see them. */
+function scheduleLink(name) {
+  if (!view.me?.may.schedules) return el('span', { text: name });
+  return el('a', {
+    href: '/ui?view=schedules',
+    title: 'The schedules',
+    onclick: (event) => {
+      event.preventDefault();
+      goTo('schedules');
+    },
+  }, name);
 }
 
 boot();

@@ -8,7 +8,14 @@ export type Status =
   | 'completed'
   | 'failed'
   | 'cancelled'
-  | 'dropped';
+  | 'dropped'
+  | 'expired';
+
+/** The statuses of a task that has ended. */
+export type EndedStatus = 'completed' | 'failed' | 'cancelled' | 'dropped' | 'expired';
+
+/** The statuses a superuser may retry (`retry`, `retryMatching`). */
+export type RetryableStatus = 'failed' | 'cancelled' | 'dropped' | 'expired';
 
 export interface Progress {
   /** 0 to 1. */
@@ -43,6 +50,8 @@ export interface Task {
   progress: Progress;
   attempt: number;
   max_attempts: number;
+  /** Times its handler said "not yet" and it was queued again without using an attempt. */
+  snoozes: number;
   owner: string;
   product: string | null;
   payload: unknown;
@@ -55,6 +64,11 @@ export interface Task {
   files?: { inputs: TaskFile[]; outputs: TaskFile[] };
   created_at: string;
   run_at: string;
+  /** Its start deadline: not started by then, it ends `expired`. */
+  start_by: string | null;
+  /** The schedule that made it, and that schedule's tick it was made for. */
+  schedule: string | null;
+  scheduled_for: string | null;
   started_at: string | null;
   finished_at: string | null;
   links: { self: string };
@@ -96,6 +110,10 @@ export interface CreateOptions {
   delay?: number;
   /** Not before this time. */
   runAt?: Date | string;
+  /** A start deadline: not started by then, it ends `expired`. Not with `expiresIn`. */
+  startBy?: Date | string;
+  /** A start deadline this many seconds after it is due (> 0). Not with `startBy`. */
+  expiresIn?: number;
   maxAttempts?: number;
   /** Seconds one attempt may run. */
   timeout?: number;
@@ -129,13 +147,15 @@ export type BatchTask = { kind: string; payload?: unknown } & Omit<
   'idempotencyKey' | 'signal'
 >;
 
-/** A filter of `GET /v1/tasks` (and of stats and bulk cancel). */
+/** A filter of `GET /v1/tasks` (and of stats, bulk cancel and bulk retry). */
 export interface TaskFilter {
   status?: Status | Status[];
   kind?: string | string[];
   queue?: string | string[];
   owner?: string | string[];
   product?: string | string[];
+  /** The schedule that made them. */
+  schedule?: string | string[];
   created_after?: string | Date;
   created_before?: string | Date;
   finished_after?: string | Date;
@@ -156,7 +176,7 @@ export interface TaskStats {
   throughput?: {
     interval: number;
     since: string;
-    intervals: Array<{ start: string; ended: Record<'completed' | 'failed' | 'cancelled' | 'dropped', number> }>;
+    intervals: Array<{ start: string; ended: Record<EndedStatus, number> }>;
   };
 }
 
@@ -179,11 +199,93 @@ export interface Me {
   product: string | null;
   may: {
     cancel: 'seen' | 'own' | 'nothing';
+    /** Retry ended tasks, one or by filter; cancel by filter (superusers). */
     retry: boolean;
     cancel_matching: boolean;
+    retry_matching: boolean;
+    /** Read stats, workers and queues (admins, superusers). */
     stats: boolean;
     workers: boolean;
+    queues: boolean;
+    /** Pause and resume queues (superusers). */
+    pause_queues: boolean;
+    /** See and steer schedules (superusers; admins, their product's). */
+    schedules: boolean;
   };
+}
+
+/** A queue, as `GET /v1/queues` shows it. */
+export interface Queue {
+  name: string;
+  /** While paused, no worker starts its tasks (running ones finish; new ones wait). */
+  paused: boolean;
+  paused_at: string | null;
+  /** The name of the token that paused it. */
+  paused_by: string | null;
+  /** Most of its tasks running at once across all workers, if limited. */
+  global_limit: number | null;
+  /** Its unfinished tasks by status. */
+  counts: { waiting: number; queued: number; running: number };
+  /** Seconds the task that has waited longest since it became due has waited; null when none waits. */
+  oldest_queued_seconds: number | null;
+}
+
+/** What `createSchedule` takes (and, as a merge patch, `updateSchedule`), in camelCase. */
+export interface ScheduleInput {
+  /** Its name: letters, digits, `-`, `_`, `.`; it can't change. */
+  name: string;
+  /** Five fields (or six, seconds first), or `@daily` and the like. */
+  cron: string;
+  /** An IANA zone the expression is read in; "UTC" by default. */
+  timezone?: string;
+  /** The kind of the task each tick makes, and its payload. */
+  kind: string;
+  payload?: unknown;
+  queue?: string;
+  priority?: number;
+  maxAttempts?: number;
+  /** Seconds one attempt may run. */
+  timeout?: number;
+  /** Ticks that passed while no errand ran: none (`skip`) or one task for them all (`once`). */
+  missed?: 'skip' | 'once';
+  /** `skip`: no task while its last one has not ended. */
+  overlap?: 'allow' | 'skip';
+}
+
+/** A merge patch of a schedule (RFC 7396): the fields to change; `null` takes one back to its default. */
+export type SchedulePatch = {
+  [K in Exclude<keyof ScheduleInput, 'name'>]?: ScheduleInput[K] | null;
+};
+
+/** A schedule, as `GET /v1/schedules/{name}` shows it. */
+export interface Schedule {
+  name: string;
+  cron: string;
+  timezone: string;
+  kind: string;
+  payload: unknown;
+  queue?: string;
+  priority?: number;
+  max_attempts?: number;
+  timeout?: number;
+  missed: 'skip' | 'once';
+  overlap: 'allow' | 'skip';
+  /** Whose its tasks are, and their product. */
+  owner: string;
+  product: string | null;
+  /** `config`: declared in the configuration (here only paused and resumed); `api`: made here. */
+  source: 'config' | 'api';
+  /** While paused, its ticks make no task. */
+  paused: boolean;
+  paused_at: string | null;
+  paused_by: string | null;
+  /** Its next five ticks. */
+  next_ticks: string[];
+  /** The task of its latest tick that made one, if it still exists. */
+  last_task: { token: string; status: Status; scheduled_for: string | null; self: string } | null;
+  created_at: string;
+  updated_at: string;
+  links: { self: string; tasks: string };
 }
 
 export interface RequestOptions {
@@ -200,7 +302,7 @@ export interface Client {
   wait(token: string, opts?: WaitOptions): Promise<Task>;
   /**
    * Creates a task and waits for it: the completed task; rejects with a
-   * `TaskFailedError` if it fails, is cancelled or dropped, with a
+   * `TaskFailedError` if it fails, is cancelled, dropped or expires, with a
    * `ProblemError` if errand refuses it.
    */
   run(kind: string, payload?: unknown, opts?: RunOptions): Promise<Task>;
@@ -208,12 +310,33 @@ export interface Client {
   retry(token: string, opts?: RequestOptions): Promise<Task>;
   list(filter?: TaskFilter & { limit?: number; cursor?: string }, opts?: RequestOptions): Promise<TaskPage>;
   stats(params?: TaskFilter & { interval?: string; since?: string | Date }, opts?: RequestOptions): Promise<TaskStats>;
+  /** Cancels every task the filter matches that has not ended (superusers); `all: true` with an empty filter. */
   cancelMatching(
     filter: TaskFilter & { all?: boolean },
     opts?: RequestOptions,
   ): Promise<{ cancelled: number; cancel_requested: number }>;
+  /** Re-queues every failed, cancelled, dropped or expired task the filter matches (superusers); `all: true` with an empty filter. */
+  retryMatching(filter: TaskFilter & { all?: boolean }, opts?: RequestOptions): Promise<{ retried: number }>;
   workers(opts?: RequestOptions): Promise<{ workers: Worker[] }>;
   me(opts?: RequestOptions): Promise<Me>;
+  /** Every queue errand knows of, by name (admins, superusers). */
+  queues(opts?: RequestOptions): Promise<{ queues: Queue[] }>;
+  /** No worker starts the queue's tasks until it is resumed (superusers); pausing a paused queue is harmless. */
+  pauseQueue(name: string, opts?: RequestOptions): Promise<Queue>;
+  resumeQueue(name: string, opts?: RequestOptions): Promise<Queue>;
+  /** The schedules the token may see, by name (superusers: all; admins: their product's). */
+  schedules(opts?: RequestOptions): Promise<{ schedules: Schedule[] }>;
+  schedule(name: string, opts?: RequestOptions): Promise<Schedule>;
+  /** Makes a schedule whose tasks are the token's; a `ProblemError` 409 if the name is taken. */
+  createSchedule(schedule: ScheduleInput, opts?: RequestOptions): Promise<Schedule>;
+  /** Changes a schedule made over the API (one of the configuration is 409). */
+  updateSchedule(name: string, patch: SchedulePatch, opts?: RequestOptions): Promise<Schedule>;
+  /** Deletes a schedule made over the API; its tasks stay. */
+  deleteSchedule(name: string, opts?: RequestOptions): Promise<null>;
+  /** Its ticks make no task until it is resumed. */
+  pauseSchedule(name: string, opts?: RequestOptions): Promise<Schedule>;
+  /** It fires again from its first tick after now. */
+  resumeSchedule(name: string, opts?: RequestOptions): Promise<Schedule>;
 }
 
 export function createClient(options: ClientOptions): Client;
@@ -228,6 +351,7 @@ export class ProblemError extends ErrandError {
   detail?: string;
 }
 
+/** The task ended without completing: failed, cancelled, dropped or expired (not started by its start deadline). */
 export class TaskFailedError extends ErrandError {
   task: Task;
   status: Status;

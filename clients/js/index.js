@@ -31,7 +31,7 @@ export class ProblemError extends ErrandError {
   }
 }
 
-/** The task ended without completing (failed, cancelled or dropped): `.task`. */
+/** The task ended without completing (failed, cancelled, dropped or expired): `.task`. */
 export class TaskFailedError extends ErrandError {
   constructor(task) {
     super(`task ${task.token} ${task.status}${task.error ? `: ${task.error}` : ''}`);
@@ -47,12 +47,22 @@ const CREATE_FIELDS = {
   priority: 'priority',
   delay: 'delay',
   runAt: 'run_at',
+  startBy: 'start_by',
+  expiresIn: 'expires_in',
   maxAttempts: 'max_attempts',
   timeout: 'timeout',
   dependsOn: 'depends_on',
   callbackUrl: 'callback_url',
   files: 'files',
 };
+
+/** What a schedule's body takes, in the client's camelCase (other keys are sent as they are). */
+const SCHEDULE_FIELDS = {
+  maxAttempts: 'max_attempts',
+};
+
+/** Dates a create body takes, sent as RFC 3339. */
+const DATE_OPTIONS = new Set(['runAt', 'startBy']);
 
 /** Answers worth trying again: errand or a proxy in front of it is busy or down. */
 const TRANSIENT = new Set([429, 502, 503, 504]);
@@ -79,13 +89,14 @@ export function createClient({ baseUrl, token, fetch: fetchImpl, ...tuning } = {
 
   /** One request; the Response, whatever its status. */
   function send(method, path, { body, headers = {}, signal } = {}) {
-    const all = { accept: 'application/json', ...headers };
-    if (token) all.authorization = `Bearer ${token}`;
+    const all = { accept: 'application/json' };
     let payload;
     if (body !== undefined) {
       all['content-type'] = 'application/json';
       payload = JSON.stringify(body);
     }
+    Object.assign(all, headers);
+    if (token) all.authorization = `Bearer ${token}`;
     return doFetch(`${base}${path}`, { method, headers: all, body: payload, signal });
   }
 
@@ -217,10 +228,57 @@ export function createClient({ baseUrl, token, fetch: fetchImpl, ...tuning } = {
     call('GET', `/v1/tasks/stats${queryString(params)}`, opts);
   const cancelMatching = (filter, opts = {}) =>
     call('POST', '/v1/tasks/cancel', { ...opts, body: filter });
+  const retryMatching = (filter, opts = {}) =>
+    call('POST', '/v1/tasks/retry', { ...opts, body: filter });
   const workers = (opts = {}) => call('GET', '/v1/workers', opts);
   const me = (opts = {}) => call('GET', '/v1/me', opts);
 
-  return { create, createBatch, get, wait, run, cancel, retry, list, stats, cancelMatching, workers, me };
+  const queues = (opts = {}) => call('GET', '/v1/queues', opts);
+  const queuePath = (name) => `/v1/queues/${encodeURIComponent(name)}`;
+  const pauseQueue = (name, opts = {}) => call('POST', `${queuePath(name)}/pause`, opts);
+  const resumeQueue = (name, opts = {}) => call('POST', `${queuePath(name)}/resume`, opts);
+
+  const schedulePath = (name) => `/v1/schedules/${encodeURIComponent(name)}`;
+  const schedules = (opts = {}) => call('GET', '/v1/schedules', opts);
+  const schedule = (name, opts = {}) => call('GET', schedulePath(name), opts);
+  const createSchedule = (body, opts = {}) =>
+    call('POST', '/v1/schedules', { ...opts, body: scheduleBody(body) });
+  // A JSON merge patch (RFC 7396): the fields to change; null takes one back to its default.
+  const updateSchedule = (name, patch, opts = {}) =>
+    call('PATCH', schedulePath(name), {
+      ...opts,
+      body: scheduleBody(patch),
+      headers: { 'content-type': 'application/merge-patch+json' },
+    });
+  const deleteSchedule = (name, opts = {}) => call('DELETE', schedulePath(name), opts);
+  const pauseSchedule = (name, opts = {}) => call('POST', `${schedulePath(name)}/pause`, opts);
+  const resumeSchedule = (name, opts = {}) => call('POST', `${schedulePath(name)}/resume`, opts);
+
+  return {
+    create,
+    createBatch,
+    get,
+    wait,
+    run,
+    cancel,
+    retry,
+    list,
+    stats,
+    cancelMatching,
+    retryMatching,
+    workers,
+    me,
+    queues,
+    pauseQueue,
+    resumeQueue,
+    schedules,
+    schedule,
+    createSchedule,
+    updateSchedule,
+    deleteSchedule,
+    pauseSchedule,
+    resumeSchedule,
+  };
 
   /** Runs `attempt` until it says done, pausing as it says between tries. */
   async function retrying(tries, signal, attempt) {
@@ -258,9 +316,19 @@ function createBody(opts) {
   for (const [option, field] of Object.entries(CREATE_FIELDS)) {
     let value = opts[option];
     if (value === undefined) continue;
-    if (option === 'runAt' && value instanceof Date) value = value.toISOString();
+    if (DATE_OPTIONS.has(option) && value instanceof Date) value = value.toISOString();
     if (option === 'dependsOn') value = value.map((t) => (typeof t === 'string' ? t : t.token));
     body[field] = value;
+  }
+  return body;
+}
+
+/** A schedule's body (or merge patch) from the client's options: camelCase keys renamed, the rest as they are. */
+function scheduleBody(fields) {
+  const body = {};
+  for (const [key, value] of Object.entries(fields ?? {})) {
+    if (value === undefined) continue;
+    body[SCHEDULE_FIELDS[key] ?? key] = value;
   }
   return body;
 }

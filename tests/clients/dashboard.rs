@@ -14,9 +14,12 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Signs in from the address, lists, filters, opens a detail view, cancels
 /// a running task and retries a failed one (each after a confirm), bulk
-/// cancels, reads the stats, chart and workers, shows a user no Cancel
-/// button, keeps scroll and detail across refreshes, works from the
-/// keyboard and at 390 px, and leaves the console clean.
+/// cancels and bulk retries, reads the stats, chart and workers, pauses
+/// and resumes a queue, lists schedules with their next ticks and pauses
+/// and resumes one (an admin its product's), shows expired tasks and
+/// distinct short tokens, shows a user no Cancel button, keeps scroll and
+/// detail across refreshes, works from the keyboard and at 390 px, and
+/// leaves the console clean.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_in_headless_chromium() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -35,6 +38,7 @@ async fn the_dashboard_works_in_headless_chromium() {
     .await;
     let root = served.token("root", "superuser", None);
     let user = served.token("alice", "user", None);
+    let admin = served.token("shop-admin", "admin", Some("shop"));
     let shots = repo("target/ui-screenshots");
     let report = run_node(
         &dir,
@@ -44,6 +48,7 @@ async fn the_dashboard_works_in_headless_chromium() {
             ("ERRAND_URL", served.base.as_str()),
             ("ERRAND_ROOT_TOKEN", root.as_str()),
             ("ERRAND_USER_TOKEN", user.as_str()),
+            ("ERRAND_ADMIN_TOKEN", admin.as_str()),
             ("ERRAND_PAGE_PORT", page_port.as_str()),
             ("ERRAND_SCREENSHOTS", &shots.display().to_string()),
         ],

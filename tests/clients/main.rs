@@ -96,8 +96,10 @@ fn run_node(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> S
 
 /// The JavaScript client, imported as a frontend imports it, against a real
 /// errand: success with progress, failure, cancel, abort mid-wait, a lost
-/// create answer retried without a duplicate, refusals with their details
-/// (see `clients/js/test/client.test.js`); and its published types.
+/// create answer retried without a duplicate, refusals with their details,
+/// start deadlines and expiry, queues paused and resumed, retry by filter,
+/// schedules (a superuser's and a product admin's) (see
+/// `clients/js/test/client.test.js`); and its published types.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_js_client_passes_its_suite_against_a_real_errand() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -106,6 +108,7 @@ async fn the_js_client_passes_its_suite_against_a_real_errand() {
     let served = Served::start(&[]).await;
     let user = served.token("alice", "user", None);
     let root = served.token("root", "superuser", None);
+    let admin = served.token("shop-admin", "admin", Some("shop"));
     let report = run_node(
         &dir,
         "node",
@@ -114,6 +117,7 @@ async fn the_js_client_passes_its_suite_against_a_real_errand() {
             ("ERRAND_URL", served.base.as_str()),
             ("ERRAND_TOKEN", user.as_str()),
             ("ERRAND_ROOT_TOKEN", root.as_str()),
+            ("ERRAND_ADMIN_TOKEN", admin.as_str()),
         ],
     );
     assert!(report.contains("# fail 0"), "{report}");

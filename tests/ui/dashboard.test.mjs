@@ -3,7 +3,8 @@
 // `cargo test --test clients`, which sets:
 //
 //   ERRAND_URL         where errand listens
-//   ERRAND_ROOT_TOKEN  a superuser's token; ERRAND_USER_TOKEN a user's
+//   ERRAND_ROOT_TOKEN  a superuser's token; ERRAND_USER_TOKEN a user's;
+//                      ERRAND_ADMIN_TOKEN an admin's, of product "shop"
 //   ERRAND_PAGE_PORT   a free port for a page of another origin, which
 //                      errand lists in http.cors_origins
 //   ERRAND_SCREENSHOTS where to leave screenshots (optional)
@@ -18,14 +19,16 @@ import { createClient } from '../../clients/js/index.js';
 const base = process.env.ERRAND_URL;
 const rootToken = process.env.ERRAND_ROOT_TOKEN;
 const userToken = process.env.ERRAND_USER_TOKEN;
+const adminToken = process.env.ERRAND_ADMIN_TOKEN;
 const pagePort = Number(process.env.ERRAND_PAGE_PORT);
 const shots = process.env.ERRAND_SCREENSHOTS;
-if (!base || !rootToken || !userToken || !pagePort) {
+if (!base || !rootToken || !userToken || !adminToken || !pagePort) {
   throw new Error('run by `cargo test --test clients`, which starts errand and sets ERRAND_URL and the tokens');
 }
 
 const root = createClient({ baseUrl: base, token: rootToken });
 const user = createClient({ baseUrl: base, token: userToken });
+const admin = createClient({ baseUrl: base, token: adminToken });
 
 let browser;
 before(async () => {
@@ -74,6 +77,23 @@ async function until(what, check, ms = 20000) {
 }
 
 const row = (page, token) => page.locator(`tr[data-token="${token}"]`);
+const queueRow = (page, name) => page.locator(`#queues tr[data-queue="${name}"]`);
+const scheduleRow = (page, name) => page.locator(`#schedules tr[data-schedule="${name}"]`);
+
+/** Clicks `button`, checks the confirm dialog says `says`, and confirms. */
+async function confirmed(page, button, says) {
+  await button.click();
+  const dialog = page.locator('#confirm');
+  await dialog.waitFor();
+  assert.match(await dialog.innerText(), says);
+  await dialog.getByRole('button', { name: 'Confirm' }).click();
+  await dialog.waitFor({ state: 'hidden' });
+}
+
+/** Resolves once `locator`'s text matches `pattern`. */
+async function shows(locator, pattern, what = String(pattern)) {
+  await until(`${what} to show`, async () => pattern.test(await locator.innerText()));
+}
 
 async function runningTask(client, seconds = 120) {
   const task = await client.create('sleep', { seconds });
@@ -247,7 +267,7 @@ test('auto-refresh keeps the scroll position and the open detail', async () => {
   await until('a refresh', async () => (await page.locator('#refreshed').innerText()) !== before, 15000);
   assert.ok(Math.abs((await page.evaluate(() => window.scrollY)) - scrolled) <= 2, 'the scroll position stays');
   assert.ok(await page.locator('#detail').isVisible(), 'the detail stays open');
-  assert.match(await page.locator('#detail-title').innerText(), new RegExp(tokens[5].slice(0, 8)));
+  assert.match(await page.locator('#detail-title').innerText(), new RegExp(tokens[5].slice(-8)));
   assert.deepEqual(problems, []);
   await root.cancelMatching({ queue: 'scroll' });
   await context.close();
@@ -274,15 +294,241 @@ test('keyboard alone opens a task, confirms and backs out', async () => {
 });
 
 test('clean at 1280 px and at 390 px: nothing wider than the screen', async () => {
-  for (const width of [1280, 390]) {
-    const { page, context, problems } = await open(rootToken, { width, height: 844 });
-    await page.locator('#tasks tbody tr').first().waitFor();
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `${width} px: ${overflow} px wider than the screen`);
-    await shot(page, `dashboard-${width}`);
+  await root.createSchedule({
+    name: 'report.weekly-for-the-whole-team',
+    cron: '30 6 * * 1',
+    timezone: 'America/Argentina/Buenos_Aires',
+    kind: 'sleep',
+    payload: { seconds: 0 },
+    queue: 'default',
+    overlap: 'skip',
+  });
+  await root.pauseQueue('default');
+  try {
+    for (const width of [1280, 390]) {
+      const { page, context, problems } = await open(rootToken, { width, height: 844 });
+      await page.locator('#tasks tbody tr').first().waitFor();
+      await queueRow(page, 'default').waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${width} px: ${overflow} px wider than the screen`);
+      await shot(page, `dashboard-${width}`);
+      await page.locator('#queues-panel').scrollIntoViewIfNeeded();
+      await shot(page, `queues-${width}`);
+      await page.locator('#views').getByRole('link', { name: 'Schedules' }).click();
+      await scheduleRow(page, 'report.weekly-for-the-whole-team').waitFor();
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(wide <= 0, `${width} px, schedules: ${wide} px wider than the screen`);
+      await shot(page, `schedules-${width}`);
+      assert.deepEqual(problems, []);
+      await context.close();
+    }
+  } finally {
+    await root.resumeQueue('default');
+    await root.deleteSchedule('report.weekly-for-the-whole-team');
+  }
+});
+
+test('a queue is paused and resumed from the Queues panel, after a confirm', async () => {
+  const { page, context, problems } = await open(rootToken);
+  const queue = queueRow(page, 'default');
+  try {
+    await queue.waitFor();
+    await shows(queue, /active/);
+    await confirmed(page, queue.getByRole('button', { name: 'Pause queue default' }), /Pause queue default\?/);
+    await until('the queue to be paused', async () =>
+      (await root.queues()).queues.find((q) => q.name === 'default').paused);
+    await shows(queue, /paused/);
+    await shows(queue, /by root/);
+    // While it is paused a new task waits, and the panel counts it and its wait.
+    const task = await root.create('sleep', { seconds: 0 });
+    await until('the panel to count it', async () =>
+      Number(await queue.locator('td[data-label=Queued]').innerText()) >= 1);
+    await shows(queue.locator('td[data-label="Oldest queued"]'), /^\d+ s$/, 'its age');
+    assert.equal((await root.get(task.token)).status, 'queued', 'a paused queue starts nothing');
+    await shot(page, 'queues-paused');
+    const resume = queue.getByRole('button', { name: 'Resume queue default' });
+    // Backing out changes nothing.
+    await resume.click();
+    await page.locator('#confirm').getByRole('button', { name: 'Keep' }).click();
+    assert.equal((await root.queues()).queues.find((q) => q.name === 'default').paused, true);
+    await confirmed(page, resume, /Resume queue default\?/);
+    await shows(queue, /active/);
+    assert.equal((await root.queues()).queues.find((q) => q.name === 'default').paused, false);
+    assert.equal((await root.wait(task.token)).status, 'completed', 'resumed, it runs');
     assert.deepEqual(problems, []);
+  } finally {
+    await root.resumeQueue('default');
     await context.close();
   }
+});
+
+test('an admin sees the queues without Pause, and its product\'s schedules with Pause; a user neither', async () => {
+  const mine = await admin.createSchedule({ name: 'shop-hourly', cron: '@hourly', kind: 'sleep', payload: { seconds: 0 } });
+  assert.equal(mine.product, 'shop');
+  await root.createSchedule({ name: 'root-hourly', cron: '@hourly', kind: 'sleep', payload: { seconds: 0 } });
+  try {
+    const { page, context, problems } = await open(adminToken);
+    await queueRow(page, 'default').waitFor();
+    assert.equal(await page.locator('#queues').getByRole('button').count(), 0, 'no Pause for an admin');
+    assert.ok(await page.getByRole('button', { name: 'Retry matching…' }).isHidden());
+    await page.locator('#views').getByRole('link', { name: 'Schedules' }).click();
+    const schedule = scheduleRow(page, 'shop-hourly');
+    await schedule.waitFor();
+    assert.equal(await scheduleRow(page, 'root-hourly').count(), 0, "another product's is not listed");
+    await confirmed(page, schedule.getByRole('button', { name: 'Pause schedule shop-hourly' }), /Pause schedule/);
+    await until('it to be paused', async () => (await admin.schedule('shop-hourly')).paused);
+    await shows(schedule, /paused/);
+    assert.deepEqual(problems, []);
+    await context.close();
+
+    const asUser = await open(userToken, { query: '?view=schedules' });
+    await asUser.page.locator('#tasks-view').waitFor();
+    assert.ok(await asUser.page.locator('#schedules-view').isHidden(), 'a user gets the tasks');
+    assert.ok(await asUser.page.locator('#queues-panel').isHidden());
+    assert.ok(await asUser.page.locator('#views').isHidden(), 'no Schedules link for a user');
+    assert.ok(await asUser.page.getByRole('button', { name: 'Retry matching…' }).isHidden());
+    await asUser.page.locator('#refreshed').getByText(/updated/).waitFor();
+    assert.deepEqual(asUser.problems, []);
+    await asUser.context.close();
+  } finally {
+    await admin.deleteSchedule('shop-hourly');
+    await root.deleteSchedule('root-hourly');
+  }
+});
+
+test('the Schedules view lists a schedule with its five next ticks; pause and resume it there', async () => {
+  const made = await root.createSchedule({ name: 'nightly', cron: '0 3 * * *', kind: 'sleep', payload: { seconds: 0 } });
+  assert.equal(made.next_ticks.length, 5);
+  const { page, context, problems } = await open(rootToken);
+  try {
+    // Reached from the header, and kept in the address.
+    await page.locator('#views').getByRole('link', { name: 'Schedules' }).click();
+    await until('the address to say so', () => page.url().includes('view=schedules'));
+    const schedule = scheduleRow(page, 'nightly');
+    await schedule.waitFor();
+    assert.equal(await page.locator('#views a[aria-current=page]').innerText(), 'Schedules');
+    assert.ok(await page.locator('#tasks-view').isHidden(), 'the tasks are not shown meanwhile');
+    const ticks = await schedule.locator('.ticks time').evaluateAll((times) => times.map((t) => t.getAttribute('datetime')));
+    assert.deepEqual(ticks.map((t) => new Date(t).getTime()), made.next_ticks.map((t) => new Date(t).getTime()));
+    for (const text of await schedule.locator('.ticks time').allInnerTexts()) {
+      assert.match(text, /03:00/, 'each tick as a time, in the schedule\'s zone');
+    }
+    assert.match(await schedule.innerText(), /0 3 \* \* \*/);
+    assert.match(await schedule.innerText(), /UTC/);
+    assert.match(await schedule.innerText(), /sleep/);
+    assert.match(await schedule.innerText(), /none yet/);
+    await shot(page, 'schedules');
+
+    await confirmed(page, schedule.getByRole('button', { name: 'Pause schedule nightly' }), /Pause schedule nightly\?/);
+    await shows(schedule, /paused/);
+    await shows(schedule, /by root/);
+    assert.equal((await root.schedule('nightly')).paused, true);
+    await confirmed(page, schedule.getByRole('button', { name: 'Resume schedule nightly' }), /Resume schedule nightly\?/);
+    await shows(schedule, /active/);
+    assert.equal((await root.schedule('nightly')).paused, false);
+
+    // A reload keeps the view; the Tasks link goes back.
+    await page.reload();
+    await scheduleRow(page, 'nightly').waitFor();
+    await page.locator('#views').getByRole('link', { name: 'Tasks' }).click();
+    await page.locator('#tasks-view').waitFor();
+    assert.ok(!page.url().includes('view=schedules'));
+    assert.ok(await page.locator('#schedules-view').isHidden());
+    assert.deepEqual(problems, []);
+  } finally {
+    await root.deleteSchedule('nightly');
+    await context.close();
+  }
+});
+
+test("a schedule's last task links to its detail, which names the schedule and its tick", async () => {
+  await root.createSchedule({ name: 'every-second', cron: '* * * * * *', kind: 'sleep', payload: { seconds: 0 } });
+  try {
+    await until('a tick to make a task', async () => (await root.schedule('every-second')).last_task !== null);
+    // Stopped, so that its last task stays put.
+    await root.pauseSchedule('every-second');
+    const { last_task: last } = await root.schedule('every-second');
+    const { page, context, problems } = await open(rootToken, { query: '?view=schedules' });
+    const schedule = scheduleRow(page, 'every-second');
+    await schedule.waitFor();
+    const link = schedule.getByRole('link', { name: new RegExp(last.token.slice(-8)) });
+    await link.click();
+    const detail = page.locator('#detail');
+    await detail.waitFor();
+    await shows(detail, /every-second/, 'the schedule');
+    await detail.locator(`time[datetime="${last.scheduled_for}"]`).waitFor();
+    assert.doesNotMatch(await detail.innerText(), /object/);
+    assert.match(await page.locator('#detail-title').innerText(), new RegExp(last.token.slice(-8)));
+    assert.ok(page.url().includes('view=schedules') && page.url().includes(`task=${last.token}`));
+    await shot(page, 'schedule-task');
+    assert.deepEqual(problems, []);
+    await context.close();
+  } finally {
+    await root.deleteSchedule('every-second');
+  }
+});
+
+test('Retry matching… re-queues the matching failed tasks, after a confirm with their count', async () => {
+  const failed = await Promise.all([1, 2].map(async () => {
+    const task = await user.create('sleep', { seconds: 0, fail: true }, { maxAttempts: 1 });
+    assert.equal((await user.wait(task.token)).status, 'failed');
+    return task;
+  }));
+  const { page, context, problems } = await open(rootToken, { query: '?status=failed&owner=alice' });
+  for (const t of failed) await row(page, t.token).waitFor();
+  await confirmed(page, page.getByRole('button', { name: 'Retry matching…' }), /Retry 2 tasks\?[\s\S]*2 failed/);
+  await until('a second attempt of each', async () => {
+    const tasks = await Promise.all(failed.map((t) => root.get(t.token)));
+    return tasks.every((t) => t.attempt === 2 && t.done);
+  });
+  for (const t of failed) assert.equal((await root.get(t.token)).errors.length, 2, 'the history is kept');
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('expired tasks are listed, counted, coloured and retryable; the detail shows the deadline', async () => {
+  const queue = `expiring${Date.now()}`;
+  const task = await root.create('sleep', { seconds: 0 }, { queue, expiresIn: 0.2 });
+  await until('it to expire', async () => (await root.get(task.token)).status === 'expired');
+  const { page, context, problems } = await open(rootToken, { query: `?queue=${queue}` });
+  await shows(row(page, task.token).locator('.status'), /^expired$/, 'its status');
+  const colour = await row(page, task.token).locator('.status').evaluate((e) => getComputedStyle(e).color);
+  assert.equal(colour, 'rgb(161, 61, 122)', 'expired has a colour of its own');
+  await page.locator('#stats-status .chip.s-expired').waitFor();
+  assert.match(await page.locator('#stats-status').innerText(), /\d+ expired/);
+  assert.match(await page.locator('#chart-legend').innerText(), /expired \d+/);
+  await page.locator('#filters select[name=status]').selectOption('expired');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await until('the filter to apply', () => page.url().includes('status=expired'));
+  await row(page, task.token).getByRole('button', { name: /^sleep/ }).click();
+  const detail = page.locator('#detail');
+  await shows(detail, /Start by/, 'its deadline');
+  await shows(detail.locator('.timeline'), /not started by its start deadline/, 'why it ended');
+  await shot(page, 'expired-detail');
+  await confirmed(page, detail.getByRole('button', { name: 'Retry', exact: true }), /expired/);
+  await until('it to be queued again', async () => (await root.get(task.token)).status === 'queued');
+  assert.deepEqual(problems, []);
+  await root.cancel(task.token);
+  await context.close();
+});
+
+test('two tasks created in the same second show different short tokens', async () => {
+  const [a, b] = await root.createBatch([
+    { kind: 'sleep', payload: { seconds: 1 }, delay: 3600, queue: 'twins' },
+    { kind: 'sleep', payload: { seconds: 1 }, delay: 3600, queue: 'twins' },
+  ]);
+  assert.equal(a.slice(0, 8), b.slice(0, 8), 'made in the same moment, their tokens begin alike');
+  const { page, context, problems } = await open(rootToken, { query: '?queue=twins' });
+  const shown = await Promise.all([a, b].map(async (t) => {
+    await row(page, t).waitFor();
+    return (await row(page, t).locator('.token').innerText()).trim();
+  }));
+  assert.notEqual(shown[0], shown[1], `the short tokens differ: ${shown}`);
+  assert.equal(shown[0], a.slice(-8));
+  assert.equal(shown[1], b.slice(-8));
+  assert.deepEqual(problems, []);
+  await root.cancelMatching({ queue: 'twins' });
+  await context.close();
 });
 
 test('the client works from a page of another origin that errand lists', async () => {

@@ -4,6 +4,10 @@ import {
   ProblemError,
   TaskFailedError,
   type Progress,
+  type Queue,
+  type Schedule,
+  type SchedulePatch,
+  type Status,
   type Task,
 } from '../index.js';
 
@@ -43,4 +47,64 @@ async function operator(): Promise<number> {
   return stats.total + workers.length + (waited.done ? 1 : 0);
 }
 
-export { example, operator };
+async function deadlines(): Promise<string> {
+  const byDate = await errand.create('sleep', { seconds: 1 }, { startBy: new Date(Date.now() + 60_000) });
+  const byText = await errand.create('sleep', { seconds: 1 }, { startBy: '2030-01-01T00:00:00Z', runAt: new Date() });
+  const bySpan = await errand.create('sleep', { seconds: 1 }, { delay: 5, expiresIn: 30 });
+  const ended: Status = 'expired';
+  const shown = [byDate, byText, bySpan].map(
+    (t: Task) => `${t.status} ${t.snoozes} ${t.start_by ?? '-'} ${t.schedule ?? '-'} ${t.scheduled_for ?? '-'}`,
+  );
+  try {
+    await errand.run('sleep', { seconds: 1 }, { expiresIn: 1 });
+  } catch (e) {
+    if (e instanceof TaskFailedError && e.status === ended) shown.push(e.task.start_by ?? '');
+  }
+  return shown.join('\n');
+}
+
+async function control(): Promise<number> {
+  const me = await errand.me();
+  let n = 0;
+  if (me.may.retry_matching) n += (await errand.retryMatching({ status: ['failed', 'expired'], queue: 'media' })).retried;
+  if (me.may.retry_matching) n += (await errand.retryMatching({ all: true })).retried;
+  if (me.may.queues) {
+    const { queues } = await errand.queues();
+    const first: Queue | undefined = queues[0];
+    if (first && me.may.pause_queues) {
+      const paused: Queue = first.paused ? await errand.resumeQueue(first.name) : await errand.pauseQueue(first.name);
+      n += paused.counts.queued + paused.counts.running + paused.counts.waiting + (paused.oldest_queued_seconds ?? 0);
+      n += paused.global_limit ?? 0;
+    }
+  }
+  if (me.may.schedules) {
+    const made: Schedule = await errand.createSchedule({
+      name: 'nightly-report',
+      cron: '0 3 * * *',
+      timezone: 'Europe/Berlin',
+      kind: 'report',
+      payload: { period: 'day' },
+      maxAttempts: 3,
+      timeout: 1800,
+      missed: 'once',
+      overlap: 'skip',
+    });
+    const patch: SchedulePatch = { cron: '30 3 * * *', queue: null, maxAttempts: 5 };
+    const changed = await errand.updateSchedule(made.name, patch);
+    const paused = await errand.pauseSchedule(changed.name);
+    const resumed = await errand.resumeSchedule(paused.name);
+    const again = await errand.schedule(resumed.name);
+    const { schedules } = await errand.schedules();
+    const last = again.last_task;
+    if (last && last.status === 'expired') n += 1;
+    n += again.next_ticks.length + schedules.length + (again.max_attempts ?? 0);
+    n += again.source === 'config' ? 1 : 0;
+    const tasks = await errand.list({ schedule: again.name, status: 'expired' });
+    n += tasks.tasks.length;
+    const gone: null = await errand.deleteSchedule(again.name);
+    n += gone === null ? 0 : 1;
+  }
+  return n;
+}
+
+export { example, operator, deadlines, control };
