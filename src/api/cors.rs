@@ -20,7 +20,7 @@ use super::ApiError;
 use crate::config::CorsOrigins;
 
 /// What a cross-origin page may send.
-const ALLOW_METHODS: &str = "GET, HEAD, POST";
+const ALLOW_METHODS: &str = "GET, HEAD, POST, PATCH, DELETE";
 const ALLOW_HEADERS: &str = "authorization, content-type, content-digest, digest, if-none-match, \
                              idempotency-key, prefer, range";
 /// What it may read of an answer, beyond the always-safe headers.
