@@ -185,6 +185,7 @@ async fn main() {
             &errand::store::TaskEnding {
                 id: parent.id,
                 attempt: 1,
+                started_at: parent.started_at,
                 end,
             },
             now,

@@ -4,10 +4,10 @@
 --
 -- SQLite can't change a table's CHECK constraints, and the status ones
 -- must now allow `expired`: the tasks table is made anew and its rows
--- copied over, as SQLite's documentation prescribes (foreign keys off
--- while the old table goes, so that dropping it deletes nothing that
--- refers to it; everything in one transaction). Hence no transaction
--- around this file: `PRAGMA foreign_keys` does nothing inside one.
+-- copied over, with foreign keys off while the old table goes (dropping it
+-- with them on would delete, by cascade, every row that refers to a task)
+-- and everything in one transaction. Hence no transaction around this
+-- file: `PRAGMA foreign_keys` does nothing inside one.
 PRAGMA foreign_keys = OFF;
 BEGIN IMMEDIATE;
 

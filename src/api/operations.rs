@@ -153,8 +153,7 @@ pub async fn metrics(
 /// queue none waits in any more); a failure leaves the gauges as they
 /// were (and is logged).
 async fn sample_queue_oldest(state: &ApiState) {
-    let now = Utc::now();
-    let oldest = match state.store.task_queue_oldest(now).await {
+    let oldest = match state.store.task_queue_oldest(Utc::now()).await {
         Ok(oldest) => oldest,
         Err(e) => {
             tracing::warn!(error = %e, "could not sample the oldest queued tasks");
@@ -170,9 +169,8 @@ async fn sample_queue_oldest(state: &ApiState) {
     for queue in seen.difference(&waiting) {
         crate::telemetry::queue_oldest_queued(queue, Duration::ZERO);
     }
-    for (queue, since) in &oldest {
-        let waited = (now - *since).to_std().unwrap_or_default();
-        crate::telemetry::queue_oldest_queued(queue, waited);
+    for (queue, waited) in &oldest {
+        crate::telemetry::queue_oldest_queued(queue, *waited);
     }
     *seen = waiting;
 }

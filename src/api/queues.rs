@@ -69,10 +69,12 @@ pub async fn list_queues(
         .json(QueueList { queues }))
 }
 
-/// `POST /v1/queues/{name}/pause` (superusers): no worker starts the
-/// queue's tasks until it is resumed, within one heartbeat (at once on
-/// Postgres, pushes included); running tasks finish, and new tasks may
-/// still be created (they wait). Pausing a paused queue changes nothing.
+/// `POST /v1/queues/{name}/pause` (superusers): from the answer on, no
+/// claim takes the queue's tasks and (Postgres) no new task of it is
+/// pushed to an idle worker; a claim or insert already under way may still
+/// start one, and so may a task a worker claimed ahead of a free slot.
+/// Running tasks finish, and new tasks may still be created (they wait).
+/// Pausing a paused queue changes nothing.
 #[utoipa::path(
     post, path = "/v1/queues/{name}/pause", tag = "operators",
     params(("name" = String, Path, description = "The queue's name")),
@@ -176,9 +178,8 @@ async fn queues(state: &ApiState) -> Result<BTreeMap<String, QueueView>, ApiErro
             .counts
             .insert(status.to_string(), n);
     }
-    for (name, oldest) in state.store.task_queue_oldest(now).await? {
-        let waited = (now - oldest).num_milliseconds().max(0) as f64 / 1000.0;
-        queue(&mut queues, state, &name).oldest_queued_seconds = Some(waited);
+    for (name, waited) in state.store.task_queue_oldest(now).await? {
+        queue(&mut queues, state, &name).oldest_queued_seconds = Some(waited.as_secs_f64());
     }
     for (name, pause) in state.store.queue_pauses().await? {
         let view = queue(&mut queues, state, &name);

@@ -17,7 +17,8 @@ use crate::tasks::{Scope, TaskView};
 /// `POST /v1/tasks/{token}/retry` (superusers): re-queues a failed,
 /// cancelled, dropped or expired task for a new attempt, keeping its
 /// history (an expired one's start deadline no longer holds); any other
-/// task is 409.
+/// task is 409, and so is one a parent of which has not completed (it
+/// would run without that parent's result: retry the parent first).
 #[utoipa::path(
     post, path = "/v1/tasks/{token}/retry", tag = "operators",
     params(("token" = String, Path, description = "The task's token")),
@@ -27,7 +28,7 @@ use crate::tasks::{Scope, TaskView};
         CommonProblems,
         (status = 403, description = "Not a superuser", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task, or one you may not see", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The task is not failed, cancelled, dropped or expired", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The task is not failed, cancelled, dropped or expired, or a task it depends on has not completed", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn retry_task(
@@ -35,6 +36,7 @@ pub async fn retry_task(
     state: web::Data<ApiState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let mut seen = None;
     for _ in 0..5 {
         let task = visible_task(&state, &caller, &path).await?;
         if !caller.is_superuser() {
@@ -48,6 +50,13 @@ pub async fn retry_task(
                 task.status
             )));
         }
+        if seen == Some((task.status, task.attempt)) {
+            // Unchanged, and still not retried: a parent has not completed.
+            return Err(ApiError::Conflict(
+                "a task it depends on has not completed: retry that one first".into(),
+            ));
+        }
+        seen = Some((task.status, task.attempt));
         if let Some(task) = state
             .store
             .task_retry(&task, task.attempts_for_retry(), Utc::now())
@@ -72,8 +81,9 @@ pub struct RetriedCount {
 /// `POST /v1/tasks/retry` (superusers): re-queues every task matching the
 /// filter in the body (the fields of `GET /v1/tasks`) that ended without a
 /// result (failed, cancelled, dropped or expired), each for a new attempt
-/// (keeping its history); others are left as they are. An empty filter is
-/// refused unless `"all": true` says that every task is meant.
+/// (keeping its history); others are left as they are, and so is a task a
+/// parent of which has not completed. An empty filter is refused unless
+/// `"all": true` says that every task is meant.
 #[utoipa::path(
     post, path = "/v1/tasks/retry", tag = "operators",
     request_body = Matching,

@@ -56,7 +56,7 @@ pub async fn create_schedule(
     let draft: ScheduleDraft = json_into(body)?;
     let now = Utc::now();
     let schedule = draft
-        .validate(&caller, ScheduleSource::Api)
+        .validate(&caller, ScheduleSource::Api, now)
         .map_err(EnqueueError::from)?;
     check_task(&state, &schedule, now)?;
     let record = ScheduleRecord::new(schedule, now);
@@ -176,7 +176,7 @@ pub async fn update_schedule(
     let draft: ScheduleDraft = json_into(merged)?;
     let now = Utc::now();
     let schedule = draft
-        .validate(&record.schedule.creator(), ScheduleSource::Api)
+        .validate(&record.schedule.creator(), ScheduleSource::Api, now)
         .map_err(EnqueueError::from)?;
     check_task(&state, &schedule, now)?;
     let moved = schedule.cron != record.schedule.cron;
@@ -190,7 +190,12 @@ pub async fn update_schedule(
         ..record
     };
     let Some(updated) = state.store.schedule_update(&changed).await? else {
-        return Err(ApiError::NotFound(format!("no schedule {:?}", *path)));
+        // Deleted meanwhile, or taken over by the configuration.
+        let now = visible(&state, &caller, &path).await?;
+        from_api(&now, "changed")?;
+        return Err(ApiError::Conflict(
+            "the schedule changed while this request ran; try again".into(),
+        ));
     };
     tracing::info!(schedule = updated.schedule.name, by = %caller.name, "schedule changed");
     answer(&state, StatusCode::OK, updated).await
@@ -331,7 +336,7 @@ fn check_task(
 ) -> Result<(), ApiError> {
     let registry = state.enqueuer.registry();
     registry
-        .prepare(schedule.draft(), &schedule.creator(), now)
+        .schedule_task(schedule, now, now)
         .map(|_| ())
         .map_err(|e| ApiError::from(EnqueueError::from(e)))
 }

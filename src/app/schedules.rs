@@ -1,7 +1,9 @@
 //! The schedules the configuration declares (`[schedules.NAME]`): checked
 //! when the process is built (a bad one stops the start, naming its key),
 //! and written to the database when a process that runs workers starts,
-//! over what was there: the configuration is their source of truth.
+//! over what was there: the configuration is their source of truth, so
+//! every such process must declare the same ones (as it declares the same
+//! kinds), or each start undoes the last one's.
 
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -42,9 +44,9 @@ pub(super) fn configured(
                 product: None,
             };
             let schedule = draft(name, declared)
-                .and_then(|d| d.validate(&owner, ScheduleSource::Config))
+                .and_then(|d| d.validate(&owner, ScheduleSource::Config, now))
                 .map_err(|e| bad(e.field, e.message))?;
-            match registry.prepare(schedule.draft(), &owner, now) {
+            match registry.schedule_task(&schedule, now, now) {
                 Ok(_) => Ok(schedule),
                 Err(DraftError::Invalid(e)) => Err(bad(e.field, e.message)),
                 Err(DraftError::Kind(e)) => Err(bad("kind", e.to_string())),

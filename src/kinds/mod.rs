@@ -129,7 +129,9 @@ pub struct TaskError {
 pub enum Outcome {
     /// "Not yet: look again in this long." The task goes back to `queued`
     /// with its `run_at` that far ahead; the attempt is not counted (its
-    /// `attempt` stays as it was) and its `snoozes` goes up by one. Past
+    /// `attempt` goes back to what it was before this run, and the next
+    /// run has this one's number again) and its `snoozes` goes up by one.
+    /// Past
     /// `tasks.max_snoozes` snoozes, or for longer than
     /// `tasks.snooze_limit`, the task fails instead, saying so.
     Snooze(Duration),

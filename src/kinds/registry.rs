@@ -20,8 +20,8 @@ use super::sleep::Sleep;
 use super::{Kind, TaskContext, TaskError};
 use crate::config::{KindSettings, Settings};
 use crate::tasks::{
-    Backoff, Invalid, KindPolicy, NewTask, Principal, SnoozeLimits, TaskDraft, WebhookSecret,
-    validate_queue_name,
+    Backoff, Invalid, KindPolicy, NewTask, Principal, Schedule, ScheduleTick, SnoozeLimits,
+    TaskDraft, WebhookSecret, validate_queue_name,
 };
 
 /// A running handler.
@@ -428,6 +428,22 @@ impl Registry {
     ) -> Result<NewTask, DraftError> {
         let policy = self.check(&draft.kind, &draft.payload)?;
         Ok(draft.validate(policy, creator, now)?)
+    }
+
+    /// The task `schedule` makes at `tick`, made at `now` and checked as a
+    /// create of it would be.
+    pub fn schedule_task(
+        &self,
+        schedule: &Schedule,
+        tick: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<NewTask, DraftError> {
+        let mut task = self.prepare(schedule.draft(), &schedule.creator(), now)?;
+        task.tick = Some(ScheduleTick {
+            schedule: schedule.name.clone(),
+            at: tick,
+        });
+        Ok(task)
     }
 }
 

@@ -262,9 +262,9 @@ impl Store {
         pub async fn task_throughput(&self, counting: &TaskCounting<'_>, interval_secs: i64) -> Result<Vec<EndedCount>, StoreError>;
         /// Counts of the tasks in `statuses`, by queue and status.
         pub async fn task_queue_depth(&self, statuses: &[Status]) -> Result<Vec<(String, Status, i64)>, StoreError>;
-        /// Per queue with tasks due by `now` and not started, when the one
-        /// due longest became due.
-        pub async fn task_queue_oldest(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
+        /// Per queue with tasks due by `now` and not started, how long the
+        /// one due longest has waited since it became due.
+        pub async fn task_queue_oldest(&self, now: DateTime<Utc>) -> Result<Vec<(String, std::time::Duration)>, StoreError>;
         /// Pauses a queue (by `by`, at `now`): no worker starts its tasks
         /// until it is resumed. Pausing a paused queue keeps the first
         /// pause; the answer is the pause in effect.
@@ -302,8 +302,8 @@ impl Store {
         pub async fn schedule_last_tasks(&self, names: &[String]) -> Result<Vec<Task>, StoreError>;
         /// The schedulers' last promise to look again.
         pub async fn schedule_clock(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
-        /// A scheduler's promise to look again by `alive_until`, or `None`
-        /// from one that stops cleanly.
+        /// A scheduler's promise to look again by `alive_until` (one that
+        /// stops cleanly promises only up to its stop).
         pub async fn schedule_clock_set(&self, alive_until: Option<DateTime<Utc>>) -> Result<(), StoreError>;
         /// Retention: deletes up to `limit` tasks that finished before the
         /// cut-off of their status; returns how many.

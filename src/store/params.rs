@@ -128,6 +128,10 @@ pub struct TaskEnding {
     pub id: TaskId,
     /// The attempt that ends: the write is fenced by it.
     pub attempt: i32,
+    /// When that attempt started, if known: the write is fenced by it too.
+    /// A snooze gives its attempt number back, so the next claim runs
+    /// under the same number; its start time is its own.
+    pub started_at: Option<DateTime<Utc>>,
     pub end: AttemptEnd,
 }
 

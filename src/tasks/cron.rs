@@ -1,19 +1,22 @@
 //! When a schedule fires: a cron expression in an IANA time zone
 //! ([`Cron`]), and the next tick after a given instant, by the rules of
-//! daylight saving time:
+//! daylight saving time, for every expression alike:
 //!
 //! - a local time that does not exist (the clocks jumped over it) fires
 //!   once, at the first instant after the jump;
 //! - a local time that occurs twice (the clocks went back over it) fires
-//!   once, at its first occurrence.
+//!   once, at its first occurrence (so an expression every quarter hour
+//!   makes no tick in the repeated hour).
 //!
-//! Parsing and matching are croner's (which follows the cron standards);
-//! the zones are chrono-tz's copy of the IANA database.
+//! The expression is matched against wall-clock (local) times, which are
+//! then placed in the zone: parsing and matching are croner's (which
+//! follows the cron standards), the zones chrono-tz's copy of the IANA
+//! database.
 
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, LocalResult, SubsecRound as _, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, NaiveDateTime, Offset as _, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds};
 
@@ -39,16 +42,21 @@ impl PartialEq for Cron {
     }
 }
 
+/// The longest a DST gap is searched across (no zone's is near a day).
+const LONGEST_GAP_MINUTES: i64 = 24 * 60;
+
 impl Cron {
     /// `expression` (five fields, minute first; or six, seconds first; or
     /// a nickname such as `@daily`) read in `timezone` (an IANA name such
     /// as `Europe/Berlin`, or `UTC`). A bad one is refused naming `cron` or
-    /// `timezone`; so is one that never fires (`0 0 31 2 *`).
+    /// `timezone`. (Whether it ever fires is [`Cron::fires_after`]'s.)
     pub fn parse(expression: &str, timezone: &str) -> Result<Cron, Invalid> {
         let zone = Tz::from_str(timezone).map_err(|_| {
             Invalid::new(
                 "timezone",
-                format!("{timezone:?} is not an IANA time zone name (such as \"UTC\" or \"Europe/Berlin\")"),
+                format!(
+                    "{timezone:?} is not an IANA time zone name (such as \"UTC\" or \"Europe/Berlin\")"
+                ),
             )
         })?;
         let expression = expression.trim();
@@ -71,17 +79,23 @@ impl Cron {
                     format!("{expression:?} is not a cron expression: {e}"),
                 )
             })?;
-        let cron = Cron {
+        Ok(Cron {
             expression: expression.to_string(),
             zone,
             pattern,
-        };
-        // Searching far ahead for a date that never comes (February 31st)
-        // is croner's error, not a tick: refuse such an expression now.
-        if cron.next_after(Utc::now()).is_none() {
-            return Err(Invalid::new("cron", format!("{expression:?} never fires")));
+        })
+    }
+
+    /// Refuses, naming `cron`, an expression with no tick after `now`
+    /// (February 31st): croner gives up searching far ahead.
+    pub fn fires_after(&self, now: DateTime<Utc>) -> Result<(), Invalid> {
+        match self.next_after(now) {
+            Some(_) => Ok(()),
+            None => Err(Invalid::new(
+                "cron",
+                format!("{:?} never fires", self.expression),
+            )),
         }
-        Ok(cron)
     }
 
     /// The expression, as given (trimmed).
@@ -97,33 +111,39 @@ impl Cron {
     /// The first tick strictly after `t`; `None` if there is none within
     /// croner's search horizon (an expression that never fires).
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut from = t.with_timezone(&self.zone);
+        // From the wall-clock time of `t` (its first occurrence, if it
+        // occurs twice: a tick found there may come before `t`, and is
+        // passed over).
+        let mut local = t.with_timezone(&self.zone).naive_local();
         loop {
-            let tick = self.pattern.find_next_occurrence(&from, false).ok()?;
-            if !self.repeats(&tick) {
-                return Some(tick.with_timezone(&Utc));
+            local = self.pattern.find_next_occurrence(&local, false).ok()?;
+            let tick = self.place(local)?;
+            if tick > t {
+                return Some(tick);
             }
-            from = tick;
         }
     }
 
     /// The last tick strictly before `t`, if there is one.
     pub fn last_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        // Ticks fall on whole seconds, and croner reads a time by its whole
-        // seconds: before 10:00:00.5 is at or before 10:00:00.
-        let whole = t.trunc_subsecs(0);
-        let t = if whole < t {
-            whole + chrono::Duration::seconds(1)
-        } else {
-            t
-        };
-        let mut from = t.with_timezone(&self.zone);
+        let at = t.with_timezone(&self.zone);
+        let mut local = at.naive_local();
+        if let LocalResult::Ambiguous(first, _) = self.zone.from_local_datetime(&local) {
+            // `t` is in a repeated hour: the wall-clock times after its own
+            // in that hour had their (first) occurrence before it.
+            let repeat =
+                first.offset().fix().local_minus_utc() - at.offset().fix().local_minus_utc();
+            local += chrono::Duration::seconds(i64::from(repeat));
+        }
+        // A tick at `t`'s own wall-clock second (or, if `t` is within a
+        // second, just before it) counts too.
+        local += chrono::Duration::seconds(1);
         loop {
-            let tick = self.pattern.find_previous_occurrence(&from, false).ok()?;
-            if !self.repeats(&tick) {
-                return Some(tick.with_timezone(&Utc));
+            local = self.pattern.find_previous_occurrence(&local, false).ok()?;
+            let tick = self.place(local)?;
+            if tick < t {
+                return Some(tick);
             }
-            from = tick;
         }
     }
 
@@ -134,12 +154,29 @@ impl Cron {
             .collect()
     }
 
-    /// Whether `tick` is the second occurrence of its local time (the
-    /// clocks went back over it): the first one fired already.
-    fn repeats(&self, tick: &DateTime<Tz>) -> bool {
-        match self.zone.from_local_datetime(&tick.naive_local()) {
-            LocalResult::Ambiguous(first, _) => first != *tick,
-            _ => false,
+    /// The instant of a wall-clock tick in the zone: its first occurrence
+    /// if it occurs twice; the first instant after the jump if the clocks
+    /// jumped over it. (Several wall-clock ticks in one gap all land on
+    /// that instant, which fires once: the callers keep only ticks past
+    /// the one before.)
+    fn place(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+        match self.zone.from_local_datetime(&local) {
+            LocalResult::Single(at) | LocalResult::Ambiguous(at, _) => Some(at.with_timezone(&Utc)),
+            LocalResult::None => {
+                // The first valid minute after it, then back second by
+                // second to where the gap ends.
+                let minute = (1..=LONGEST_GAP_MINUTES)
+                    .map(|m| local + chrono::Duration::minutes(m))
+                    .find(|later| self.zone.from_local_datetime(later).single().is_some())?;
+                let end = (0..60)
+                    .rev()
+                    .map(|s| minute - chrono::Duration::seconds(s))
+                    .find(|later| self.zone.from_local_datetime(later).single().is_some())?;
+                self.zone
+                    .from_local_datetime(&end)
+                    .single()
+                    .map(|at| at.with_timezone(&Utc))
+            }
         }
     }
 }
@@ -212,6 +249,38 @@ mod tests {
     }
 
     #[test]
+    fn a_jumped_over_time_fires_once_whatever_the_expression() {
+        // Two hours, and two minutes of one hour: 02:00 and 02:30 do not
+        // exist on 2026-03-29 in Berlin; each fires at 03:00, once.
+        assert_eq!(
+            ticks("0 2,14 * * *", "Europe/Berlin", "2026-03-28T20:00:00Z", 2),
+            ["2026-03-29T01:00:00+00:00", "2026-03-29T12:00:00+00:00"]
+        );
+        assert_eq!(
+            ticks("0,30 2,3 * * *", "Europe/Berlin", "2026-03-28T20:00:00Z", 3),
+            [
+                "2026-03-29T01:00:00+00:00", // 02:00 and 02:30 and 03:00: once
+                "2026-03-29T01:30:00+00:00", // 03:30 CEST
+                "2026-03-30T00:00:00+00:00"  // 02:00 CEST the next day
+            ]
+        );
+        // Every second across the jump: 01:59:59 CET, then 03:00:00 CEST.
+        assert_eq!(
+            ticks("* * * * * *", "Europe/Berlin", "2026-03-29T00:59:58Z", 3),
+            [
+                "2026-03-29T00:59:59+00:00",
+                "2026-03-29T01:00:00+00:00",
+                "2026-03-29T01:00:01+00:00"
+            ]
+        );
+        let cron = Cron::parse("0,30 2,3 * * *", "Europe/Berlin").unwrap();
+        assert_eq!(
+            cron.last_before(at("2026-03-29T01:30:00Z")),
+            Some(at("2026-03-29T01:00:00Z"))
+        );
+    }
+
+    #[test]
     fn a_local_time_that_occurs_twice_fires_once() {
         // Berlin, 2026-10-25: 03:00 CEST becomes 02:00 CET (01:00 UTC), so
         // 02:00 to 02:59 occur twice.
@@ -274,13 +343,22 @@ mod tests {
             ("61 * * * *", "UTC", "cron"),
             ("", "UTC", "cron"),
             ("every day", "UTC", "cron"),
-            ("0 0 31 2 *", "UTC", "cron"),
             ("* * * * *", "Mars/Olympus", "timezone"),
             ("* * * * *", "", "timezone"),
         ] {
             let err = Cron::parse(cron, zone).unwrap_err();
             assert_eq!(err.field, field, "{cron:?} in {zone:?}: {err}");
         }
+        let never = Cron::parse("0 0 31 2 *", "UTC").unwrap();
+        assert_eq!(
+            never
+                .fires_after(at("2026-01-01T00:00:00Z"))
+                .unwrap_err()
+                .field,
+            "cron"
+        );
+        let leap = Cron::parse("0 0 29 2 *", "UTC").unwrap();
+        assert!(leap.fires_after(at("2026-12-07T00:00:00Z")).is_ok());
         let daily = Cron::parse("@daily", "UTC").unwrap();
         assert_eq!(
             daily.next_after(at("2026-01-01T10:00:00Z")),

@@ -82,10 +82,14 @@ pub fn plan(
             .last_before(bound)
             .filter(|last| *last >= tick)
             .unwrap_or(tick);
-        firing.skipped = true;
         if schedule.missed == Missed::Once {
+            if firing.ticks.len() >= limit.max(1) {
+                firing.next_tick = tick;
+                return Some(firing.overlapping(schedule.overlap));
+            }
             firing.ticks.push(last);
         }
+        firing.skipped = true;
         tick = cron.next_after(last).unwrap_or(far);
     }
     firing.next_tick = tick;

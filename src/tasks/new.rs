@@ -74,8 +74,9 @@ pub struct TaskDraft {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_by: Option<DateTime<Utc>>,
     /// A start deadline this many seconds after the task is due (its
-    /// `run_at`: now, unless delayed). Default: the kind's `expires_in`,
-    /// if it has one. Not with `start_by`.
+    /// `run_at`: now, unless delayed; a task waiting for its parents
+    /// counts from its creation). Default: the kind's `expires_in`, if it
+    /// has one. Not with `start_by`.
     #[schema(exclusive_minimum = 0)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<f64>,
@@ -302,7 +303,7 @@ impl TaskDraft {
                 "start_by",
                 "is not in the future: the task would never start",
             )),
-            (Some(at), None) if at < run_at => Err(Invalid::new(
+            (Some(at), None) if at <= run_at => Err(Invalid::new(
                 "start_by",
                 "is before the task is due (run_at or delay): it would never start",
             )),

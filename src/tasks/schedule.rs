@@ -207,12 +207,18 @@ fn empty_object() -> Value {
 
 impl ScheduleDraft {
     /// Checks every field a schedule holds of its own (the name, the cron
-    /// expression and its zone, the queue). Its task is checked as a
-    /// create is, by the caller: [`Schedule::draft`]. Its tasks belong to
-    /// `owner`.
-    pub fn validate(self, owner: &Principal, source: ScheduleSource) -> Result<Schedule, Invalid> {
+    /// expression, which must fire after `now`, and its zone, the queue).
+    /// Its task is checked as a create is, by the caller:
+    /// [`Schedule::draft`]. Its tasks belong to `owner`.
+    pub fn validate(
+        self,
+        owner: &Principal,
+        source: ScheduleSource,
+        now: DateTime<Utc>,
+    ) -> Result<Schedule, Invalid> {
         validate_schedule_name(&self.name).map_err(|m| Invalid::new("name", m))?;
         let cron = Cron::parse(&self.cron, &self.timezone)?;
+        cron.fires_after(now)?;
         if let Some(queue) = &self.queue {
             validate_queue_name(queue).map_err(|m| Invalid::new("queue", m))?;
         }
@@ -274,7 +280,7 @@ pub(super) mod tests {
             overlap,
             ..draft
         }
-        .validate(&owner, ScheduleSource::Api)
+        .validate(&owner, ScheduleSource::Api, Utc::now())
         .unwrap()
     }
 
@@ -308,13 +314,17 @@ pub(super) mod tests {
             ),
         ] {
             let draft: ScheduleDraft = serde_json::from_value(body.clone()).unwrap();
-            let err = draft.validate(&owner, ScheduleSource::Api).unwrap_err();
+            let err = draft
+                .validate(&owner, ScheduleSource::Api, Utc::now())
+                .unwrap_err();
             assert_eq!(err.field, field, "{body}: {err}");
         }
         let s = every_second(Missed::Skip, Overlap::Allow);
         assert_eq!(s.owner, "ops");
         assert_eq!(
-            s.as_draft().validate(&owner, ScheduleSource::Api).unwrap(),
+            s.as_draft()
+                .validate(&owner, ScheduleSource::Api, Utc::now())
+                .unwrap(),
             s
         );
         assert_eq!(s.draft().kind, "sleep");

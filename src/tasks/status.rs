@@ -52,7 +52,8 @@ pub enum Status {
     Cancelled,
     /// Its worker was lost with no attempt left.
     Dropped,
-    /// Its start deadline (`start_by`) passed before it started.
+    /// Its start deadline (`start_by`) passed before any attempt of it
+    /// counted (a snoozed attempt does not).
     Expired,
 }
 

@@ -71,7 +71,7 @@ async fn run(shared: Arc<Shared>, task: Task, stop: Arc<Stop>, place: Place, pac
             Some(ran) => record(&shared, &task, ran, took).await,
             None => tracing::warn!("lease lost: this attempt stopped and wrote nothing more"),
         }
-        shared.running.remove(task.id);
+        shared.running.remove(task.id, &stop);
         drop(place);
     }
     .instrument(span)
@@ -322,6 +322,7 @@ async fn record(shared: &Shared, task: &Task, ran: Ran, took: std::time::Duratio
         let ending = TaskEnding {
             id: task.id,
             attempt: task.attempt,
+            started_at: task.started_at,
             end,
         };
         // No answer: the writers are gone (the runtime is stopping).

@@ -118,8 +118,15 @@ impl Running {
         self.lock().contains_key(&id)
     }
 
-    fn remove(&self, id: TaskId) {
-        self.lock().remove(&id);
+    /// Forgets the attempt whose stop signal is `stop`. (After a snooze,
+    /// this process may claim the task again, under the same attempt
+    /// number, before the snoozed attempt's executor is done: that one must
+    /// not take the new one's place away.)
+    fn remove(&self, id: TaskId, stop: &Arc<Stop>) {
+        let mut held = self.lock();
+        if held.get(&id).is_some_and(|h| Arc::ptr_eq(&h.stop, stop)) {
+            held.remove(&id);
+        }
     }
 
     fn len(&self) -> usize {

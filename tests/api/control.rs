@@ -225,11 +225,22 @@ async fn a_task_not_started_by_its_deadline_expires_and_its_dependents_are_cance
     let stats = root.get_json("/v1/tasks/stats").await;
     assert_eq!(stats["by_status"]["expired"], 1);
     post(&root, "/v1/queues/default/resume", None).await;
+    let child_token = child["token"].as_str().unwrap().to_string();
+    let r = post(&root, &format!("/v1/tasks/{child_token}/retry"), None).await;
+    let problem = crate::problem(r, 409).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("depends on"),
+        "{problem}"
+    );
     let r = post(&root, &format!("/v1/tasks/{parent}/retry"), None).await;
     assert_eq!(r.status(), 202);
     let retried: Value = r.json().await.unwrap();
     assert_eq!(retried["start_by"], Value::Null);
     let done = root.wait_done(&parent, Duration::from_secs(15)).await;
+    assert_eq!(done["status"], "completed");
+    let r = post(&root, &format!("/v1/tasks/{child_token}/retry"), None).await;
+    assert_eq!(r.status(), 202, "its parent completed");
+    let done = root.wait_done(&child_token, Duration::from_secs(15)).await;
     assert_eq!(done["status"], "completed");
 }
 

@@ -369,6 +369,7 @@ pub fn ending(
     errand::store::TaskEnding {
         id,
         attempt,
+        started_at: None,
         end: end.clone(),
     }
 }

@@ -108,6 +108,34 @@ pub async fn a_snooze_requeues_without_counting_the_attempt(store: &Store) {
     }
 }
 
+/// A snooze gives its attempt number back, so the next claim runs under
+/// the same number: an end written again for the snoozed run (its first
+/// write was done, but its answer lost) must not touch the new one.
+pub async fn an_end_of_a_snoozed_run_can_not_touch_the_next_run_of_its_number(store: &Store) {
+    common::insert_task(store, &new_task("default", 0, t0(), 3)).await;
+    let first = claim(store, "w", 1, t0()).await.remove(0);
+    let limits = errand::tasks::SnoozeLimits {
+        max_snoozes: 100,
+        longest: std::time::Duration::from_secs(60),
+    };
+    let outcome = snooze(std::time::Duration::ZERO, 0, &limits);
+    let end = end_attempt(1, 3, outcome, &BACKOFF, 0.5, t0());
+    let snoozed = errand::store::TaskEnding {
+        started_at: first.started_at,
+        ..common::ending(first.id, 1, &end)
+    };
+    store.task_end(&snoozed, t0()).await.unwrap().unwrap();
+    let later = t0() + Duration::seconds(1);
+    let second = claim(store, "w", 1, later).await.remove(0);
+    assert_eq!((second.id, second.attempt), (first.id, 1));
+    assert!(
+        store.task_end(&snoozed, later).await.unwrap().is_none(),
+        "fenced by the run's start"
+    );
+    let task = store.task_get(first.token).await.unwrap().unwrap();
+    assert_eq!((task.status, task.snoozes), (Status::Running, 1));
+}
+
 pub async fn a_paused_queue_gives_no_task_until_resumed(store: &Store) {
     common::insert_task(store, &new_task("default", 0, t0(), 3)).await;
     common::insert_task(store, &new_task("other", 0, t0(), 3)).await;
@@ -183,9 +211,75 @@ pub async fn retry_by_filter_requeues_only_matching_tasks_that_ended_badly(store
         assert_eq!(task.errors.len(), 1, "history kept");
     }
     assert_eq!(status(3).await.status, Status::Failed, "another kind");
+
     let queued = store.task_get(still_queued.token).await.unwrap().unwrap();
     assert_eq!(queued.status, Status::Queued);
     assert_eq!(claim(store, "w", 10, later).await.len(), 3);
+}
+
+/// A child cancelled because its parent failed can't be retried (one, or
+/// by filter) until that parent has completed: it would run without the
+/// parent's result. Then it can, and a claim takes it.
+pub async fn a_task_is_retried_only_once_its_parents_completed(store: &Store) {
+    let parent = common::insert_task(store, &new_task("default", 0, t0(), 1)).await;
+    let mut child = new_task("default", 0, t0(), 1);
+    child.depends_on = vec![parent.token];
+    let child = common::insert_task(store, &child).await;
+    let running = claim(store, "w", 1, t0()).await.remove(0);
+    let failed = AttemptOutcome::Failed {
+        message: "bug".into(),
+        retryable: false,
+    };
+    let end = end_attempt(1, 1, failed, &BACKOFF, 0.0, t0());
+    store
+        .task_end(&common::ending(running.id, 1, &end), t0())
+        .await
+        .unwrap();
+    let cancelled = store.task_get(child.token).await.unwrap().unwrap();
+    assert_eq!(cancelled.status, Status::Cancelled);
+    let every = TaskFilter {
+        status: vec![Status::Cancelled],
+        ..TaskFilter::default()
+    };
+    let retried = store
+        .task_retry_matching(&Scope::everything(), &every, t0())
+        .await
+        .unwrap();
+    assert_eq!(retried, 0, "its parent failed");
+    assert!(
+        store
+            .task_retry(&cancelled, 2, t0())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let failed = store.task_get(parent.token).await.unwrap().unwrap();
+    store.task_retry(&failed, 2, t0()).await.unwrap().unwrap();
+    let again = claim(store, "w", 1, t0()).await.remove(0);
+    assert_eq!(again.token, parent.token);
+    let ok = end_attempt(
+        2,
+        2,
+        AttemptOutcome::Succeeded(json!(1)),
+        &BACKOFF,
+        0.0,
+        t0(),
+    );
+    store
+        .task_end(&common::ending(again.id, 2, &ok), t0())
+        .await
+        .unwrap();
+    let retried = store
+        .task_retry_matching(&Scope::everything(), &every, t0())
+        .await
+        .unwrap();
+    assert_eq!(retried, 1, "its parent completed");
+    let child = claim(store, "w", 1, t0()).await.remove(0);
+    assert_eq!(
+        (child.token, child.status),
+        (cancelled.token, Status::Running)
+    );
 }
 
 pub async fn each_queue_tells_how_long_its_oldest_due_task_waited(store: &Store) {
@@ -199,7 +293,10 @@ pub async fn each_queue_tells_how_long_its_oldest_due_task_waited(store: &Store)
     oldest.sort();
     assert_eq!(
         oldest,
-        [("default".to_string(), t0()), ("mail".to_string(), newer)],
+        [
+            ("default".to_string(), std::time::Duration::from_secs(10)),
+            ("mail".to_string(), std::time::Duration::ZERO)
+        ],
         "a delayed task is not waiting yet"
     );
 }

@@ -99,6 +99,8 @@ conformance!(
     a_task_past_its_start_deadline_is_never_claimed_and_expires,
     a_deadline_holds_only_until_an_attempt_counts,
     a_snooze_requeues_without_counting_the_attempt,
+    an_end_of_a_snoozed_run_can_not_touch_the_next_run_of_its_number,
+    a_task_is_retried_only_once_its_parents_completed,
     a_paused_queue_gives_no_task_until_resumed,
     retry_by_filter_requeues_only_matching_tasks_that_ended_badly,
     each_queue_tells_how_long_its_oldest_due_task_waited,

@@ -25,7 +25,7 @@ fn schedule(name: &str, cron: &str, source: ScheduleSource) -> ScheduleRecord {
         role: Role::Admin,
         product: Some("shop".into()),
     };
-    ScheduleRecord::new(draft.validate(&owner, source).unwrap(), t0())
+    ScheduleRecord::new(draft.validate(&owner, source, t0()).unwrap(), t0())
 }
 
 /// A task of `name`'s tick at `at`.
@@ -99,6 +99,18 @@ pub async fn a_schedule_reads_back_as_written_and_pauses_and_resumes(store: &Sto
     let updated = store.schedule_update(&changed).await.unwrap().unwrap();
     assert_eq!(updated.schedule.payload, json!({"seconds": 2}));
     assert_eq!((updated.created_at, updated.updated_at), (t0(), later));
+    assert_eq!(
+        updated.next_tick, next,
+        "the expression is the same: a pass's move is not undone"
+    );
+    let mut moved = changed.clone();
+    moved.schedule = schedule("nightly", "0 4 * * *", ScheduleSource::Api).schedule;
+    moved.next_tick = t0() + Duration::days(5);
+    let updated = store.schedule_update(&moved).await.unwrap().unwrap();
+    assert_eq!(
+        updated.next_tick, moved.next_tick,
+        "a new expression: its own"
+    );
     assert_eq!(store.schedule_list().await.unwrap().len(), 1);
     assert!(
         !store

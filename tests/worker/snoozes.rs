@@ -15,6 +15,7 @@ use crate::common::{self, Backend, Client, TestApp, TestDb};
 
 on_both_stores!(
     a_rust_kind_snoozes_three_times_and_completes_on_its_first_attempt,
+    a_task_snoozed_for_no_time_runs_again_here_and_keeps_its_lease,
     a_command_kind_snoozes_by_exit_75_and_a_bad_snooze_fails,
     a_task_past_max_snoozes_fails_saying_so,
 );
@@ -56,6 +57,48 @@ async fn a_rust_kind_snoozes_three_times_and_completes_on_its_first_attempt(back
         (json!(1), json!(3))
     );
     assert_eq!(done["errors"], json!([]), "a snooze is not an error");
+}
+
+/// A kind that snoozes for no time at all three times, then runs longer
+/// than a lease.
+struct Doze;
+
+impl Kind for Doze {
+    const NAME: &'static str = "doze";
+    type Payload = Value;
+
+    async fn run(&self, _: Value, ctx: &TaskContext) -> Result<Value, TaskError> {
+        let runs = ctx.state::<Runs>()?.0.fetch_add(1, Ordering::SeqCst) + 1;
+        if runs <= 3 {
+            return Err(Outcome::Snooze(Duration::ZERO).into());
+        }
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        Ok(json!({"runs": runs}))
+    }
+}
+
+/// Snoozed for no time, a task is claimed again at once (by this worker,
+/// the only one) under the same attempt number: that run keeps its lease
+/// past `worker.lease` (the heartbeat renews it), and the task completes
+/// on its first attempt with no error. (The end of a snoozed run written
+/// twice is fenced off the next run in the store's suite.)
+async fn a_task_snoozed_for_no_time_runs_again_here_and_keeps_its_lease(backend: Backend) {
+    let db = TestDb::of(backend).await;
+    let app = TestApp::spawn_built(common::test_settings(&db), Mode::Serve, |b| {
+        b.kind(Doze).state(Runs(AtomicUsize::new(0)))
+    })
+    .await;
+    assert!(app.settings.worker.lease < Duration::from_secs(4));
+    let client = Client::new(&app.base, &app.token("alice", "user", None).await);
+    let token = client.create_ok(json!({"kind": "doze"})).await;
+    let done = client.wait_done(&token, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        (done["attempt"].clone(), done["snoozes"].clone()),
+        (json!(1), json!(3))
+    );
+    assert_eq!(done["errors"], json!([]), "never lost: {done}");
+    assert_eq!(done["result"], json!({"runs": 4}));
 }
 
 /// A program that snoozes `snoozes` times (counting its runs in a file
@@ -142,7 +185,7 @@ async fn a_command_kind_snoozes_by_exit_75_and_a_bad_snooze_fails(backend: Backe
 async fn a_task_past_max_snoozes_fails_saying_so(backend: Backend) {
     let db = TestDb::of(backend).await;
     let dir = scratch();
-    let (_app, client) = serve(&db, &dir, |s| s.tasks.max_snoozes = 2).await;
+    let (app, client) = serve(&db, &dir, |s| s.tasks.max_snoozes = 2).await;
     let payload = json!({"dir": dir.display().to_string(), "snoozes": 5});
     let token = client
         .create_ok(json!({"kind": "wait", "payload": payload}))
@@ -158,5 +201,18 @@ async fn a_task_past_max_snoozes_fails_saying_so(backend: Backend) {
         error.contains("snoozed 2 times") && error.contains("tasks.max_snoozes"),
         "{error}"
     );
+    // Retried, it may snooze afresh: two more, then it is ready.
+    let root = Client::new(&app.base, &app.token("root", "superuser", None).await);
+    let r = root
+        .http
+        .post(format!("{}/v1/tasks/{token}/retry", root.base))
+        .bearer_auth(&root.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let done = client.wait_done(&token, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["snoozes"], 2);
     let _ = std::fs::remove_dir_all(dir);
 }

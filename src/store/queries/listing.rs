@@ -138,10 +138,13 @@ shared_queries! {
     pub(in crate::store) async fn task_queue_oldest(
         &self,
         now: DateTime<Utc>,
-    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    ) -> Result<Vec<(String, std::time::Duration)>, StoreError> {
         let rows = self.fetch_all(Self::sql(Query::TaskQueueOldest).bind(D::time(now))).await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("queue")?, Self::time(r, "oldest")?)))
+            .map(|r| {
+                let waited = (now - Self::time(r, "oldest")?).to_std().unwrap_or_default();
+                Ok((r.try_get("queue")?, waited))
+            })
             .collect()
     }
 

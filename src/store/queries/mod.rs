@@ -188,8 +188,8 @@ shared_queries! {
         let migrations = D::migrations()
             .iter()
             .map(|(version, description, sql)| {
-                // As sqlx's own migration files mark it: a migration that
-                // runs its own transactions (see sqlite/0013_control.sql).
+                // A migration that runs its own transactions says so on its
+                // first line (see sqlite/0013_control.sql).
                 let no_tx = sql.starts_with("-- no-transaction");
                 Migration::new(
                     *version,

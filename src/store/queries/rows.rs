@@ -146,6 +146,8 @@ struct EndRow<'e> {
     outputs: &'e [TaskFile],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     snoozed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at: Option<String>,
 }
 
 impl<'e> EndRow<'e> {
@@ -154,6 +156,7 @@ impl<'e> EndRow<'e> {
         let TaskEnding {
             id,
             attempt,
+            started_at,
             end: e,
         } = ending;
         EndRow {
@@ -169,6 +172,7 @@ impl<'e> EndRow<'e> {
             progress_message: e.progress.as_ref().and_then(|p| p.message.as_deref()),
             outputs: &e.outputs,
             snoozed: e.snoozed,
+            started_at: started_at.map(time_text),
         }
     }
 }
@@ -224,6 +228,7 @@ mod tests {
         TaskEnding {
             id: TaskId(id),
             attempt: 1,
+            started_at: None,
             end: AttemptEnd {
                 status: Status::Completed,
                 result: Some(result),

@@ -172,14 +172,21 @@ shared_queries! {
         &self,
         f: &ScheduleFire<'_>,
     ) -> Result<Option<Vec<Task>>, StoreError> {
-        match self.schedule_fire_once(f, f.tasks).await {
-            // A tick's task exists already (the unique key): the tick was
-            // fired, and only the schedule's move was lost. Move it alone.
+        match self.schedule_fire_once(f, f.tasks.iter().collect()).await {
+            // A tick's task exists already (the unique key): some of these
+            // ticks were fired, and the schedule's move was lost. Fire the
+            // ticks after its latest task.
             Err(StoreError::Violated { violation: Violation::Unique, constraint, .. })
-                if constraint.contains("schedule") =>
+                if is_tick_key(&constraint) =>
             {
-                tracing::warn!(schedule = f.name, "a tick's task existed already; moving on");
-                self.schedule_fire_once(f, &[]).await
+                let names = [f.name.to_string()];
+                let last = self.schedule_last_tasks(&names).await?;
+                let latest = last.first().and_then(|t| t.scheduled_for);
+                tracing::warn!(schedule = f.name, ?latest, "a tick's task existed already");
+                let later = (f.tasks.iter())
+                    .filter(|t| t.tick.as_ref().map(|tick| tick.at) > latest)
+                    .collect();
+                self.schedule_fire_once(f, later).await
             }
             fired => fired,
         }
@@ -190,7 +197,7 @@ shared_queries! {
     async fn schedule_fire_once(
         &self,
         f: &ScheduleFire<'_>,
-        tasks: &[crate::tasks::NewTask],
+        tasks: Vec<&crate::tasks::NewTask>,
     ) -> Result<Option<Vec<Task>>, StoreError> {
         let mut tx = D::begin_write(self.connection().await?).await?;
         let moved = Self::sql(Query::ScheduleAdvance)
@@ -212,7 +219,7 @@ shared_queries! {
         }
         let made = if make {
             let rows = tasks
-                .iter()
+                .into_iter()
                 .map(|t| InsertRow::new(t, t.status, 0, &[]))
                 .collect();
             Self::insert_rows(&mut *tx, rows).await?
@@ -246,6 +253,12 @@ shared_queries! {
         self.execute(Self::sql(Query::ScheduleClockSet).bind(alive_until.map(D::time))).await?;
         Ok(())
     }
+}
+
+/// Whether a unique constraint is the one key of a schedule's ticks
+/// (Postgres names the index; SQLite names its columns).
+fn is_tick_key(constraint: &str) -> bool {
+    constraint == "tasks_schedule_tick" || constraint == "tasks.schedule, tasks.scheduled_for"
 }
 
 /// A unit enum (`Missed`, `Overlap`, `ScheduleSource`) by the name it has

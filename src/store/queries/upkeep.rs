@@ -32,6 +32,7 @@ shared_queries! {
             .map(|t| TaskEnding {
                 id: t.id,
                 attempt: t.attempt,
+                started_at: t.started_at,
                 end: decide(t),
             })
             .collect();

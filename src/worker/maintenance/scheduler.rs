@@ -12,10 +12,15 @@
 //! process's) fires the tick.
 //!
 //! Which ticks were missed (every process down): each pass promises, in
-//! the store's clock, to look again within `PROMISE`; a tick after the last
-//! promise and before this scheduler started passed with none alive (see
-//! `tasks::plan`). A scheduler that stops cleanly says so, so the ticks
-//! after it are known missed.
+//! the store's clock, to look again within `Scheduler::promise`; a tick
+//! after the last promise and before this scheduler started passed with
+//! none alive (see `tasks::plan`). A scheduler that stops cleanly promises
+//! only up to its stop, so the ticks after it are known missed.
+//!
+//! A process that does not know a schedule's kind (a rolling deploy that
+//! adds it, workers built with other kinds) leaves the schedule's ticks to
+//! a process that does, for as long as a promise lasts; then it lets them
+//! pass, saying so, rather than let them pile up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,10 +29,10 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::Service;
-use crate::kinds::{DraftError, Registry};
+use crate::kinds::{DraftError, KindError, Registry};
 use crate::pacing::pause;
 use crate::store::{ScheduleFire, Store, StoreError};
-use crate::tasks::{Firing, Liveness, NewTask, Overlap, ScheduleRecord, ScheduleTick, plan};
+use crate::tasks::{Firing, Liveness, Overlap, ScheduleRecord, plan};
 
 /// Most ticks of one schedule a pass fires; the rest are the next pass's,
 /// which follows at once.
@@ -68,7 +73,9 @@ impl Scheduler {
     }
 
     /// One pass as of `now`: each schedule's due ticks fired. Whether a
-    /// schedule had more due than one pass fires.
+    /// schedule had more due than one pass fires. A schedule that can't be
+    /// fired (the database refused its write) is passed over, saying so:
+    /// it does not hold up the others.
     pub async fn fire_due(&mut self, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let liveness = Liveness {
             started: self.started,
@@ -87,7 +94,15 @@ impl Scheduler {
                 Some(firing) => {
                     more |= firing.ticks.len() >= TICKS_PER_PASS;
                     let next = firing.next_tick;
-                    self.fire(record, firing, now).await?;
+                    match self.fire(record, firing, now).await {
+                        Err(e) if e.is_transient() => return Err(e),
+                        Err(e) => tracing::warn!(
+                            schedule = record.schedule.name,
+                            error = %e,
+                            "could not fire the schedule's ticks"
+                        ),
+                        Ok(()) => {}
+                    }
                     next
                 }
                 None => record.next_tick,
@@ -95,10 +110,13 @@ impl Scheduler {
             soonest = Some(soonest.map_or(next, |s| s.min(next)));
         }
         // Only after the pass: the promise before it told which ticks
-        // this pass found missed.
-        self.store
-            .schedule_clock_set(Some(now + self.promise()))
-            .await?;
+        // this pass found missed. With no schedule running, no tick needs
+        // covering: nothing is written.
+        if soonest.is_some() {
+            self.store
+                .schedule_clock_set(Some(now + self.promise()))
+                .await?;
+        }
         self.next_due = soonest;
         Ok(more)
     }
@@ -111,17 +129,20 @@ impl Scheduler {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let s = &record.schedule;
-        if firing.skipped {
-            tracing::info!(
-                schedule = s.name,
-                missed = ?s.missed,
-                "ticks passed while no scheduler was running"
-            );
-        }
+        let unknown = |e: &DraftError| matches!(e, DraftError::Kind(KindError::Unknown { .. }));
         let mut tasks = Vec::with_capacity(firing.ticks.len());
         for tick in &firing.ticks {
-            match self.task_at(record, *tick, now) {
+            match self.registry.schedule_task(s, *tick, now) {
                 Ok(task) => tasks.push(task),
+                // Another process may know the kind: leave it the ticks
+                // while the oldest due one is fresh.
+                Err(e) if unknown(&e) && now - record.next_tick < self.promise() => {
+                    tracing::debug!(
+                        schedule = s.name,
+                        "kind unknown here: left to another process"
+                    );
+                    return Ok(());
+                }
                 Err(e) => tracing::warn!(
                     schedule = s.name,
                     tick = %tick,
@@ -129,6 +150,13 @@ impl Scheduler {
                     "the schedule's task can't be made; the tick passes without one"
                 ),
             }
+        }
+        if firing.skipped {
+            tracing::info!(
+                schedule = s.name,
+                missed = ?s.missed,
+                "ticks passed while no scheduler was running"
+            );
         }
         let fire = ScheduleFire {
             name: &s.name,
@@ -140,10 +168,12 @@ impl Scheduler {
         let Some(made) = self.store.schedule_fire(&fire).await? else {
             return Ok(()); // another process's pass fired these ticks
         };
-        if made.is_empty() && !tasks.is_empty() {
+        if made.len() < tasks.len() {
             tracing::info!(
                 schedule = s.name,
-                "the schedule's last task has not ended: the tick passes (overlap = skip)"
+                made = made.len(),
+                ticks = tasks.len(),
+                "ticks passed without their task: the last one has not ended (overlap = skip), or one existed already"
             );
         }
         for task in &made {
@@ -158,22 +188,6 @@ impl Scheduler {
             );
         }
         Ok(())
-    }
-
-    /// The task a schedule makes at `tick`, checked as a create is.
-    fn task_at(
-        &self,
-        record: &ScheduleRecord,
-        tick: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<NewTask, DraftError> {
-        let s = &record.schedule;
-        let mut task = self.registry.prepare(s.draft(), &s.creator(), now)?;
-        task.tick = Some(ScheduleTick {
-            schedule: s.name.clone(),
-            at: tick,
-        });
-        Ok(task)
     }
 }
 

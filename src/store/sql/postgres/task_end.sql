@@ -1,7 +1,8 @@
 -- End running attempts ($1: a JSON array, one object per attempt): each
 -- completed, re-queued, failed, cancelled or dropped, as the domain decided.
--- Fenced by status and attempt, so a worker that lost its lease can't
--- overwrite a newer attempt; the rescuer also passes $2, so that it only
+-- Fenced by status and attempt (and the attempt's start, when given: a
+-- snooze gives its number back to the next claim), so a worker that lost
+-- its lease can't overwrite a newer attempt; the rescuer also passes $2, so that it only
 -- touches tasks whose lease really expired, never one that just ended or
 -- renewed. An attempt that made files brings `outputs`, which become the
 -- task's (task_files rows follow in the same transaction). An error joins
@@ -16,10 +17,11 @@ WITH e AS (
          AS e(id bigint, attempt integer, status text, result jsonb, error jsonb,
               run_at timestamptz, finished_at timestamptz,
               progress_fraction double precision, progress_message text, outputs jsonb,
-              snoozed boolean)
+              snoozed boolean, started_at timestamptz)
 ), locked AS (
     SELECT t.id FROM tasks t JOIN e ON t.id = e.id AND t.attempt = e.attempt
     WHERE t.status = 'running'
+      AND (e.started_at IS NULL OR t.started_at = e.started_at)
       AND ($2::timestamptz IS NULL OR t.lease_expires_at < $2)
     ORDER BY t.id
     FOR UPDATE OF t

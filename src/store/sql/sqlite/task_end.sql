@@ -1,7 +1,8 @@
 -- End running attempts (?1: a JSON array, one object per attempt): each
 -- completed, re-queued, failed, cancelled or dropped, as the domain decided.
--- Fenced by status and attempt, so a worker that lost its lease can't
--- overwrite a newer attempt; the rescuer also passes ?2, so that it only
+-- Fenced by status and attempt (and the attempt's start, when given: a
+-- snooze gives its number back to the next claim), so a worker that lost
+-- its lease can't overwrite a newer attempt; the rescuer also passes ?2, so that it only
 -- touches tasks whose lease really expired, never one that just ended or
 -- renewed. An attempt that made files brings `outputs`, which become the
 -- task's (task_files rows follow in the same transaction). An error joins
@@ -31,5 +32,6 @@ SET status = e.value ->> '$.status',
     snoozes = CASE WHEN e.value ->> '$.snoozed' THEN t.snoozes + 1 ELSE t.snoozes END
 FROM json_each(?1) AS e
 WHERE t.id = e.value ->> '$.id' AND t.status = 'running' AND t.attempt = e.value ->> '$.attempt'
+  AND (e.value ->> '$.started_at' IS NULL OR t.started_at = e.value ->> '$.started_at')
   AND (?2 IS NULL OR t.lease_expires_at < ?2)
 RETURNING *

@@ -1,6 +1,7 @@
 -- The caller's scope and a filter, as one JSON object ?1 (an absent key
--- matches everything): what task_list, task_cancel_matching and task_stats
--- put where they write the marker task_filter. Scope: scope_owner and
+-- matches everything): what task_list, task_cancel_matching,
+-- task_retry_matching, task_stats and task_throughput put where they write
+-- the marker task_filter. Scope: scope_owner and
 -- scope_product (both absent: every task). Filter: status, kind, queue,
 -- owner, product, schedule (lists: any of them), created_after, created_before,
 -- finished_after, finished_before (times, as text in the stored form;
