@@ -243,6 +243,7 @@ queries! {
     TaskRetry => "task_retry",
     TaskRetryMatching => "task_retry_matching",
     TaskRunningCount => "task_running_count",
+    TaskSnooze => "task_snooze",
     TaskStats => "task_stats",
     TaskThroughput => "task_throughput",
     TaskWatch => "task_watch",

@@ -172,7 +172,8 @@ impl<'e> EndRow<'e> {
             progress_message: e.progress.as_ref().and_then(|p| p.message.as_deref()),
             outputs: &e.outputs,
             snoozed: e.snoozed,
-            started_at: started_at.map(time_text),
+            // Only a snooze is fenced by it (task_snooze.sql).
+            started_at: started_at.filter(|_| e.snoozed).map(time_text),
         }
     }
 }

@@ -133,6 +133,21 @@ shared_queries! {
         ends: &[TaskEnding],
         now: DateTime<Utc>,
     ) -> Result<Vec<Task>, StoreError> {
+        if ends.iter().any(|e| e.end.snoozed) {
+            // Snoozes (rare) take a statement of their own: the others'
+            // stays as light as it was.
+            let (snoozes, others): (Vec<TaskEnding>, Vec<TaskEnding>) =
+                ends.iter().cloned().partition(|e| e.end.snoozed);
+            let mut ended = Vec::with_capacity(ends.len());
+            for (_, rows) in rows::end_parts(&snoozes, now, self.dialect.statement_bytes()) {
+                let rows = Self::sql(Query::TaskSnooze).bind(rows);
+                ended.extend(Self::tasks_from_rows(&self.fetch_all(rows).await?)?);
+            }
+            if !others.is_empty() {
+                ended.extend(Box::pin(self.task_end(&others, now)).await?);
+            }
+            return Ok(ended);
+        }
         let parts = rows::end_parts(ends, now, self.dialect.statement_bytes());
         let mut ended = Vec::with_capacity(ends.len());
         if ends.iter().all(|e| e.end.outputs.is_empty()) {

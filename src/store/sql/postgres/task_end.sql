@@ -1,27 +1,21 @@
 -- End running attempts ($1: a JSON array, one object per attempt): each
 -- completed, re-queued, failed, cancelled or dropped, as the domain decided.
--- Fenced by status and attempt (and the attempt's start, when given: a
--- snooze gives its number back to the next claim), so a worker that lost
--- its lease can't overwrite a newer attempt; the rescuer also passes $2, so that it only
+-- Fenced by status and attempt, so a worker that lost its lease can't
+-- overwrite a newer attempt; the rescuer also passes $2, so that it only
 -- touches tasks whose lease really expired, never one that just ended or
 -- renewed. An attempt that made files brings `outputs`, which become the
 -- task's (task_files rows follow in the same transaction). An error joins
--- the history with the attempt's start. A snooze (`snoozed`) queues the
--- task again without counting the attempt: `attempt - 1` (back to no
--- start time when that is 0), `snoozes + 1`; a task pushed to its worker
--- is then a claimed one like any other.
+-- the history with the attempt's start.
 -- Rows are locked in id order first, as task_heartbeat.sql locks them, so
 -- that a batch of ends and a heartbeat never deadlock.
 WITH e AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb)
          AS e(id bigint, attempt integer, status text, result jsonb, error jsonb,
               run_at timestamptz, finished_at timestamptz,
-              progress_fraction double precision, progress_message text, outputs jsonb,
-              snoozed boolean, started_at timestamptz)
+              progress_fraction double precision, progress_message text, outputs jsonb)
 ), locked AS (
     SELECT t.id FROM tasks t JOIN e ON t.id = e.id AND t.attempt = e.attempt
     WHERE t.status = 'running'
-      AND (e.started_at IS NULL OR t.started_at = e.started_at)
       AND ($2::timestamptz IS NULL OR t.lease_expires_at < $2)
     ORDER BY t.id
     FOR UPDATE OF t
@@ -29,7 +23,7 @@ WITH e AS (
 UPDATE tasks t
 SET status = e.status,
     result = e.result,
-    error = CASE WHEN e.snoozed THEN t.error ELSE e.error ->> 'message' END,
+    error = e.error ->> 'message',
     errors = CASE WHEN e.error IS NULL THEN t.errors
                   ELSE t.errors || jsonb_build_array(e.error || jsonb_build_object('started_at', t.started_at)) END,
     run_at = COALESCE(e.run_at, t.run_at),
@@ -40,11 +34,7 @@ SET status = e.status,
     files = CASE WHEN e.outputs IS NULL THEN t.files
                  ELSE jsonb_set(t.files, '{outputs}', e.outputs) END,
     worker_id = NULL,
-    lease_expires_at = NULL,
-    attempt = CASE WHEN e.snoozed THEN t.attempt - 1 ELSE t.attempt END,
-    started_at = CASE WHEN e.snoozed AND t.attempt = 1 THEN NULL ELSE t.started_at END,
-    snoozes = CASE WHEN e.snoozed THEN t.snoozes + 1 ELSE t.snoozes END,
-    pushed = t.pushed AND e.snoozed IS NOT TRUE
+    lease_expires_at = NULL
 FROM e, locked
 -- Locked, the rows are as `locked` found them: found by primary key here.
 WHERE t.id = locked.id AND e.id = locked.id

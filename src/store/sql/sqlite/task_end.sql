@@ -1,19 +1,15 @@
 -- End running attempts (?1: a JSON array, one object per attempt): each
 -- completed, re-queued, failed, cancelled or dropped, as the domain decided.
--- Fenced by status and attempt (and the attempt's start, when given: a
--- snooze gives its number back to the next claim), so a worker that lost
--- its lease can't overwrite a newer attempt; the rescuer also passes ?2, so that it only
+-- Fenced by status and attempt, so a worker that lost its lease can't
+-- overwrite a newer attempt; the rescuer also passes ?2, so that it only
 -- touches tasks whose lease really expired, never one that just ended or
 -- renewed. An attempt that made files brings `outputs`, which become the
 -- task's (task_files rows follow in the same transaction). An error joins
--- the history with the attempt's start. A snooze (`snoozed`) queues the
--- task again without counting the attempt: `attempt - 1` (back to no
--- start time when that is 0), `snoozes + 1`. (`->>` yields SQL NULL for a
--- JSON null; `->` yields JSON text.)
+-- the history with the attempt's start. (`->>` yields SQL NULL for a JSON null; `->` yields JSON text.)
 UPDATE tasks AS t
 SET status = e.value ->> '$.status',
     result = CASE WHEN e.value ->> '$.result' IS NULL THEN NULL ELSE e.value -> '$.result' END,
-    error = CASE WHEN e.value ->> '$.snoozed' THEN t.error ELSE e.value ->> '$.error.message' END,
+    error = e.value ->> '$.error.message',
     errors = CASE WHEN e.value ->> '$.error' IS NULL THEN t.errors
                   ELSE json_insert(t.errors, '$[#]',
                                    json_set(json(e.value -> '$.error'), '$.started_at', t.started_at)) END,
@@ -25,13 +21,8 @@ SET status = e.value ->> '$.status',
     files = CASE WHEN e.value ->> '$.outputs' IS NULL THEN t.files
                  ELSE json_set(t.files, '$.outputs', json(e.value -> '$.outputs')) END,
     worker_id = NULL,
-    lease_expires_at = NULL,
-    attempt = CASE WHEN e.value ->> '$.snoozed' THEN t.attempt - 1 ELSE t.attempt END,
-    started_at = CASE WHEN e.value ->> '$.snoozed' AND t.attempt = 1 THEN NULL
-                      ELSE t.started_at END,
-    snoozes = CASE WHEN e.value ->> '$.snoozed' THEN t.snoozes + 1 ELSE t.snoozes END
+    lease_expires_at = NULL
 FROM json_each(?1) AS e
 WHERE t.id = e.value ->> '$.id' AND t.status = 'running' AND t.attempt = e.value ->> '$.attempt'
-  AND (e.value ->> '$.started_at' IS NULL OR t.started_at = e.value ->> '$.started_at')
   AND (?2 IS NULL OR t.lease_expires_at < ?2)
 RETURNING *
