@@ -65,6 +65,19 @@ impl Scheduler {
         }
     }
 
+    /// How long to wait before the next pass, as of `now`: until the
+    /// soonest due tick (none: due now), and never longer than the interval
+    /// (with no schedule running, the interval).
+    fn until_next_pass(&self, now: DateTime<Utc>) -> Duration {
+        match self.next_due {
+            Some(due) => (due - now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(self.interval),
+            None => self.interval,
+        }
+    }
+
     /// How far ahead a pass promises to look again: past the next pass,
     /// however late it comes on a loaded machine.
     fn promise(&self) -> chrono::Duration {
@@ -200,12 +213,7 @@ impl Service for Scheduler {
     }
 
     async fn next_pass(&mut self, shutdown: &CancellationToken) -> bool {
-        let now = Utc::now();
-        let until_due = self
-            .next_due
-            .and_then(|due| (due - now).to_std().ok())
-            .unwrap_or(Duration::ZERO);
-        pause(until_due.min(self.interval), shutdown).await
+        pause(self.until_next_pass(Utc::now()), shutdown).await
     }
 
     /// Says that this scheduler stopped now: the ticks after are missed
@@ -214,5 +222,31 @@ impl Service for Scheduler {
         if let Err(e) = self.store.schedule_clock_set(Some(Utc::now())).await {
             tracing::warn!(error = %e, "could not record that the scheduler stopped");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pass_waits_for_the_soonest_tick_or_the_interval() {
+        let mut settings = crate::config::Settings::defaults();
+        settings.database.url = "sqlite::memory:".into();
+        let store = Store::connect(&settings.database).unwrap();
+        let registry = Arc::new(Registry::with_builtins(&settings).unwrap());
+        let mut scheduler = Scheduler::new(store, registry, Duration::from_secs(1));
+        let now = Utc::now();
+        assert_eq!(
+            scheduler.until_next_pass(now),
+            Duration::from_secs(1),
+            "no schedule: the interval, not at once"
+        );
+        scheduler.next_due = Some(now + chrono::Duration::milliseconds(300));
+        assert_eq!(scheduler.until_next_pass(now), Duration::from_millis(300));
+        scheduler.next_due = Some(now - chrono::Duration::seconds(5));
+        assert_eq!(scheduler.until_next_pass(now), Duration::ZERO, "overdue");
+        scheduler.next_due = Some(now + chrono::Duration::hours(1));
+        assert_eq!(scheduler.until_next_pass(now), Duration::from_secs(1));
     }
 }
