@@ -36,10 +36,19 @@ pub(in crate::store) struct InsertRow<'t> {
     pub(in crate::store) depends_on: &'t [TaskToken],
     pub(in crate::store) callback_url: Option<&'t str>,
     pub(in crate::store) files: RowFiles<'t>,
-    #[serde(serialize_with = "as_maybe_time_text")]
+    // Absent keys read as NULL (SQLite's JSON rows): most tasks have
+    // none of these, and a batch's JSON stays as small as it was.
+    #[serde(
+        serialize_with = "as_maybe_time_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(in crate::store) start_by: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(in crate::store) schedule: Option<&'t str>,
-    #[serde(serialize_with = "as_maybe_time_text")]
+    #[serde(
+        serialize_with = "as_maybe_time_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(in crate::store) scheduled_for: Option<DateTime<Utc>>,
     /// Its place among the tasks of its queue in this batch that may start
     /// at once (see [`seat`]); `None` for the others. Postgres hands seated
