@@ -511,47 +511,54 @@ async function retryTask(task) {
   if (ok) await act(() => view.client.retry(task.token));
 }
 
-async function cancelMatching() {
+/**
+ * What a bulk action on the filtered tasks would touch: how many are in
+ * each of `statuses` (from the stats), said for a confirmation; null if
+ * the stats could not be read.
+ */
+async function matching(statuses) {
   let stats;
   try {
     stats = await view.client.stats(view.filter);
   } catch (error) {
-    return showLoadError(error);
+    showLoadError(error);
+    return null;
   }
-  const counts = ['queued', 'waiting', 'running'].map((s) => [s, stats.by_status[s] ?? 0]);
-  const total = counts.reduce((sum, [, n]) => sum + n, 0);
+  const counts = statuses.map((s) => [s, stats.by_status[s] ?? 0]);
   const filtered = Object.keys(view.filter).length > 0;
-  const what = filtered ? 'matching the filters' : 'of every kind, in every queue';
-  const detail = counts.filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s}`).join(', ');
+  return {
+    total: counts.reduce((sum, [, n]) => sum + n, 0),
+    detail: counts.filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s}`).join(', '),
+    what: filtered ? 'matching the filters' : 'of every kind, in every queue',
+    body: { ...view.filter, all: !filtered },
+  };
+}
+
+const taskCount = (n) => `${n} ${n === 1 ? 'task' : 'tasks'}`;
+
+async function cancelMatching() {
+  const m = await matching(['queued', 'waiting', 'running']);
+  if (!m) return;
   const ok = await confirmAction(
-    `Cancel ${total} ${total === 1 ? 'task' : 'tasks'}?`,
-    total
-      ? `Every task ${what} that has not ended: ${detail}. Running ones are asked to stop.`
-      : `No task ${what} is waiting, queued or running.`,
+    `Cancel ${taskCount(m.total)}?`,
+    m.total
+      ? `Every task ${m.what} that has not ended: ${m.detail}. Running ones are asked to stop.`
+      : `No task ${m.what} is waiting, queued or running.`,
   );
-  if (ok && total) await act(() => view.client.cancelMatching({ ...view.filter, all: !filtered }));
+  if (ok && m.total) await act(() => view.client.cancelMatching(m.body));
 }
 
 async function retryMatching() {
-  let stats;
-  try {
-    stats = await view.client.stats(view.filter);
-  } catch (error) {
-    return showLoadError(error);
-  }
-  const counts = RETRYABLE.map((s) => [s, stats.by_status[s] ?? 0]);
-  const total = counts.reduce((sum, [, n]) => sum + n, 0);
-  const filtered = Object.keys(view.filter).length > 0;
-  const what = filtered ? 'matching the filters' : 'of every kind, in every queue';
-  const detail = counts.filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s}`).join(', ');
+  const m = await matching(RETRYABLE);
+  if (!m) return;
   const ok = await confirmAction(
-    `Retry ${total} ${total === 1 ? 'task' : 'tasks'}?`,
-    total
-      ? `Every task ${what} that ended without a result: ${detail}. Each is queued to run once more, keeping its history.`
-      : `No task ${what} has failed, been cancelled, dropped or expired.`,
+    `Retry ${taskCount(m.total)}?`,
+    m.total
+      ? `Every task ${m.what} that ended without a result: ${m.detail}. Each is queued to run once more, keeping its history.`
+      : `No task ${m.what} has failed, been cancelled, dropped or expired.`,
     { danger: false },
   );
-  if (ok && total) await act(() => view.client.retryMatching({ ...view.filter, all: !filtered }));
+  if (ok && m.total) await act(() => view.client.retryMatching(m.body));
 }
 
 // ---- the detail view ----

@@ -6,7 +6,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Serialize;
 
-use super::body::read_json;
 use super::error::CommonProblems;
 use super::query::Matching;
 use super::respond::{task_response, visible_task};
@@ -109,15 +108,10 @@ pub async fn cancel_tasks(
     state: web::Data<ApiState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    if !caller.is_superuser() {
-        return Err(ApiError::Forbidden(
-            "only superusers may cancel by filter".into(),
-        ));
-    }
-    let body: Matching = read_json(&req, payload, state.max_body_bytes).await?;
+    let filter = Matching::read(&req, payload, &caller, state.max_body_bytes, "cancel").await?;
     let count = state
         .store
-        .task_cancel_matching(&Scope::everything(), body.filter("cancel")?, Utc::now())
+        .task_cancel_matching(&Scope::everything(), &filter, Utc::now())
         .await?;
     tracing::info!(
         cancelled = count.cancelled,

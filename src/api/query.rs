@@ -7,8 +7,11 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use actix_web::{HttpRequest, web};
+
 use super::ApiError;
-use crate::tasks::TaskFilter;
+use super::body::read_json;
+use crate::tasks::{Principal, TaskFilter};
 
 /// The body of a bulk action (`POST /v1/tasks/cancel`, `/v1/tasks/retry`):
 /// the tasks a filter matches (the keys of `GET /v1/tasks`).
@@ -23,15 +26,28 @@ pub struct Matching {
 }
 
 impl Matching {
-    /// The filter, unless it is empty without `"all": true` (which would
-    /// `act` on every task): 422.
-    pub(super) fn filter(&self, act: &str) -> Result<&TaskFilter, ApiError> {
-        if self.filter.is_empty() && !self.all {
+    /// The tasks a superuser's bulk action is to `act` on, as the request's
+    /// body names them: 403 for anyone else, 422 for an empty filter
+    /// without `"all": true` (every task).
+    pub(super) async fn read(
+        req: &HttpRequest,
+        payload: web::Payload,
+        caller: &Principal,
+        limit: usize,
+        act: &str,
+    ) -> Result<TaskFilter, ApiError> {
+        if !caller.is_superuser() {
+            return Err(ApiError::Forbidden(format!(
+                "only superusers may {act} by filter"
+            )));
+        }
+        let body: Matching = read_json(req, payload, limit).await?;
+        if body.filter.is_empty() && !body.all {
             return Err(ApiError::Unprocessable(format!(
                 "the filter is empty, which would {act} every task; send \"all\": true if that is meant"
             )));
         }
-        Ok(&self.filter)
+        Ok(body.filter)
     }
 }
 

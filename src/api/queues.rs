@@ -92,13 +92,16 @@ pub async fn pause_queue(
     state: web::Data<ApiState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = known_queue(&state, &caller, &path).await?;
+    let mut queue = known_queue(&state, &caller, &path).await?;
     let pause = state
         .store
-        .queue_pause(&name, &caller.name, Utc::now())
+        .queue_pause(&queue.name, &caller.name, Utc::now())
         .await?;
-    tracing::info!(queue = name, by = %caller.name, since = %pause.at, "queue paused");
-    answer(&state, &name).await
+    tracing::info!(queue = queue.name, by = %caller.name, since = %pause.at, "queue paused");
+    queue.paused = true;
+    queue.paused_at = Some(pause.at);
+    queue.paused_by = Some(pause.by);
+    Ok(HttpResponse::Ok().json(queue))
 }
 
 /// `POST /v1/queues/{name}/resume` (superusers): workers start the
@@ -121,37 +124,34 @@ pub async fn resume_queue(
     state: web::Data<ApiState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = known_queue(&state, &caller, &path).await?;
-    if state.store.queue_resume(&name).await? {
-        tracing::info!(queue = name, by = %caller.name, "queue resumed");
+    let mut queue = known_queue(&state, &caller, &path).await?;
+    if state.store.queue_resume(&queue.name).await? {
+        tracing::info!(queue = queue.name, by = %caller.name, "queue resumed");
     }
-    answer(&state, &name).await
+    queue.paused = false;
+    queue.paused_at = None;
+    queue.paused_by = None;
+    Ok(HttpResponse::Ok().json(queue))
 }
 
-/// The queue named in the path, for a superuser: 422 for a malformed
-/// name, 404 for one errand knows nothing of.
-async fn known_queue(state: &ApiState, caller: &Principal, name: &str) -> Result<String, ApiError> {
+/// The queue named in the path, as it is now, for a superuser: 422 for a
+/// malformed name, 404 for one errand knows nothing of.
+async fn known_queue(
+    state: &ApiState,
+    caller: &Principal,
+    name: &str,
+) -> Result<QueueView, ApiError> {
     if !caller.is_superuser() {
         return Err(ApiError::Forbidden(
             "only superusers may pause and resume queues".into(),
         ));
     }
     validate_queue_name(name).map_err(|m| ApiError::Unprocessable(format!("queue: {m}")))?;
-    if !queues(state).await?.contains_key(name) {
-        return Err(ApiError::NotFound(format!(
+    queues(state).await?.remove(name).ok_or_else(|| {
+        ApiError::NotFound(format!(
             "no queue {name:?}: it is not configured, no kind or worker uses it, and no unfinished task is in it"
-        )));
-    }
-    Ok(name.to_string())
-}
-
-/// The queue's view, as the answer to a pause or a resume.
-async fn answer(state: &ApiState, name: &str) -> Result<HttpResponse, ApiError> {
-    let mut queues = queues(state).await?;
-    let view = queues
-        .remove(name)
-        .ok_or_else(|| ApiError::NotFound(format!("no queue {name:?}")))?;
-    Ok(HttpResponse::Ok().json(view))
+        ))
+    })
 }
 
 /// Every queue errand knows of, by name: configured, a kind's, a live

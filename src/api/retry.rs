@@ -7,7 +7,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Serialize;
 
-use super::body::read_json;
 use super::error::CommonProblems;
 use super::query::Matching;
 use super::respond::{accepted, visible_task};
@@ -103,15 +102,10 @@ pub async fn retry_tasks(
     state: web::Data<ApiState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    if !caller.is_superuser() {
-        return Err(ApiError::Forbidden(
-            "only superusers may retry by filter".into(),
-        ));
-    }
-    let body: Matching = read_json(&req, payload, state.max_body_bytes).await?;
+    let filter = Matching::read(&req, payload, &caller, state.max_body_bytes, "retry").await?;
     let retried = state
         .store
-        .task_retry_matching(&Scope::everything(), body.filter("retry")?, Utc::now())
+        .task_retry_matching(&Scope::everything(), &filter, Utc::now())
         .await?;
     tracing::info!(retried, by = %caller.name, "retried by filter");
     Ok(HttpResponse::Ok().json(RetriedCount { retried }))

@@ -6,10 +6,12 @@
 //!
 //! The API asks the registry whether a kind exists and whether a payload is
 //! good (its JSON Schema, then the kind's own checks) before anything is
-//! queued; the worker asks it for the handler to run. No kind reaches into
+//! queued (`admission`: a create request, or a schedule's tick, made into
+//! the row to insert); the worker asks it for the handler to run. No kind reaches into
 //! the store: what a kind needs comes in its payload or its context.
 //! Uses `tasks` and `config`.
 
+mod admission;
 mod callback;
 mod command;
 mod context;
@@ -23,9 +25,10 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use admission::{DraftError, KindError};
 pub use callback::{Callback, CallbackPayload, Destination, resolve_destination};
 pub use context::{FileAccess, FileStream, State, TaskContext};
-pub use registry::{DraftError, HandlerFuture, KindError, RegisteredKind, Registry, RegistryError};
+pub use registry::{HandlerFuture, RegisteredKind, Registry, RegistryError};
 pub use schema::PayloadSchema;
 pub use sleep::{Sleep, SleepPayload};
 

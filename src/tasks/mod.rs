@@ -15,6 +15,7 @@ mod filter;
 mod firing;
 mod idempotency;
 mod new;
+mod policy;
 mod polling;
 mod references;
 mod schedule;
@@ -41,9 +42,8 @@ pub use files::{
 pub use filter::{BadCursor, Cursor, Scope, TaskFilter};
 pub use firing::{Firing, Liveness, plan};
 pub use idempotency::IdempotencyKey;
-pub use new::{
-    Invalid, KindPolicy, NewTask, ScheduleTick, SnoozeLimits, TaskDraft, validate_queue_name,
-};
+pub use new::{Invalid, NewTask, ScheduleTick, TaskDraft, validate_queue_name};
+pub use policy::{KindPolicy, SnoozeLimits};
 pub use polling::PollPace;
 pub use references::Refused;
 pub use schedule::{

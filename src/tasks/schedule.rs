@@ -47,15 +47,6 @@ pub enum ScheduleSource {
     Api,
 }
 
-impl ScheduleSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScheduleSource::Config => "config",
-            ScheduleSource::Api => "api",
-        }
-    }
-}
-
 /// A schedule: when it fires, and the task it makes each time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {

@@ -34,7 +34,7 @@ shared_queries! {
             .bind(s.product.clone())
             .bind(json_name(&s.missed))
             .bind(json_name(&s.overlap))
-            .bind(s.source.as_str().to_string())
+            .bind(json_name(&s.source))
             .bind(D::time(r.next_tick))
             .bind(r.paused.as_ref().map(|p| D::time(p.at)))
             .bind(r.paused.as_ref().map(|p| p.by.clone()))
@@ -137,7 +137,7 @@ shared_queries! {
     ) -> Result<bool, StoreError> {
         let row = self.fetch_optional(Self::sql(Query::ScheduleDelete)
             .bind(name.to_string())
-            .bind(source.as_str().to_string()))
+            .bind(json_name(&source)))
             .await?;
         Ok(row.is_some())
     }
@@ -270,7 +270,8 @@ fn named<T: serde::de::DeserializeOwned>(
     serde_json::from_value(Value::String(name)).map_err(|e| StoreError::corrupt(column, e))
 }
 
-/// How a unit enum (`Missed`, `Overlap`) is named in JSON and the database.
+/// How a unit enum (`Missed`, `Overlap`, `ScheduleSource`) is named in
+/// JSON and the database.
 fn json_name(value: &impl serde::Serialize) -> String {
     match serde_json::to_value(value) {
         Ok(Value::String(name)) => name,
